@@ -1,0 +1,1 @@
+//! Baton assignment engine (being built: see issue 8).

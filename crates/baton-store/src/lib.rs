@@ -1,0 +1,1 @@
+//! Baton storage (being built: see issue 3).
