@@ -1,0 +1,1 @@
+//! Enrollment: the built-in certificate authority and the SCEP server.

@@ -1,0 +1,1 @@
+//! Device identity: verifying `Mdm-Signature` CMS signatures and TLS client certificates.

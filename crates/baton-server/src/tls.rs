@@ -1,0 +1,1 @@
+//! The TLS listener (rustls) that exposes the peer certificate to request handlers.
