@@ -1,0 +1,65 @@
+//! The command-result role: what became of each command on each channel, and orphan reports.
+
+use baton_proto::{CommandUuid, EnrollmentId, ErrorChainItem, Status};
+use serde::{Deserialize, Serialize};
+
+use crate::{CommandState, Priority, StoreResult};
+
+/// A command's state and result on one channel.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CommandResult {
+    /// The channel.
+    pub id: EnrollmentId,
+    /// The command.
+    pub uuid: CommandUuid,
+    /// Its `RequestType`.
+    pub request_type: String,
+    /// Its priority.
+    pub priority: Priority,
+    /// Where it stands.
+    pub state: CommandState,
+    /// When it was enqueued, Unix milliseconds.
+    pub queued_at: u64,
+    /// Last change, Unix milliseconds.
+    pub updated_at: u64,
+    /// When a final report arrived, Unix milliseconds.
+    pub finished_at: Option<u64>,
+    /// How many times the device answered NotNow.
+    pub not_now_count: u32,
+    /// When the device first answered NotNow, Unix milliseconds.
+    pub first_not_now_at: Option<u64>,
+    /// The ErrorChain of an `Error` report.
+    pub error_chain: Vec<ErrorChainItem>,
+    /// The raw body of the latest report about the command.
+    pub raw_response: Option<Vec<u8>>,
+}
+
+/// A report about a command the channel was never sent.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OrphanReport {
+    /// The reporting channel.
+    pub id: EnrollmentId,
+    /// The unknown command.
+    pub uuid: CommandUuid,
+    /// The reported status.
+    pub status: Status,
+    /// The ErrorChain.
+    pub error_chain: Vec<ErrorChainItem>,
+    /// The raw body.
+    pub raw: Vec<u8>,
+    /// When it arrived, Unix milliseconds.
+    pub received_at: u64,
+}
+
+/// Read access to command results.
+pub trait CommandResultStore {
+    /// The command's state and result on a channel.
+    fn command_result(
+        &self,
+        id: &EnrollmentId,
+        uuid: &CommandUuid,
+    ) -> StoreResult<Option<CommandResult>>;
+
+    /// Orphan reports of a channel, by CommandUUID (the latest per CommandUUID).
+    fn orphan_reports(&self, id: &EnrollmentId) -> StoreResult<Vec<OrphanReport>>;
+}

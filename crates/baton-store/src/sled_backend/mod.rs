@@ -1,0 +1,271 @@
+//! The sled backend, Baton's embedded default.
+//!
+//! Layout: see [`layout`]. Durability rules:
+//! - one logical change is one sled transaction, however many trees it touches;
+//! - every queue, result, check-in, certificate and keyspace change is flushed (fsync) before
+//!   the call returns, through [`group_commit`] so that concurrent callers share fsyncs;
+//! - last-seen times are buffered and written in batches without an fsync of their own;
+//! - session counters (bumped on Idle) are written without an fsync: losing one only means a
+//!   NotNow'd command is offered once more.
+
+mod backup;
+mod cert_binding;
+mod command_queue;
+mod enrollment;
+mod group_commit;
+mod keyspace;
+mod last_seen;
+pub(crate) mod layout;
+mod push_cert;
+mod rows;
+mod schema;
+
+use std::collections::HashMap;
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{PoisonError, RwLock};
+
+use sled::transaction::{ConflictableTransactionError, TransactionError};
+
+pub use backup::ExportSummary;
+pub use group_commit::DurabilityStats;
+pub use schema::SCHEMA_VERSION;
+
+use crate::{Collection, StoreError, StoreResult};
+use group_commit::GroupCommit;
+use last_seen::LastSeenBuffer;
+use layout::{META, read_u64_be};
+
+/// How to open a [`SledStore`].
+#[derive(Debug, Clone)]
+pub struct SledConfig {
+    /// Directory of the database; None for a temporary store deleted on drop.
+    pub path: Option<PathBuf>,
+    /// sled's page cache, bytes.
+    pub cache_capacity: u64,
+    /// Write buffered last-seen times once this many channels are pending.
+    pub last_seen_batch: usize,
+    /// sled's background flush interval (also persists unflushed last-seen and session writes).
+    pub flush_every_ms: Option<u64>,
+}
+
+impl SledConfig {
+    /// Defaults for a store at `path`.
+    pub fn new(path: impl Into<PathBuf>) -> Self {
+        Self {
+            path: Some(path.into()),
+            ..Self::temporary()
+        }
+    }
+
+    /// Defaults for a temporary store.
+    pub fn temporary() -> Self {
+        Self {
+            path: None,
+            cache_capacity: 64 * 1024 * 1024,
+            last_seen_batch: 1024,
+            flush_every_ms: Some(500),
+        }
+    }
+}
+
+/// The fixed trees.
+#[derive(Debug, Clone)]
+pub(crate) struct Trees {
+    pub(crate) enrollments: sled::Tree,
+    pub(crate) last_seen: sled::Tree,
+    pub(crate) cert_by_hash: sled::Tree,
+    pub(crate) cert_by_enrollment: sled::Tree,
+    pub(crate) commands: sled::Tree,
+    pub(crate) queue: sled::Tree,
+    pub(crate) deliveries: sled::Tree,
+    pub(crate) sessions: sled::Tree,
+    pub(crate) orphans: sled::Tree,
+    pub(crate) push_certs: sled::Tree,
+    pub(crate) meta: sled::Tree,
+}
+
+impl Trees {
+    fn open(db: &sled::Db) -> StoreResult<Self> {
+        use layout::*;
+        Ok(Self {
+            enrollments: db.open_tree(ENROLLMENTS)?,
+            last_seen: db.open_tree(LAST_SEEN)?,
+            cert_by_hash: db.open_tree(CERT_BY_HASH)?,
+            cert_by_enrollment: db.open_tree(CERT_BY_ENROLLMENT)?,
+            commands: db.open_tree(COMMANDS)?,
+            queue: db.open_tree(QUEUE)?,
+            deliveries: db.open_tree(DELIVERIES)?,
+            sessions: db.open_tree(SESSIONS)?,
+            orphans: db.open_tree(ORPHANS)?,
+            push_certs: db.open_tree(PUSH_CERTS)?,
+            meta: db.open_tree(META)?,
+        })
+    }
+}
+
+/// The meta key of the sequence base (see [`SledStore::next_seq`]).
+const SEQ_BASE_KEY: &[u8] = b"seq_base";
+
+/// Baton's storage on sled. Implements every role trait; cheap to share behind an `Arc`.
+pub struct SledStore {
+    db: sled::Db,
+    path: Option<PathBuf>,
+    t: Trees,
+    group: GroupCommit,
+    last_seen: LastSeenBuffer,
+    seq_base: AtomicU64,
+    collections: RwLock<HashMap<Collection, sled::Tree>>,
+}
+
+impl fmt::Debug for SledStore {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SledStore")
+            .field("path", &self.path)
+            .finish_non_exhaustive()
+    }
+}
+
+impl SledStore {
+    /// Opens (or creates) the store in directory `path`.
+    pub fn open(path: impl AsRef<Path>) -> StoreResult<Self> {
+        Self::open_with(&SledConfig::new(path.as_ref()))
+    }
+
+    /// A temporary store, deleted on drop (tests).
+    pub fn temporary() -> StoreResult<Self> {
+        Self::open_with(&SledConfig::temporary())
+    }
+
+    /// Opens a store; brings its schema up to date.
+    pub fn open_with(config: &SledConfig) -> StoreResult<Self> {
+        let mut sc = sled::Config::new()
+            .cache_capacity(config.cache_capacity)
+            .flush_every_ms(config.flush_every_ms);
+        sc = match &config.path {
+            Some(p) => sc.path(p),
+            None => sc.temporary(true),
+        };
+        let db = sc.open()?;
+        schema::ensure(&db)?;
+        let t = Trees::open(&db)?;
+        let seq_base = match t.meta.get(SEQ_BASE_KEY)? {
+            None => 0,
+            Some(v) => read_u64_be(&v).ok_or_else(|| StoreError::Corrupt {
+                tree: META,
+                reason: "seq_base is not 8 bytes".into(),
+            })?,
+        };
+        Ok(Self {
+            db,
+            path: config.path.clone(),
+            t,
+            group: GroupCommit::default(),
+            last_seen: LastSeenBuffer::new(config.last_seen_batch),
+            seq_base: AtomicU64::new(seq_base),
+            collections: RwLock::new(HashMap::new()),
+        })
+    }
+
+    /// The directory, None for a temporary store.
+    pub fn path(&self) -> Option<&Path> {
+        self.path.as_deref()
+    }
+
+    /// The schema version stored.
+    pub fn schema_version(&self) -> StoreResult<u32> {
+        schema::stored_version(&self.db)?.ok_or_else(|| StoreError::Corrupt {
+            tree: META,
+            reason: "schema_version missing".into(),
+        })
+    }
+
+    /// Writes buffered last-seen times and fsyncs everything.
+    pub fn flush(&self) -> StoreResult<()> {
+        self.write_last_seen(self.last_seen.drain())?;
+        self.db.flush()?;
+        Ok(())
+    }
+
+    /// sled's own idea of its on-disk size, bytes.
+    pub fn size_on_disk(&self) -> StoreResult<u64> {
+        Ok(self.db.size_on_disk()?)
+    }
+
+    /// Group-commit counters.
+    pub fn durability_stats(&self) -> DurabilityStats {
+        self.group.stats()
+    }
+
+    /// Checks that every tree can be read end to end and every row of the fixed trees decodes,
+    /// and that no command is both final and still queued. Returns the number of rows checked.
+    pub fn verify(&self) -> StoreResult<u64> {
+        command_queue::verify(self)
+    }
+
+    /// Waits until every write this caller made is on disk (shared fsync).
+    pub(crate) fn commit(&self) -> StoreResult<()> {
+        self.group
+            .commit(|| self.db.flush().map(|_| ()).map_err(StoreError::from))
+    }
+
+    /// A sequence number greater than every one handed out before, also across restarts and
+    /// import: sled's monotonic id generator plus a base moved past imported data.
+    pub(crate) fn next_seq(&self) -> StoreResult<u64> {
+        Ok(self.seq_base.load(Ordering::SeqCst) + self.db.generate_id()?)
+    }
+
+    /// The tree of a keyspace collection.
+    pub(crate) fn collection_tree(&self, c: &Collection) -> StoreResult<sled::Tree> {
+        if let Some(t) = self
+            .collections
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get(c)
+        {
+            return Ok(t.clone());
+        }
+        let tree = self
+            .db
+            .open_tree(format!("{}{}", layout::KEYSPACE_PREFIX, c.as_str()))?;
+        self.collections
+            .write()
+            .unwrap_or_else(PoisonError::into_inner)
+            .insert(c.clone(), tree.clone());
+        Ok(tree)
+    }
+
+    fn write_last_seen(&self, batch: Vec<(baton_proto::EnrollmentId, u64)>) -> StoreResult<()> {
+        if batch.is_empty() {
+            return Ok(());
+        }
+        let mut b = sled::Batch::default();
+        for (id, ms) in batch {
+            b.insert(id.as_str().as_bytes(), &layout::u64_be(ms));
+        }
+        self.t.last_seen.apply_batch(b)?;
+        Ok(())
+    }
+}
+
+impl Drop for SledStore {
+    fn drop(&mut self) {
+        if let Err(e) = self.flush() {
+            tracing::warn!(error = %e, "flushing the store on close failed");
+        }
+    }
+}
+
+/// Aborts a transaction with a store error.
+pub(crate) fn abort(e: StoreError) -> ConflictableTransactionError<StoreError> {
+    ConflictableTransactionError::Abort(e)
+}
+
+/// A finished transaction's error as a store error.
+pub(crate) fn tx_error(e: TransactionError<StoreError>) -> StoreError {
+    match e {
+        TransactionError::Abort(e) => e,
+        TransactionError::Storage(e) => StoreError::Sled(e),
+    }
+}

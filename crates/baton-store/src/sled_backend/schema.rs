@@ -1,0 +1,72 @@
+//! The schema version key and the migration hook.
+//!
+//! `meta/schema_version` holds the layout version (u32 BE). Opening a store written by an older
+//! build runs the steps in [`MIGRATIONS`] in order, each in its own durable step; a store from
+//! a newer build is refused.
+
+use crate::sled_backend::layout::META;
+use crate::{StoreError, StoreResult};
+
+/// The layout version this build writes.
+pub const SCHEMA_VERSION: u32 = 1;
+
+/// The meta key of the schema version.
+pub(crate) const SCHEMA_KEY: &[u8] = b"schema_version";
+
+/// One migration step: turns a store of version `from` into version `from + 1`.
+pub(crate) type MigrationStep = fn(&sled::Db) -> StoreResult<()>;
+
+/// Steps by the version they migrate from. Version 1 is the first layout, so there are none
+/// yet; a layout change adds `(1, step)` here and bumps [`SCHEMA_VERSION`].
+pub(crate) const MIGRATIONS: &[(u32, MigrationStep)] = &[];
+
+/// The stored version, if any.
+pub(crate) fn stored_version(db: &sled::Db) -> StoreResult<Option<u32>> {
+    let meta = db.open_tree(META)?;
+    match meta.get(SCHEMA_KEY)? {
+        None => Ok(None),
+        Some(v) => <[u8; 4]>::try_from(v.as_ref())
+            .map(|b| Some(u32::from_be_bytes(b)))
+            .map_err(|_| StoreError::Corrupt {
+                tree: META,
+                reason: "schema_version is not 4 bytes".into(),
+            }),
+    }
+}
+
+/// Writes the version.
+pub(crate) fn set_version(db: &sled::Db, version: u32) -> StoreResult<()> {
+    db.open_tree(META)?
+        .insert(SCHEMA_KEY, &version.to_be_bytes())?;
+    db.flush()?;
+    Ok(())
+}
+
+/// Brings the store to [`SCHEMA_VERSION`]: stamps a new store, migrates an old one.
+pub(crate) fn ensure(db: &sled::Db) -> StoreResult<u32> {
+    let Some(mut version) = stored_version(db)? else {
+        set_version(db, SCHEMA_VERSION)?;
+        return Ok(SCHEMA_VERSION);
+    };
+    if version > SCHEMA_VERSION {
+        return Err(StoreError::SchemaTooNew {
+            found: version,
+            supported: SCHEMA_VERSION,
+        });
+    }
+    while version < SCHEMA_VERSION {
+        let step = MIGRATIONS
+            .iter()
+            .find(|(from, _)| *from == version)
+            .map(|(_, step)| *step)
+            .ok_or_else(|| StoreError::Migration {
+                from: version,
+                reason: "no migration step from this version".into(),
+            })?;
+        tracing::info!(from = version, to = version + 1, "migrating store schema");
+        step(db)?;
+        version += 1;
+        set_version(db, version)?;
+    }
+    Ok(version)
+}
