@@ -281,6 +281,13 @@ impl PushMagic {
     }
 }
 
+impl TryFrom<String> for PushMagic {
+    type Error = IdError;
+    fn try_from(s: String) -> Result<Self, IdError> {
+        Self::new(s)
+    }
+}
+
 impl fmt::Debug for PushMagic {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str("PushMagic(<redacted>)")
