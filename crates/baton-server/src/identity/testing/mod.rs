@@ -1,0 +1,13 @@
+//! Test support for everything that needs real device identities: a throwaway CA, device
+//! certificates (RSA-2048 or P-256, clientAuth), and a signer that produces genuine
+//! `Mdm-Signature` header values.
+//!
+//! Used by this crate's tests and benchmark, the server's end-to-end tests and the device
+//! simulator. It is ordinary library code (no `cfg(test)`) because those live in other crates;
+//! nothing in the server's request path calls it.
+
+mod cms_builder;
+mod pki;
+
+pub use cms_builder::{SignOptions, sign_message, sign_message_openssl, sign_message_with};
+pub use pki::{DeviceCertificateSpec, DeviceIdentity, TestCa, TestKeyKind, generate_key};
