@@ -1,10 +1,11 @@
 //! Store benchmarks on this machine:
 //! - criterion: enqueue of one command to 10,000 enrollments in one call;
 //! - custom, printed: next-command + report round trips per second over 10,000 enrollments with
-//!   1, 8 and 64 caller threads (group commit shares fsyncs between them);
+//!   1, 8, 64 and 256 caller threads (group commit shares fsyncs between them), and with 64 and
+//!   256 tasks calling through `spawn_blocking` on a two-worker tokio runtime, as the server does;
 //! - custom, printed: on-disk bytes per enrollment with 10 results each.
 //!
-//! Run: `cargo bench -p baton-store`.
+//! Run: `cargo bench -p baton-store` (or `-- enqueue`, `-- round_trips`, `-- disk` for one part).
 
 use std::path::Path;
 use std::sync::Arc;
@@ -163,7 +164,7 @@ fn bench_enqueue(c: &mut Criterion) {
 }
 
 fn round_trips() {
-    for threads in [1usize, 8, 64] {
+    for threads in [1usize, 8, 64, 256] {
         let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
         let s = Arc::new(SledStore::open(dir.path()).unwrap_or_else(|e| panic!("{e}")));
         let ids = enroll_all(&s, ENROLLMENTS);
@@ -177,6 +178,84 @@ fn round_trips() {
         let after = s.durability_stats();
         println!(
             "round_trips threads={threads:>2} enrollments={ENROLLMENTS} round_trips={n} \
+             secs={secs:.2} per_sec={:.0} fsyncs={} commits_per_fsync={:.1}",
+            n as f64 / secs,
+            after.flushes - before.flushes,
+            (after.commits - before.commits) as f64
+                / (after.flushes - before.flushes).max(1) as f64
+        );
+    }
+}
+
+/// Like [`drain`], the way the server calls the store: `concurrency` tasks on a two-worker
+/// tokio runtime, each round trip one `spawn_blocking` call (next_command + report).
+fn drain_spawn_blocking(
+    s: &Arc<SledStore>,
+    ids: &[EnrollmentId],
+    concurrency: usize,
+) -> (u64, f64) {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .max_blocking_threads(512)
+        .build()
+        .unwrap_or_else(|e| panic!("{e}"));
+    let done = Arc::new(AtomicU64::new(0));
+    let start = Instant::now();
+    rt.block_on(async {
+        let mut tasks = Vec::new();
+        for chunk in ids.chunks(ids.len().div_ceil(concurrency)) {
+            let (s, done, chunk) = (s.clone(), done.clone(), chunk.to_vec());
+            tasks.push(tokio::spawn(async move {
+                for id in chunk {
+                    loop {
+                        let (s, id) = (s.clone(), id.clone());
+                        let worked = tokio::task::spawn_blocking(move || {
+                            let Some(c) = s.next_command(&id).unwrap_or_else(|e| panic!("{e}"))
+                            else {
+                                return false;
+                            };
+                            let r = Report {
+                                id: id.clone(),
+                                status: Status::Acknowledged,
+                                command_uuid: Some(c.uuid.clone()),
+                                error_chain: Vec::new(),
+                                raw: ack_raw(id.as_str(), c.uuid.as_str()),
+                            };
+                            s.report(&r, SystemTime::now())
+                                .unwrap_or_else(|e| panic!("{e}"));
+                            true
+                        })
+                        .await
+                        .unwrap_or_else(|e| panic!("{e}"));
+                        if !worked {
+                            break;
+                        }
+                        done.fetch_add(1, Ordering::Relaxed);
+                    }
+                }
+            }));
+        }
+        for t in tasks {
+            t.await.unwrap_or_else(|e| panic!("{e}"));
+        }
+    });
+    (done.load(Ordering::Relaxed), start.elapsed().as_secs_f64())
+}
+
+fn round_trips_spawn_blocking() {
+    for concurrency in [64usize, 256] {
+        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        let s = Arc::new(SledStore::open(dir.path()).unwrap_or_else(|e| panic!("{e}")));
+        let ids = enroll_all(&s, ENROLLMENTS);
+        for k in 0..3 {
+            s.enqueue(&command(&cmd_uuid(k)), &ids, SystemTime::now())
+                .unwrap_or_else(|e| panic!("{e}"));
+        }
+        let before = s.durability_stats();
+        let (n, secs) = drain_spawn_blocking(&s, &ids, concurrency);
+        let after = s.durability_stats();
+        println!(
+            "round_trips_spawn_blocking tasks={concurrency:>3} enrollments={ENROLLMENTS} round_trips={n} \
              secs={secs:.2} per_sec={:.0} fsyncs={} commits_per_fsync={:.1}",
             n as f64 / secs,
             after.flushes - before.flushes,
@@ -213,6 +292,33 @@ fn disk_size() {
     let mut export = Vec::new();
     s.export(&mut export).unwrap_or_else(|e| panic!("{e}"));
     drop(s);
+    let mut per_tree: std::collections::BTreeMap<String, (u64, u64, u64)> = Default::default();
+    for line in export
+        .split(|b| *b == b'\n')
+        .skip(1)
+        .filter(|l| !l.is_empty())
+    {
+        let v: serde_json::Value = serde_json::from_slice(line).unwrap_or_else(|e| panic!("{e}"));
+        let len = |f: &str| {
+            use base64::Engine;
+            base64::engine::general_purpose::STANDARD
+                .decode(v[f].as_str().unwrap_or(""))
+                .map_or(0, |b| b.len() as u64)
+        };
+        let e = per_tree
+            .entry(v["tree"].as_str().unwrap_or("?").to_owned())
+            .or_default();
+        e.0 += 1;
+        e.1 += len("key");
+        e.2 += len("value");
+    }
+    for (tree, (rows, k, v)) in per_tree {
+        println!(
+            "logical tree={tree} rows={rows} key_bytes_per_enrollment={} value_bytes_per_enrollment={}",
+            k / ENROLLMENTS as u64,
+            v / ENROLLMENTS as u64
+        );
+    }
     let (apparent, allocated) = dir_bytes(&path);
     println!(
         "disk after_reopen apparent_bytes={apparent} allocated_bytes={allocated} \
@@ -224,9 +330,18 @@ fn disk_size() {
 }
 
 fn main() {
+    // `cargo bench -p baton-store --bench store -- NAME` runs the parts whose name contains NAME
+    // (enqueue, round_trips, disk).
+    let filter = std::env::args().skip(1).find(|a| !a.starts_with('-'));
+    let wanted = |name: &str| filter.as_deref().is_none_or(|f| name.contains(f));
     let mut c = Criterion::default().configure_from_args();
     bench_enqueue(&mut c);
     c.final_summary();
-    round_trips();
-    disk_size();
+    if wanted("round_trips") {
+        round_trips();
+        round_trips_spawn_blocking();
+    }
+    if wanted("disk") {
+        disk_size();
+    }
 }

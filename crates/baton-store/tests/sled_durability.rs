@@ -99,6 +99,124 @@ fn state_survives_reopen_and_fifo_continues() {
 }
 
 #[test]
+fn implied_and_answered_deliveries_survive_reopen() {
+    let dir = tempfile::tempdir().unwrap();
+    let (a, b);
+    {
+        let s = SledStore::open(dir.path()).unwrap();
+        a = enroll(&s, "dev-a");
+        b = enroll(&s, "dev-b");
+        let both = [a.clone(), b.clone()];
+        s.enqueue(&cmd("all-acked"), &both, at(2)).unwrap();
+        s.enqueue(&cmd("half"), &both, at(3)).unwrap();
+        s.enqueue(&cmd("deferred"), std::slice::from_ref(&a), at(4))
+            .unwrap();
+        for id in &both {
+            ack(&s, id, "all-acked");
+        }
+        ack(&s, &a, "half");
+        s.report(
+            &Report {
+                id: a.clone(),
+                status: Status::NotNow,
+                command_uuid: Some(CommandUuid::new("deferred").unwrap()),
+                error_chain: vec![],
+                raw: b"not now".to_vec(),
+            },
+            at(6),
+        )
+        .unwrap();
+        assert!(
+            s.next_command(&a).unwrap().is_none(),
+            "deferred this session"
+        );
+    }
+    // Twice: the first open also drops the fully answered target list of "all-acked".
+    for _ in 0..2 {
+        let s = SledStore::open(dir.path()).unwrap();
+        s.verify().unwrap();
+        let state = |id: &EnrollmentId, c: &str| {
+            s.command_result(id, &CommandUuid::new(c).unwrap())
+                .unwrap()
+                .map(|r| r.state)
+        };
+        assert_eq!(state(&a, "all-acked"), Some(CommandState::Acknowledged));
+        assert_eq!(state(&b, "all-acked"), Some(CommandState::Acknowledged));
+        assert_eq!(state(&a, "half"), Some(CommandState::Acknowledged));
+        assert_eq!(state(&b, "half"), Some(CommandState::Queued));
+        assert_eq!(state(&a, "deferred"), Some(CommandState::NotNow));
+        assert_eq!(state(&b, "deferred"), None);
+        // A restart begins a new session: the deferred command is offered again.
+        assert_eq!(
+            s.next_command(&a).unwrap().unwrap().uuid.as_str(),
+            "deferred"
+        );
+        assert_eq!(s.next_command(&b).unwrap().unwrap().uuid.as_str(), "half");
+        let listed: Vec<_> = s.list(&a).unwrap().into_iter().map(|r| r.state).collect();
+        assert_eq!(
+            listed,
+            [
+                CommandState::Acknowledged,
+                CommandState::Acknowledged,
+                CommandState::NotNow
+            ]
+        );
+        let r = s
+            .command_result(&a, &CommandUuid::new("half").unwrap())
+            .unwrap()
+            .unwrap();
+        assert_eq!(r.raw_response.as_deref(), Some(&b"ack"[..]));
+    }
+}
+
+#[test]
+fn values_too_big_for_the_log_survive_reopen() {
+    // sled keeps values above a quarter segment in blob files, which the store fsyncs itself.
+    let dir = tempfile::tempdir().unwrap();
+    let big: Vec<u8> = (0..400_000u32).map(|i| (i * 7 % 251) as u8).collect();
+    let c = Collection::new("profiles").unwrap();
+    {
+        let s = SledStore::open(dir.path()).unwrap();
+        let id = enroll(&s, "dev-a");
+        s.put(&c, b"big", &big).unwrap();
+        let mut command = cmd("big-profile");
+        command.body = big.clone();
+        s.enqueue(&command, std::slice::from_ref(&id), at(2))
+            .unwrap();
+        assert!(
+            dir.path()
+                .join("blobs")
+                .read_dir()
+                .unwrap()
+                .next()
+                .is_some()
+        );
+    }
+    let s = SledStore::open(dir.path()).unwrap();
+    assert_eq!(s.get(&c, b"big").unwrap().as_deref(), Some(big.as_slice()));
+    let id = EnrollmentId::device("dev-a").unwrap();
+    assert_eq!(s.next_command(&id).unwrap().unwrap().body, big);
+    s.verify().unwrap();
+}
+
+#[test]
+fn a_store_of_the_first_layout_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let db = sled::open(dir.path()).unwrap();
+        db.open_tree("meta")
+            .unwrap()
+            .insert("schema_version", &1u32.to_be_bytes())
+            .unwrap();
+        db.flush().unwrap();
+    }
+    match SledStore::open(dir.path()) {
+        Err(StoreError::Migration { from: 1, .. }) => {}
+        other => panic!("expected a Migration error, got {other:?}"),
+    }
+}
+
+#[test]
 fn a_store_from_a_newer_schema_is_refused() {
     let dir = tempfile::tempdir().unwrap();
     {
@@ -158,6 +276,13 @@ fn export_then_import_reproduces_the_store() {
         empty.import(&mut BufReader::new(&b"not json\n"[..])),
         Err(StoreError::Import { line: 1, .. })
     ));
+    // An export of the first layout is refused before anything is written.
+    let first_layout = b"{\"format\":\"baton-store\",\"version\":1,\"schema\":1,\"next_seq\":1}\n{\"tree\":\"enrollments\",\"key\":\"ZGV2\",\"value\":\"\"}\n";
+    assert!(matches!(
+        empty.import(&mut BufReader::new(&first_layout[..])),
+        Err(StoreError::Migration { from: 1, .. })
+    ));
+    assert_eq!(empty.enrollments().unwrap(), vec![]);
 }
 
 #[test]

@@ -119,6 +119,17 @@ impl SledStore {
                 supported: schema::SCHEMA_VERSION,
             });
         }
+        // Checked before the first write (after that line's own checks) and at the end.
+        let migratable = || {
+            if schema::can_migrate_from(header.schema) {
+                Ok(())
+            } else {
+                Err(StoreError::Migration {
+                    from: header.schema,
+                    reason: "no migration step from this version".into(),
+                })
+            }
+        };
         let mut pending: HashMap<String, (sled::Tree, sled::Batch, usize)> = HashMap::new();
         let mut rows = 0;
         for (i, l) in lines.enumerate() {
@@ -138,6 +149,9 @@ impl SledStore {
             }
             let key = B64.decode(&line.key).map_err(|e| bad(n, e.to_string()))?;
             let value = B64.decode(&line.value).map_err(|e| bad(n, e.to_string()))?;
+            if rows == 0 {
+                migratable()?;
+            }
             let entry = match pending.get_mut(&line.tree) {
                 Some(e) => e,
                 None => {
@@ -156,6 +170,7 @@ impl SledStore {
             }
             rows += 1;
         }
+        migratable()?;
         for (_, (tree, batch, _)) in pending {
             tree.apply_batch(batch)?;
         }
@@ -164,7 +179,8 @@ impl SledStore {
         self.seq_base.store(base, Ordering::SeqCst);
         schema::set_version(&self.db, header.schema)?;
         schema::ensure(&self.db)?;
-        self.db.flush()?;
+        self.flush()?;
+        self.index.replace(self.rebuild_index(true)?);
         Ok(ExportSummary { rows })
     }
 

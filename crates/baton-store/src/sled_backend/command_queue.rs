@@ -1,156 +1,214 @@
-//! [`CommandQueue`] and [`CommandResultStore`] on sled, and the consistency check.
+//! [`CommandQueue`] and [`CommandResultStore`] on sled, the queue index rebuild and the
+//! consistency check.
 //!
-//! A command is one COMMANDS row however many channels get it; each channel has a DELIVERIES
-//! row (state and result) and, while queued, a QUEUE row (order). Enqueue, report, cancel and
-//! Authenticate change DELIVERIES and QUEUE in one transaction, so a command is never both final
-//! and queued.
+//! A command is written once, however many channels get it: its rows (UUID index, command,
+//! target list) by one atomic batch on COMMANDS. A channel's delivery of it is implied (queued)
+//! until its state changes; then one DELIVERIES row holds the state and result. So an enqueue is one write,
+//! and a report, NotNow or cancel is one write of one row. The in-memory index
+//! ([`super::channel_index`]) holds every channel's queue in delivery order.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashMap, HashSet};
+use std::sync::Arc;
 use std::time::SystemTime;
 
 use baton_proto::{CommandUuid, EnrollmentId, Status};
-use sled::Transactional;
 use sled::transaction::{ConflictableTransactionResult, TransactionalTree};
 
+use super::channel_index::{ChannelIndex, CommandInfo, IndexBuilder, QueueEntry, QueueOrder, lock};
 use super::layout::{
-    self, COMMANDS, DELIVERIES, ENROLLMENTS, ORPHANS, QUEUE, channel_prefix, delivery_key,
-    queue_key,
+    self, COMMANDS, DELIVERIES, ENROLLMENTS, ORPHANS, channel_prefix, command_key, delivery_key,
+    orphan_key, read_u64_be, targets_key, u64_be, uuid_key,
 };
-use super::rows::{DeliveryRow, QueueEntryRow, decode, decode_id, encode};
-use super::{SledStore, abort, tx_error};
+use super::raw_body::BodyContext;
+use super::rows::{CommandRow, DeliveryRow, decode, decode_id, encode};
+use super::{SledStore, abort, raw_body, target_list};
 use crate::{
     CommandQueue, CommandResult, CommandResultStore, CommandState, Enrollment, NewCommand,
-    OrphanReport, Priority, QueuedCommand, Report, ReportOutcome, StoreError, StoreResult,
-    StoredCommand, unix_millis,
+    OrphanReport, QueuedCommand, Report, ReportOutcome, StoreError, StoreResult, StoredCommand,
+    unix_millis,
 };
 
-/// An enqueue with its rows encoded, ready to run inside a transaction.
+/// An enqueue checked and encoded, ready to write.
 #[derive(Debug)]
 pub(crate) struct PreparedEnqueue {
-    uuid: CommandUuid,
-    priority: Priority,
-    seq: u64,
+    info: Arc<CommandInfo>,
     ids: Vec<EnrollmentId>,
     command_row: sled::IVec,
-    entry_row: sled::IVec,
-    delivery_row: sled::IVec,
+    targets_row: sled::IVec,
+}
+
+impl PreparedEnqueue {
+    /// Writes the command row and target list inside a transaction on COMMANDS; aborts on a
+    /// used CommandUUID.
+    pub(crate) fn write_in(
+        &self,
+        commands: &TransactionalTree,
+    ) -> ConflictableTransactionResult<(), StoreError> {
+        let uuid = &self.info.command.uuid;
+        if commands.get(uuid_key(uuid))?.is_some() {
+            return Err(abort(StoreError::DuplicateCommand(uuid.clone())));
+        }
+        for (k, v) in self.rows() {
+            commands.insert(k, v)?;
+        }
+        Ok(())
+    }
+
+    /// The COMMANDS rows to write.
+    fn rows(&self) -> [(sled::IVec, sled::IVec); 3] {
+        let seq = self.info.seq;
+        [
+            (
+                uuid_key(&self.info.command.uuid).into(),
+                u64_be(seq).as_slice().into(),
+            ),
+            (command_key(seq).as_slice().into(), self.command_row.clone()),
+            (targets_key(seq).as_slice().into(), self.targets_row.clone()),
+        ]
+    }
+}
+
+/// The packing context of a delivery's raw response.
+fn response_context<'a>(id: &'a EnrollmentId, uuid: &'a CommandUuid) -> BodyContext<'a> {
+    BodyContext::Report {
+        channel: id.as_str(),
+        command: uuid.as_str(),
+    }
+}
+
+/// Encodes a DELIVERIES row.
+fn encode_delivery(row: &DeliveryRow) -> StoreResult<Vec<u8>> {
+    encode("delivery", row)
 }
 
 impl SledStore {
-    /// Encodes an enqueue and draws its sequence number.
+    /// Checks the targets (every one must be a known channel), draws the sequence number and
+    /// encodes the rows. Call with `enqueue_lock` held.
     pub(crate) fn prepare_enqueue(
         &self,
         command: &NewCommand,
         to: &[EnrollmentId],
         now: SystemTime,
     ) -> StoreResult<PreparedEnqueue> {
-        let now_ms = unix_millis(now);
-        let seq = self.next_seq()?;
         let ids: BTreeSet<&EnrollmentId> = to.iter().collect();
-        let stored = StoredCommand {
-            uuid: command.uuid.clone(),
-            request_type: command.request_type.clone(),
-            body: command.body.clone(),
-            priority: command.priority,
-            created_at: now_ms,
-        };
-        let entry = QueueEntryRow {
-            uuid: command.uuid.clone(),
-            not_now_session: None,
-        };
-        let delivery = DeliveryRow {
-            priority: command.priority.0,
-            seq,
-            state: CommandState::Queued,
-            queued_at: now_ms,
-            updated_at: now_ms,
-            finished_at: None,
-            not_now_count: 0,
-            first_not_now_at: None,
-            error_chain: Vec::new(),
-            raw_response: None,
-        };
+        for id in &ids {
+            // Channels are never deleted, so a channel known now is known at the write.
+            if self.index.get(id).is_none() {
+                return Err(StoreError::UnknownEnrollment((*id).clone()));
+            }
+        }
+        let sorted: Vec<&EnrollmentId> = ids.into_iter().collect();
+        let targets_row = target_list::encode(&sorted).into();
+        let info = Arc::new(CommandInfo {
+            command: StoredCommand {
+                uuid: command.uuid.clone(),
+                request_type: command.request_type.clone(),
+                body: command.body.clone(),
+                priority: command.priority,
+                created_at: unix_millis(now),
+            },
+            seq: self.next_seq()?,
+        });
+        let command_row = encode(
+            "command",
+            &CommandRow {
+                command: info.command.clone(),
+                seq: info.seq,
+            },
+        )?
+        .into();
         Ok(PreparedEnqueue {
-            uuid: command.uuid.clone(),
-            priority: command.priority,
-            seq,
-            ids: ids.into_iter().cloned().collect(),
-            command_row: encode("command", &stored)?.into(),
-            entry_row: encode("queue entry", &entry)?.into(),
-            delivery_row: encode("delivery", &delivery)?.into(),
+            info,
+            ids: sorted.into_iter().cloned().collect(),
+            command_row,
+            targets_row,
         })
     }
-}
 
-/// Runs a prepared enqueue inside a transaction over ENROLLMENTS, COMMANDS, QUEUE, DELIVERIES.
-pub(crate) fn enqueue_in(
-    en: &TransactionalTree,
-    commands: &TransactionalTree,
-    queue: &TransactionalTree,
-    deliveries: &TransactionalTree,
-    p: &PreparedEnqueue,
-) -> ConflictableTransactionResult<(), StoreError> {
-    let uuid_key = p.uuid.as_str().as_bytes();
-    if commands.get(uuid_key)?.is_some() {
-        return Err(abort(StoreError::DuplicateCommand(p.uuid.clone())));
-    }
-    commands.insert(uuid_key, p.command_row.clone())?;
-    for id in &p.ids {
-        if en.get(id.as_str().as_bytes())?.is_none() {
-            return Err(abort(StoreError::UnknownEnrollment(id.clone())));
-        }
-        queue.insert(queue_key(id, p.priority, p.seq), p.entry_row.clone())?;
-        deliveries.insert(delivery_key(id, &p.uuid), p.delivery_row.clone())?;
-    }
-    Ok(())
-}
-
-impl SledStore {
-    fn session(&self, id: &EnrollmentId) -> StoreResult<u64> {
-        Ok(self
-            .t
-            .sessions
-            .get(id.as_str().as_bytes())?
-            .and_then(|v| layout::read_u64_be(&v))
-            .unwrap_or(0))
-    }
-
-    fn request_type(&self, uuid: &CommandUuid) -> StoreResult<(String, Priority)> {
-        match self.t.commands.get(uuid.as_str().as_bytes())? {
-            Some(v) => {
-                let c: StoredCommand = decode(COMMANDS, &v)?;
-                Ok((c.request_type, c.priority))
-            }
-            None => Err(StoreError::Corrupt {
-                tree: COMMANDS,
-                reason: format!("command {uuid} missing"),
-            }),
+    /// Puts a written enqueue into the index.
+    pub(crate) fn index_enqueue(&self, p: &PreparedEnqueue) {
+        for id in &p.ids {
+            let Some(c) = self.index.get(id) else {
+                continue; // checked in prepare_enqueue; channels are never removed
+            };
+            lock(&c).queue.insert(
+                p.info.order(),
+                QueueEntry {
+                    info: p.info.clone(),
+                    explicit: false,
+                    not_now_session: None,
+                },
+            );
         }
     }
 
+    /// The sequence number of a command, None when it was never enqueued.
+    fn seq_of(&self, uuid: &CommandUuid) -> StoreResult<Option<u64>> {
+        self.t
+            .commands
+            .get(uuid_key(uuid))?
+            .map(|v| read_u64_be(&v).ok_or_else(|| corrupt(COMMANDS, format!("seq of {uuid}"))))
+            .transpose()
+    }
+
+    /// The command row of a sequence number (which must exist).
+    fn command_at(&self, seq: u64) -> StoreResult<CommandRow> {
+        match self.t.commands.get(command_key(seq))? {
+            Some(v) => decode(COMMANDS, &v),
+            None => Err(corrupt(COMMANDS, format!("command #{seq} missing"))),
+        }
+    }
+
+    /// A delivery row as the API shows it.
     fn to_result(
-        &self,
         id: &EnrollmentId,
-        uuid: CommandUuid,
+        command: &StoredCommand,
         row: DeliveryRow,
     ) -> StoreResult<CommandResult> {
-        let (request_type, _) = self.request_type(&uuid)?;
+        let raw_response = row
+            .raw_response
+            .map(|r| raw_body::unpack(DELIVERIES, &r, response_context(id, &command.uuid)))
+            .transpose()?;
         Ok(CommandResult {
             id: id.clone(),
-            uuid,
-            request_type,
-            priority: Priority(row.priority),
+            uuid: command.uuid.clone(),
+            request_type: command.request_type.clone(),
+            priority: command.priority,
             state: row.state,
-            queued_at: row.queued_at,
+            queued_at: command.created_at,
             updated_at: row.updated_at,
             finished_at: row.finished_at,
             not_now_count: row.not_now_count,
             first_not_now_at: row.first_not_now_at,
             error_chain: row.error_chain,
-            raw_response: row.raw_response,
+            raw_response,
         })
     }
 
+    fn delivery_row(&self, key: &[u8]) -> StoreResult<Option<DeliveryRow>> {
+        self.t
+            .deliveries
+            .get(key)?
+            .map(|v| decode(DELIVERIES, &v))
+            .transpose()
+    }
+
+    fn store_orphan(&self, report: &Report, uuid: &CommandUuid, now_ms: u64) -> StoreResult<()> {
+        let orphan = OrphanReport {
+            id: report.id.clone(),
+            uuid: uuid.clone(),
+            status: report.status,
+            error_chain: report.error_chain.clone(),
+            raw: report.raw.clone(),
+            received_at: now_ms,
+        };
+        self.t
+            .orphans
+            .insert(orphan_key(&report.id, uuid), encode("orphan", &orphan)?)?;
+        Ok(())
+    }
+
+    /// Applies a report to the channel's rows and index; the caller commits.
     fn store_report(
         &self,
         report: &Report,
@@ -158,83 +216,186 @@ impl SledStore {
         now_ms: u64,
     ) -> StoreResult<ReportOutcome> {
         let id = &report.id;
-        let dk = delivery_key(id, uuid);
+        let Some(channel) = self.index.get(id) else {
+            self.store_orphan(report, uuid, now_ms)?;
+            return Ok(ReportOutcome::Orphan);
+        };
+        let mut c = lock(&channel);
         let final_state = CommandState::from_final_status(report.status);
         let not_now = report.status == Status::NotNow;
-        (
-            &self.t.deliveries,
-            &self.t.queue,
-            &self.t.orphans,
-            &self.t.sessions,
-        )
-            .transaction(|(d, q, o, s)| {
-                let row = match d.get(&dk)? {
-                    Some(v) => decode::<DeliveryRow>(DELIVERIES, &v).map_err(abort)?,
-                    None => {
-                        let orphan = OrphanReport {
-                            id: id.clone(),
-                            uuid: uuid.clone(),
-                            status: report.status,
-                            error_chain: report.error_chain.clone(),
-                            raw: report.raw.clone(),
-                            received_at: now_ms,
-                        };
-                        o.insert(dk.as_slice(), encode("orphan", &orphan).map_err(abort)?)?;
-                        return Ok(ReportOutcome::Orphan);
-                    }
-                };
-                let mut row = row;
-                let qk = queue_key(id, Priority(row.priority), row.seq);
-                if let Some(state) = final_state {
-                    if row.state.is_final() {
-                        return Ok(ReportOutcome::Duplicate);
-                    }
-                    if row.state.is_queued() {
-                        q.remove(qk)?;
-                    }
-                    row.state = state;
-                    row.finished_at = Some(now_ms);
-                    row.updated_at = now_ms;
-                    row.error_chain = report.error_chain.clone();
-                    row.raw_response = Some(report.raw.clone());
-                    d.insert(dk.as_slice(), encode("delivery", &row).map_err(abort)?)?;
-                    Ok(ReportOutcome::Completed)
-                } else if not_now {
-                    if !row.state.is_queued() {
-                        return Ok(ReportOutcome::Duplicate);
-                    }
-                    let session = s
-                        .get(id.as_str().as_bytes())?
-                        .and_then(|v| layout::read_u64_be(&v))
-                        .unwrap_or(0);
-                    row.state = CommandState::NotNow;
-                    row.not_now_count = row.not_now_count.saturating_add(1);
-                    row.first_not_now_at.get_or_insert(now_ms);
-                    row.updated_at = now_ms;
-                    row.raw_response = Some(report.raw.clone());
-                    d.insert(dk.as_slice(), encode("delivery", &row).map_err(abort)?)?;
-                    let entry = QueueEntryRow {
-                        uuid: uuid.clone(),
-                        not_now_session: Some(session),
-                    };
-                    q.insert(qk, encode("queue entry", &entry).map_err(abort)?)?;
-                    Ok(ReportOutcome::Deferred)
-                } else {
-                    // A status this build does not know: keep it as an orphan, change nothing.
-                    let orphan = OrphanReport {
-                        id: id.clone(),
-                        uuid: uuid.clone(),
-                        status: report.status,
-                        error_chain: report.error_chain.clone(),
-                        raw: report.raw.clone(),
-                        received_at: now_ms,
-                    };
-                    o.insert(dk.as_slice(), encode("orphan", &orphan).map_err(abort)?)?;
-                    Ok(ReportOutcome::Orphan)
+        let queued = c.find(uuid).map(|(k, e)| (k, e.clone()));
+        let seq = match &queued {
+            Some((_, e)) => e.info.seq,
+            None => match self.seq_of(uuid)? {
+                Some(seq) => seq,
+                None => {
+                    drop(c);
+                    self.store_orphan(report, uuid, now_ms)?;
+                    return Ok(ReportOutcome::Orphan);
                 }
-            })
-            .map_err(tx_error)
+            },
+        };
+        let dk = delivery_key(id, seq);
+        let (mut row, order): (DeliveryRow, Option<QueueOrder>) = match &queued {
+            Some((k, e)) if e.explicit => match self.delivery_row(&dk)? {
+                Some(row) => (row, Some(*k)),
+                None => {
+                    return Err(StoreError::Corrupt {
+                        tree: DELIVERIES,
+                        reason: format!("{id}/{uuid} indexed as answered but has no row"),
+                    });
+                }
+            },
+            Some((k, e)) => (DeliveryRow::implied(e.info.command.created_at), Some(*k)),
+            None => match self.delivery_row(&dk)? {
+                Some(row) => (row, None),
+                None => {
+                    drop(c);
+                    self.store_orphan(report, uuid, now_ms)?;
+                    return Ok(ReportOutcome::Orphan);
+                }
+            },
+        };
+        let packed_raw = || raw_body::pack(&report.raw, response_context(id, uuid));
+        if let Some(state) = final_state {
+            if row.state.is_final() {
+                return Ok(ReportOutcome::Duplicate);
+            }
+            row.state = state;
+            row.finished_at = Some(now_ms);
+            row.updated_at = now_ms;
+            row.not_now_session = None;
+            row.error_chain = report.error_chain.clone();
+            row.raw_response = Some(packed_raw());
+            self.t.deliveries.insert(dk, encode_delivery(&row)?)?;
+            if let Some(k) = order {
+                c.queue.remove(&k);
+            }
+            Ok(ReportOutcome::Completed)
+        } else if not_now {
+            let Some(k) = order else {
+                return Ok(ReportOutcome::Duplicate);
+            };
+            let session = c.session;
+            row.state = CommandState::NotNow;
+            row.not_now_count = row.not_now_count.saturating_add(1);
+            row.first_not_now_at.get_or_insert(now_ms);
+            row.updated_at = now_ms;
+            row.not_now_session = Some(session);
+            row.raw_response = Some(packed_raw());
+            self.t.deliveries.insert(dk, encode_delivery(&row)?)?;
+            if let Some(e) = c.queue.get_mut(&k) {
+                e.explicit = true;
+                e.not_now_session = Some(session);
+            }
+            Ok(ReportOutcome::Deferred)
+        } else {
+            // A status this build does not know: keep it as an orphan, change nothing.
+            drop(c);
+            self.store_orphan(report, uuid, now_ms)?;
+            Ok(ReportOutcome::Orphan)
+        }
     }
+
+    /// Recomputes the queue index from the trees; deliveries of unknown channels are skipped
+    /// (and reported by `verify`). With `compact`, also deletes target lists
+    /// whose every delivery has its own row (they no longer imply anything), so that opening
+    /// costs memory in proportion to outstanding work, not history.
+    pub(crate) fn rebuild_index(&self, compact: bool) -> StoreResult<ChannelIndex> {
+        let session = self.next_seq()?;
+        let mut b = IndexBuilder::default();
+        for kv in self.t.enrollments.iter() {
+            let (k, v) = kv?;
+            let id: EnrollmentId = decode_id(ENROLLMENTS, &k)?;
+            let e: Enrollment = decode(ENROLLMENTS, &v)?;
+            b.channel(id, e.enabled, session);
+        }
+        let mut commands: HashMap<u64, Arc<CommandInfo>> = HashMap::new();
+        let mut info = |seq: u64| -> StoreResult<Arc<CommandInfo>> {
+            if let Some(i) = commands.get(&seq) {
+                return Ok(i.clone());
+            }
+            let row = self.command_at(seq)?;
+            let i = Arc::new(CommandInfo {
+                command: row.command,
+                seq: row.seq,
+            });
+            commands.insert(seq, i.clone());
+            Ok(i)
+        };
+        // Deliveries implied by target lists, until a row shows they were answered.
+        let mut implied: HashSet<(EnrollmentId, u64)> = HashSet::new();
+        let mut remaining: HashMap<u64, usize> = HashMap::new();
+        for kv in self.t.commands.scan_prefix(b"t") {
+            let (k, v) = kv?;
+            let seq = tagged_seq(&k)?;
+            let ids = target_list::decode(COMMANDS, &v)?;
+            remaining.insert(seq, ids.len());
+            implied.extend(ids.into_iter().map(|id| (id, seq)));
+        }
+        for kv in self.t.deliveries.iter() {
+            let (k, v) = kv?;
+            let (id, seq) = delivery_ids(&k)?;
+            let row: DeliveryRow = decode(DELIVERIES, &v)?;
+            if row.state.is_queued() {
+                let entry = QueueEntry {
+                    info: info(seq)?,
+                    explicit: true,
+                    not_now_session: row.not_now_session,
+                };
+                if !b.queue(&id, entry) {
+                    // verify() reports it; opening the store should not fail for it.
+                    tracing::warn!(enrollment_id = %id, seq, "queued delivery of an unknown channel");
+                }
+            }
+            let key = (id, seq);
+            if implied.remove(&key)
+                && let Some(n) = remaining.get_mut(&seq)
+            {
+                *n = n.saturating_sub(1);
+            }
+        }
+        for (id, seq) in implied {
+            let entry = QueueEntry {
+                info: info(seq)?,
+                explicit: false,
+                not_now_session: None,
+            };
+            if !b.queue(&id, entry) {
+                tracing::warn!(enrollment_id = %id, seq, "command targets an unknown channel");
+            }
+        }
+        if compact {
+            let mut batch = sled::Batch::default();
+            let mut n = 0;
+            for (seq, _) in remaining.into_iter().filter(|(_, left)| *left == 0) {
+                batch.remove(targets_key(seq).as_slice());
+                n += 1;
+            }
+            if n > 0 {
+                // Not flushed: a list deleted again after a crash is deleted at the next open.
+                self.t.commands.apply_batch(batch)?;
+                tracing::debug!(target_lists = n, "dropped fully answered target lists");
+            }
+        }
+        Ok(b.build())
+    }
+}
+
+/// The channel and command sequence number of a DELIVERIES key.
+fn delivery_ids(k: &[u8]) -> StoreResult<(EnrollmentId, u64)> {
+    let chan = layout::key_channel(k).ok_or_else(|| corrupt(DELIVERIES, "bad key".into()))?;
+    let seq = layout::key_rest(k)
+        .and_then(read_u64_be)
+        .ok_or_else(|| corrupt(DELIVERIES, "bad key".into()))?;
+    Ok((decode_id(DELIVERIES, chan)?, seq))
+}
+
+/// The sequence number of a `'c'` or `'t'` COMMANDS key.
+fn tagged_seq(k: &[u8]) -> StoreResult<u64> {
+    k.get(1..)
+        .and_then(read_u64_be)
+        .ok_or_else(|| corrupt(COMMANDS, "bad key".into()))
 }
 
 impl CommandQueue for SledStore {
@@ -244,48 +405,46 @@ impl CommandQueue for SledStore {
         to: &[EnrollmentId],
         now: SystemTime,
     ) -> StoreResult<()> {
-        let p = self.prepare_enqueue(command, to, now)?;
-        (
-            &self.t.enrollments,
-            &self.t.commands,
-            &self.t.queue,
-            &self.t.deliveries,
-        )
-            .transaction(|(en, c, q, d)| enqueue_in(en, c, q, d, &p))
-            .map_err(tx_error)?;
+        {
+            let _serial = self
+                .enqueue_lock
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            if self.t.commands.contains_key(uuid_key(&command.uuid))? {
+                return Err(StoreError::DuplicateCommand(command.uuid.clone()));
+            }
+            let p = self.prepare_enqueue(command, to, now)?;
+            let mut batch = sled::Batch::default();
+            for (k, v) in p.rows() {
+                batch.insert(k, v);
+            }
+            self.t.commands.apply_batch(batch)?;
+            self.index_enqueue(&p);
+        }
         self.commit()
     }
 
     fn next_command(&self, id: &EnrollmentId) -> StoreResult<Option<QueuedCommand>> {
-        let Some(e) = self.t.enrollments.get(id.as_str().as_bytes())? else {
+        let Some(c) = self.index.get(id) else {
             return Ok(None);
         };
-        let e: Enrollment = decode(ENROLLMENTS, &e)?;
-        if !e.enabled {
-            return Ok(None);
-        }
-        let session = self.session(id)?;
-        for kv in self.t.queue.scan_prefix(channel_prefix(id)) {
-            let (_, v) = kv?;
-            let entry: QueueEntryRow = decode(QUEUE, &v)?;
-            if entry.not_now_session == Some(session) {
-                continue;
+        let info = {
+            let c = lock(&c);
+            if !c.enabled {
+                return Ok(None);
             }
-            let Some(c) = self.t.commands.get(entry.uuid.as_str().as_bytes())? else {
-                return Err(StoreError::Corrupt {
-                    tree: COMMANDS,
-                    reason: format!("queued command {} missing", entry.uuid),
-                });
-            };
-            let c: StoredCommand = decode(COMMANDS, &c)?;
-            return Ok(Some(QueuedCommand {
-                uuid: c.uuid,
-                request_type: c.request_type,
-                body: c.body,
-                priority: c.priority,
-            }));
-        }
-        Ok(None)
+            match c.next() {
+                Some(e) => e.info.clone(),
+                None => return Ok(None),
+            }
+        };
+        let cmd = &info.command;
+        Ok(Some(QueuedCommand {
+            uuid: cmd.uuid.clone(),
+            request_type: cmd.request_type.clone(),
+            body: cmd.body.clone(),
+            priority: cmd.priority,
+        }))
     }
 
     fn report(&self, report: &Report, now: SystemTime) -> StoreResult<ReportOutcome> {
@@ -303,55 +462,77 @@ impl CommandQueue for SledStore {
     }
 
     fn begin_session(&self, id: &EnrollmentId) -> StoreResult<()> {
-        self.t
-            .sessions
-            .update_and_fetch(id.as_str().as_bytes(), |old| {
-                let n = old.and_then(layout::read_u64_be).unwrap_or(0);
-                Some(layout::u64_be(n.wrapping_add(1)).to_vec())
-            })?;
+        if let Some(c) = self.index.get(id) {
+            let session = self.next_seq()?;
+            lock(&c).session = session;
+        }
         Ok(())
     }
 
     fn cancel(&self, id: &EnrollmentId, uuid: &CommandUuid, now: SystemTime) -> StoreResult<bool> {
-        let now_ms = unix_millis(now);
-        let dk = delivery_key(id, uuid);
-        let cancelled = (&self.t.deliveries, &self.t.queue)
-            .transaction(|(d, q)| {
-                let Some(v) = d.get(&dk)? else {
-                    return Ok(false);
-                };
-                let mut row: DeliveryRow = decode(DELIVERIES, &v).map_err(abort)?;
-                if !row.state.is_queued() {
-                    return Ok(false);
-                }
-                q.remove(queue_key(id, Priority(row.priority), row.seq))?;
-                row.state = CommandState::Cancelled;
-                row.updated_at = now_ms;
-                d.insert(dk.as_slice(), encode("delivery", &row).map_err(abort)?)?;
-                Ok(true)
-            })
-            .map_err(tx_error)?;
-        if cancelled {
-            self.commit()?;
+        let Some(channel) = self.index.get(id) else {
+            return Ok(false);
+        };
+        {
+            let mut c = lock(&channel);
+            let Some((k, e)) = c.find(uuid).map(|(k, e)| (k, e.clone())) else {
+                return Ok(false);
+            };
+            let dk = delivery_key(id, e.info.seq);
+            let mut row = if e.explicit {
+                self.delivery_row(&dk)?.ok_or_else(|| {
+                    corrupt(DELIVERIES, format!("{id}/{uuid} indexed but has no row"))
+                })?
+            } else {
+                DeliveryRow::implied(e.info.command.created_at)
+            };
+            row.state = CommandState::Cancelled;
+            row.updated_at = unix_millis(now);
+            row.not_now_session = None;
+            self.t.deliveries.insert(dk, encode_delivery(&row)?)?;
+            c.queue.remove(&k);
         }
-        Ok(cancelled)
+        self.commit()?;
+        Ok(true)
     }
 
     fn command(&self, uuid: &CommandUuid) -> StoreResult<Option<StoredCommand>> {
-        self.t
-            .commands
-            .get(uuid.as_str().as_bytes())?
-            .map(|v| decode(COMMANDS, &v))
-            .transpose()
+        match self.seq_of(uuid)? {
+            Some(seq) => Ok(Some(self.command_at(seq)?.command)),
+            None => Ok(None),
+        }
     }
 
     fn list(&self, id: &EnrollmentId) -> StoreResult<Vec<CommandResult>> {
-        let mut rows = Vec::new();
-        for kv in self.t.deliveries.scan_prefix(channel_prefix(id)) {
-            let (k, v) = kv?;
-            let uuid: CommandUuid = decode_id(DELIVERIES, layout::key_rest(&k).unwrap_or(&[]))?;
-            let row: DeliveryRow = decode(DELIVERIES, &v)?;
-            rows.push((row.seq, self.to_result(id, uuid, row)?));
+        let mut explicit = Vec::new();
+        let mut implied = Vec::new();
+        {
+            let channel = self.index.get(id);
+            let c = channel.as_ref().map(lock);
+            let mut seen = HashSet::new();
+            for kv in self.t.deliveries.scan_prefix(channel_prefix(id)) {
+                let (k, v) = kv?;
+                let (_, seq) = delivery_ids(&k)?;
+                let row: DeliveryRow = decode(DELIVERIES, &v)?;
+                seen.insert(seq);
+                explicit.push((seq, row));
+            }
+            if let Some(c) = &c {
+                for e in c.queue.values() {
+                    if !seen.contains(&e.info.seq) {
+                        implied.push(e.info.clone());
+                    }
+                }
+            }
+        }
+        let mut rows = Vec::with_capacity(explicit.len() + implied.len());
+        for (seq, row) in explicit {
+            let cmd = self.command_at(seq)?;
+            rows.push((seq, Self::to_result(id, &cmd.command, row)?));
+        }
+        for info in implied {
+            let row = DeliveryRow::implied(info.command.created_at);
+            rows.push((info.seq, Self::to_result(id, &info.command, row)?));
         }
         rows.sort_by(|a, b| a.0.cmp(&b.0).then_with(|| a.1.uuid.cmp(&b.1.uuid)));
         Ok(rows.into_iter().map(|(_, r)| r).collect())
@@ -364,13 +545,26 @@ impl CommandResultStore for SledStore {
         id: &EnrollmentId,
         uuid: &CommandUuid,
     ) -> StoreResult<Option<CommandResult>> {
-        match self.t.deliveries.get(delivery_key(id, uuid))? {
-            None => Ok(None),
-            Some(v) => {
-                let row: DeliveryRow = decode(DELIVERIES, &v)?;
-                Ok(Some(self.to_result(id, uuid.clone(), row)?))
-            }
+        let Some(seq) = self.seq_of(uuid)? else {
+            return Ok(None);
+        };
+        let channel = self.index.get(id);
+        let c = channel.as_ref().map(lock);
+        if let Some(row) = self.delivery_row(&delivery_key(id, seq))? {
+            drop(c);
+            let cmd = self.command_at(seq)?;
+            return Ok(Some(Self::to_result(id, &cmd.command, row)?));
         }
+        let Some(info) = c
+            .as_ref()
+            .and_then(|c| c.find(uuid))
+            .map(|(_, e)| e.info.clone())
+        else {
+            return Ok(None);
+        };
+        drop(c);
+        let row = DeliveryRow::implied(info.command.created_at);
+        Ok(Some(Self::to_result(id, &info.command, row)?))
     }
 
     fn orphan_reports(&self, id: &EnrollmentId) -> StoreResult<Vec<OrphanReport>> {
@@ -389,11 +583,13 @@ fn corrupt(tree: &'static str, reason: String) -> StoreError {
     StoreError::Corrupt { tree, reason }
 }
 
-/// Reads every tree end to end, decodes every row of the fixed trees and checks that QUEUE and
-/// DELIVERIES agree. Returns the number of rows read.
+/// Reads every tree end to end, decodes every row of the fixed trees (raw bodies included),
+/// checks that deliveries, target lists and commands refer to rows that exist, and that the
+/// live queue index equals one rebuilt from disk. Returns the number of rows read.
 pub(crate) fn verify(store: &SledStore) -> StoreResult<u64> {
     let t = &store.t;
     let mut rows = 0u64;
+    let mut channels = HashSet::new();
     for kv in t.enrollments.iter() {
         let (k, v) = kv?;
         let id: EnrollmentId = decode_id(ENROLLMENTS, &k)?;
@@ -401,53 +597,53 @@ pub(crate) fn verify(store: &SledStore) -> StoreResult<u64> {
         if e.id != id {
             return Err(corrupt(ENROLLMENTS, format!("row for {id} names {}", e.id)));
         }
+        super::enrollment::unpack_enrollment(e)?;
+        channels.insert(id);
         rows += 1;
     }
     for kv in t.commands.iter() {
-        let (_, v) = kv?;
-        let _: StoredCommand = decode(COMMANDS, &v)?;
-        rows += 1;
-    }
-    for kv in t.queue.iter() {
         let (k, v) = kv?;
-        let entry: QueueEntryRow = decode(QUEUE, &v)?;
-        let chan = layout::key_channel(&k).ok_or_else(|| corrupt(QUEUE, "bad key".into()))?;
-        let id: EnrollmentId = decode_id(QUEUE, chan)?;
-        let Some(dv) = t.deliveries.get(delivery_key(&id, &entry.uuid))? else {
-            return Err(corrupt(
-                QUEUE,
-                format!("{id}/{} has no delivery", entry.uuid),
-            ));
-        };
-        let row: DeliveryRow = decode(DELIVERIES, &dv)?;
-        if !row.state.is_queued() || queue_key(&id, Priority(row.priority), row.seq) != *k {
-            return Err(corrupt(
-                QUEUE,
-                format!("{id}/{} queued but {:?}", entry.uuid, row.state),
-            ));
-        }
-        if t.commands.get(entry.uuid.as_str().as_bytes())?.is_none() {
-            return Err(corrupt(COMMANDS, format!("{} missing", entry.uuid)));
+        match k.first() {
+            Some(b'u') => {
+                let uuid: CommandUuid = decode_id(COMMANDS, &k[1..])?;
+                let seq = read_u64_be(&v).ok_or_else(|| corrupt(COMMANDS, "bad seq".into()))?;
+                if store.command_at(seq)?.command.uuid != uuid {
+                    return Err(corrupt(
+                        COMMANDS,
+                        format!("{uuid} points at another command"),
+                    ));
+                }
+            }
+            Some(b'c') => {
+                let seq = tagged_seq(&k)?;
+                let row: CommandRow = decode(COMMANDS, &v)?;
+                if row.seq != seq || store.seq_of(&row.command.uuid)? != Some(seq) {
+                    return Err(corrupt(COMMANDS, format!("command #{seq} is not indexed")));
+                }
+            }
+            Some(b't') => {
+                let seq = tagged_seq(&k)?;
+                store.command_at(seq)?;
+                for id in target_list::decode(COMMANDS, &v)? {
+                    if !channels.contains(&id) {
+                        return Err(corrupt(COMMANDS, format!("#{seq} targets unknown {id}")));
+                    }
+                }
+            }
+            _ => return Err(corrupt(COMMANDS, "key without a row tag".into())),
         }
         rows += 1;
     }
     for kv in t.deliveries.iter() {
         let (k, v) = kv?;
-        let chan = layout::key_channel(&k).ok_or_else(|| corrupt(DELIVERIES, "bad key".into()))?;
-        let id: EnrollmentId = decode_id(DELIVERIES, chan)?;
-        let uuid: CommandUuid = decode_id(DELIVERIES, layout::key_rest(&k).unwrap_or(&[]))?;
+        let (id, seq) = delivery_ids(&k)?;
         let row: DeliveryRow = decode(DELIVERIES, &v)?;
-        let queued = t
-            .queue
-            .get(queue_key(&id, Priority(row.priority), row.seq))?
-            .map(|q| decode::<QueueEntryRow>(QUEUE, &q))
-            .transpose()?
-            .is_some_and(|q| q.uuid == uuid);
-        if queued != row.state.is_queued() {
-            return Err(corrupt(
-                DELIVERIES,
-                format!("{id}/{uuid} is {:?} but queued={queued}", row.state),
-            ));
+        if !channels.contains(&id) {
+            return Err(corrupt(DELIVERIES, format!("{id}/#{seq}: unknown channel")));
+        }
+        let cmd = store.command_at(seq)?;
+        if let Some(raw) = &row.raw_response {
+            raw_body::unpack(DELIVERIES, raw, response_context(&id, &cmd.command.uuid))?;
         }
         rows += 1;
     }
@@ -456,12 +652,7 @@ pub(crate) fn verify(store: &SledStore) -> StoreResult<u64> {
         let _: OrphanReport = decode(ORPHANS, &v)?;
         rows += 1;
     }
-    for tree in [
-        &t.last_seen,
-        &t.sessions,
-        &t.cert_by_hash,
-        &t.cert_by_enrollment,
-    ] {
+    for tree in [&t.last_seen, &t.cert_by_hash, &t.cert_by_enrollment] {
         for kv in tree.iter() {
             kv?;
             rows += 1;
@@ -479,6 +670,18 @@ pub(crate) fn verify(store: &SledStore) -> StoreResult<u64> {
                 rows += 1;
             }
         }
+    }
+    let live = store.index.snapshot();
+    let disk = store.rebuild_index(false)?.snapshot();
+    if live != disk {
+        let differing = live
+            .iter()
+            .find(|(id, c)| disk.get(*id) != Some(*c))
+            .map_or_else(|| "a channel".to_owned(), |(id, _)| id.to_string());
+        return Err(corrupt(
+            DELIVERIES,
+            format!("the queue index disagrees with disk for {differing}"),
+        ));
     }
     Ok(rows)
 }

@@ -1,17 +1,74 @@
 //! [`EnrollmentStore`] on sled.
+//!
+//! Raw check-in bodies are stored packed ([`super::raw_body`], with the values stored from the
+//! same message as context). Check-ins that change several channels (Authenticate, CheckOut of a device) lock
+//! those channels in id order and write in one transaction.
 
 use std::time::SystemTime;
 
-use baton_proto::EnrollmentId;
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD as B64;
+use baton_proto::{EnrollmentId, PushMagic, PushToken, Topic};
 use sled::Transactional;
 
-use super::layout::{self, DELIVERIES, ENROLLMENTS, QUEUE, channel_prefix, user_channels_prefix};
-use super::rows::{DeliveryRow, QueueEntryRow, decode, decode_id, encode};
-use super::{SledStore, abort, tx_error};
+use super::channel_index::{ChannelRef, lock};
+use super::layout::{self, DELIVERIES, ENROLLMENTS, delivery_key, user_channels_prefix};
+use super::raw_body::BodyContext;
+use super::rows::{DeliveryRow, decode, decode_id, encode};
+use super::{SledStore, abort, raw_body, tx_error};
 use crate::{
     AuthenticateRecord, CommandState, Enrollment, EnrollmentStore, StoreError, StoreResult,
     TokenUpdateOutcome, TokenUpdateRecord, unix_millis,
 };
+
+/// The packing context of an Authenticate body. Not the topic: a TokenUpdate may change it.
+fn authenticate_context(id: &EnrollmentId) -> BodyContext<'_> {
+    BodyContext::Authenticate {
+        channel: id.as_str(),
+    }
+}
+
+/// The packing context of a TokenUpdate body: the values stored from the same message, which
+/// only the next TokenUpdate (replacing the body too) or Authenticate (removing it) change.
+fn token_update_context<'a>(
+    id: &'a EnrollmentId,
+    topic: Option<&'a Topic>,
+    push_magic: Option<&'a PushMagic>,
+    token_b64: &'a str,
+) -> BodyContext<'a> {
+    BodyContext::TokenUpdate {
+        channel: id.as_str(),
+        topic: topic.map_or("", Topic::as_str),
+        push_magic: push_magic.map_or("", PushMagic::as_str),
+        token: token_b64,
+    }
+}
+
+fn token_b64(token: Option<&PushToken>) -> String {
+    token.map_or_else(String::new, |t| B64.encode(t.as_bytes()))
+}
+
+/// An Authenticate body as stored.
+fn pack_authenticate(id: &EnrollmentId, raw: &[u8]) -> Vec<u8> {
+    raw_body::pack(raw, authenticate_context(id))
+}
+
+/// A stored enrollment with its raw bodies unpacked.
+pub(crate) fn unpack_enrollment(mut e: Enrollment) -> StoreResult<Enrollment> {
+    if let Some(r) = e.authenticate_raw.take() {
+        e.authenticate_raw = Some(raw_body::unpack(
+            ENROLLMENTS,
+            &r,
+            authenticate_context(&e.id),
+        )?);
+    }
+    if let Some(r) = e.token_update_raw.take() {
+        let token = token_b64(e.push_token.as_ref());
+        let ctx = token_update_context(&e.id, e.topic.as_ref(), e.push_magic.as_ref(), &token);
+        e.token_update_raw = Some(raw_body::unpack(ENROLLMENTS, &r, ctx)?);
+    }
+    Ok(e)
+}
 
 impl SledStore {
     /// Keys of `tree` under `prefix`.
@@ -25,7 +82,8 @@ impl SledStore {
             .collect()
     }
 
-    fn with_last_seen(&self, mut e: Enrollment) -> StoreResult<Enrollment> {
+    fn with_last_seen(&self, e: Enrollment) -> StoreResult<Enrollment> {
+        let mut e = unpack_enrollment(e)?;
         e.last_seen = match self.last_seen.get(&e.id) {
             Some(ms) => Some(ms),
             None => self
@@ -37,8 +95,20 @@ impl SledStore {
         Ok(e)
     }
 
+    /// `id` and, for a device channel, its stored user channels, in id order (the lock order).
+    fn channels_of(&self, id: &EnrollmentId) -> StoreResult<Vec<EnrollmentId>> {
+        let mut ids = vec![id.clone()];
+        if !id.is_user_channel() {
+            for k in Self::keys_with_prefix(&self.t.enrollments, &user_channels_prefix(id))? {
+                ids.push(decode_id(ENROLLMENTS, &k)?);
+            }
+        }
+        ids.sort();
+        Ok(ids)
+    }
+
     /// Disables `id` and, for a device channel, its user channels; optionally clears their
-    /// queues too (Authenticate) and replaces the device record.
+    /// queues too (Authenticate, which also replaces the device record).
     fn disable_channels(
         &self,
         id: &EnrollmentId,
@@ -46,26 +116,66 @@ impl SledStore {
         clear_queues: bool,
         now_ms: u64,
     ) -> StoreResult<()> {
-        let mut channels = vec![sled::IVec::from(id.as_str().as_bytes())];
-        let mut queue_keys = Vec::new();
+        let ids = self.channels_of(id)?;
+        let session = self.next_seq()?;
+        // A new device is indexed before its row is written; if the write fails, the channel
+        // stays indexed, disabled and empty, and the next Authenticate writes its row.
+        let refs: Vec<(EnrollmentId, ChannelRef)> = ids
+            .into_iter()
+            .filter_map(|i| {
+                let r = if replacement.is_some() && i == *id {
+                    Some(self.index.get_or_create(&i, session))
+                } else {
+                    self.index.get(&i)
+                };
+                r.map(|r| (i, r))
+            })
+            .collect();
+        let mut guards: Vec<_> = refs.iter().map(|(i, r)| (i, lock(r))).collect();
+        // Deliveries leaving the queues: key, new row.
+        let mut cancelled = Vec::new();
         if clear_queues {
-            queue_keys = Self::keys_with_prefix(&self.t.queue, &channel_prefix(id))?;
-        }
-        if !id.is_user_channel() {
-            let users = user_channels_prefix(id);
-            channels.extend(Self::keys_with_prefix(&self.t.enrollments, &users)?);
-            if clear_queues {
-                queue_keys.extend(Self::keys_with_prefix(&self.t.queue, &users)?);
+            for (cid, g) in &guards {
+                for e in g.queue.values() {
+                    let dk = delivery_key(cid, e.info.seq);
+                    let mut row = if e.explicit {
+                        match self.t.deliveries.get(&dk)? {
+                            Some(v) => decode::<DeliveryRow>(DELIVERIES, &v)?,
+                            None => DeliveryRow::implied(e.info.command.created_at),
+                        }
+                    } else {
+                        DeliveryRow::implied(e.info.command.created_at)
+                    };
+                    row.state = CommandState::Cancelled;
+                    row.updated_at = now_ms;
+                    row.not_now_session = None;
+                    cancelled.push((dk, encode("delivery", &row)?));
+                }
             }
         }
-        let replacement = replacement.map(|e| encode("enrollment", e)).transpose()?;
-        let found = (&self.t.enrollments, &self.t.queue, &self.t.deliveries)
-            .transaction(|(en, q, d)| {
+        let replacement = replacement
+            .map(|e| {
+                let mut stored = e.clone();
+                stored.authenticate_raw = e
+                    .authenticate_raw
+                    .as_deref()
+                    .map(|r| pack_authenticate(&e.id, r));
+                stored.token_update_raw = None;
+                stored.last_seen = None;
+                encode("enrollment", &stored)
+            })
+            .transpose()?;
+        let idk = id.as_str().as_bytes();
+        let found = (&self.t.enrollments, &self.t.deliveries)
+            .transaction(|(en, d)| {
                 let mut found = false;
-                for (i, key) in channels.iter().enumerate() {
-                    if let (0, Some(r)) = (i, &replacement) {
-                        en.insert(key, r.as_slice())?;
-                        found = true;
+                if let Some(r) = &replacement {
+                    en.insert(idk, r.as_slice())?;
+                    found = true;
+                }
+                for (cid, _) in &refs {
+                    let key = cid.as_str().as_bytes();
+                    if replacement.is_some() && key == idk {
                         continue;
                     }
                     let Some(v) = en.get(key)? else { continue };
@@ -77,23 +187,8 @@ impl SledStore {
                         en.insert(key, encode("enrollment", &e).map_err(abort)?)?;
                     }
                 }
-                for qk in &queue_keys {
-                    let Some(v) = q.remove(qk)? else { continue };
-                    let entry: QueueEntryRow = decode(QUEUE, &v).map_err(abort)?;
-                    let Some(chan) = layout::key_channel(qk) else {
-                        continue;
-                    };
-                    let mut dk = chan.to_vec();
-                    dk.push(0);
-                    dk.extend_from_slice(entry.uuid.as_str().as_bytes());
-                    if let Some(dv) = d.get(&dk)? {
-                        let mut row: DeliveryRow = decode(DELIVERIES, &dv).map_err(abort)?;
-                        if row.state.is_queued() {
-                            row.state = CommandState::Cancelled;
-                            row.updated_at = now_ms;
-                            d.insert(dk, encode("delivery", &row).map_err(abort)?)?;
-                        }
-                    }
+                for (dk, row) in &cancelled {
+                    d.insert(dk.as_slice(), row.as_slice())?;
                 }
                 Ok(found)
             })
@@ -101,6 +196,13 @@ impl SledStore {
         if !found {
             return Err(StoreError::UnknownEnrollment(id.clone()));
         }
+        for (_, g) in &mut guards {
+            g.enabled = false;
+            if clear_queues {
+                g.queue.clear();
+            }
+        }
+        drop(guards);
         self.commit()
     }
 }
@@ -122,6 +224,20 @@ impl EnrollmentStore for SledStore {
         let now_ms = unix_millis(now);
         let id = &record.id;
         let parent = id.parent();
+        let channel = match self.index.get(id) {
+            Some(c) => c,
+            None if id.is_user_channel() && self.index.get(&parent).is_some() => {
+                self.index.get_or_create(id, self.next_seq()?)
+            }
+            None if id.is_user_channel() => return Err(StoreError::UnknownEnrollment(parent)),
+            None => return Err(StoreError::UnknownEnrollment(id.clone())),
+        };
+        let mut c = lock(&channel);
+        let token = token_b64(Some(&record.push_token));
+        let packed_tu = raw_body::pack(
+            &record.raw,
+            token_update_context(id, Some(&record.topic), Some(&record.push_magic), &token),
+        );
         let first = self
             .t
             .enrollments
@@ -142,7 +258,8 @@ impl EnrollmentStore for SledStore {
                 if let Some(u) = &record.unlock_token {
                     e.unlock_token = Some(u.clone());
                 }
-                e.token_update_raw = Some(record.raw.clone());
+                // Stored rows hold packed bodies already; this one is packed too.
+                e.token_update_raw = Some(packed_tu.clone());
                 e.token_update_tally += 1;
                 e.enabled = true;
                 e.updated_at = now_ms;
@@ -154,6 +271,8 @@ impl EnrollmentStore for SledStore {
                 Ok(e.token_update_tally == 1)
             })
             .map_err(tx_error)?;
+        c.enabled = true;
+        drop(c);
         self.commit()?;
         Ok(TokenUpdateOutcome { first })
     }

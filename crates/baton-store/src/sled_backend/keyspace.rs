@@ -6,7 +6,7 @@ use std::time::SystemTime;
 use sled::Transactional;
 use sled::transaction::TransactionalTree;
 
-use super::command_queue::{PreparedEnqueue, enqueue_in};
+use super::command_queue::PreparedEnqueue;
 use super::{SledStore, tx_error};
 use crate::{
     CasOutcome, Collection, Enqueue, Keyspace, KeyspaceBatch, KeyspaceOp, StoreError, StoreResult,
@@ -18,13 +18,9 @@ impl SledStore {
         batch: &KeyspaceBatch,
         enqueues: &[PreparedEnqueue],
     ) -> StoreResult<CasOutcome> {
+        // COMMANDS is view 0; collections follow.
         let mut index: HashMap<&Collection, usize> = HashMap::new();
-        let mut trees = vec![
-            self.t.enrollments.clone(),
-            self.t.commands.clone(),
-            self.t.queue.clone(),
-            self.t.deliveries.clone(),
-        ];
+        let mut trees = vec![self.t.commands.clone()];
         for op in &batch.ops {
             let c = op.collection();
             if !index.contains_key(c) {
@@ -78,16 +74,18 @@ impl SledStore {
                         KeyspaceOp::Expect { .. } => {}
                     }
                 }
-                if let [en, c, q, d, ..] = views.as_slice() {
+                if let Some(commands) = views.first() {
                     for p in enqueues {
-                        enqueue_in(en, c, q, d, p)?;
+                        p.write_in(commands)?;
                     }
                 }
                 Ok(CasOutcome::Applied)
             })
             .map_err(tx_error)?;
         if outcome == CasOutcome::Applied {
-            self.commit()?;
+            for p in enqueues {
+                self.index_enqueue(p);
+            }
         }
         Ok(outcome)
     }
@@ -152,7 +150,11 @@ impl Keyspace for SledStore {
     }
 
     fn apply(&self, batch: &KeyspaceBatch) -> StoreResult<CasOutcome> {
-        self.apply_batch_and_enqueues(batch, &[])
+        let outcome = self.apply_batch_and_enqueues(batch, &[])?;
+        if outcome == CasOutcome::Applied {
+            self.commit()?;
+        }
+        Ok(outcome)
     }
 
     fn apply_with_enqueue(
@@ -161,10 +163,21 @@ impl Keyspace for SledStore {
         enqueues: &[Enqueue],
         now: SystemTime,
     ) -> StoreResult<CasOutcome> {
-        let prepared = enqueues
-            .iter()
-            .map(|e| self.prepare_enqueue(&e.command, &e.to, now))
-            .collect::<StoreResult<Vec<_>>>()?;
-        self.apply_batch_and_enqueues(batch, &prepared)
+        let outcome = {
+            // Held across the check, the write and the index update, like `enqueue`.
+            let _serial = self
+                .enqueue_lock
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            let prepared = enqueues
+                .iter()
+                .map(|e| self.prepare_enqueue(&e.command, &e.to, now))
+                .collect::<StoreResult<Vec<_>>>()?;
+            self.apply_batch_and_enqueues(batch, &prepared)?
+        };
+        if outcome == CasOutcome::Applied {
+            self.commit()?;
+        }
+        Ok(outcome)
     }
 }

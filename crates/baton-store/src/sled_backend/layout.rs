@@ -6,9 +6,8 @@
 
 use baton_proto::{CommandUuid, EnrollmentId};
 
-use crate::Priority;
-
-/// `id -> Enrollment` (postcard, `last_seen` always None here).
+/// `id -> Enrollment` (postcard; `last_seen` always None here; raw bodies packed by
+/// [`super::raw_body`]).
 pub(crate) const ENROLLMENTS: &str = "enrollments";
 /// `id -> u64 BE` Unix milliseconds, written in batches.
 pub(crate) const LAST_SEEN: &str = "last_seen";
@@ -16,14 +15,15 @@ pub(crate) const LAST_SEEN: &str = "last_seen";
 pub(crate) const CERT_BY_HASH: &str = "cert_by_hash";
 /// `device id -> sha256`.
 pub(crate) const CERT_BY_ENROLLMENT: &str = "cert_by_enrollment";
-/// `uuid -> StoredCommand` (postcard); one row however many channels get the command.
+/// Three rows per command, written together by one atomic batch on this one tree:
+/// `'u' uuid -> seq` (u64 BE), `'c' seq -> CommandRow` (postcard) and `'t' seq -> target list`
+/// ([`super::target_list`]). `seq` is the command's enqueue sequence number: unique, and
+/// shorter in keys than the CommandUUID.
 pub(crate) const COMMANDS: &str = "commands";
-/// `id 0x00 (255 - priority) seq:u64 BE -> QueueEntryRow`: the queue order.
-pub(crate) const QUEUE: &str = "queue";
-/// `id 0x00 uuid -> DeliveryRow`: a command's state and result on one channel.
+/// `id 0x00 seq -> DeliveryRow`: a command's state and result on one channel, written the
+/// first time that state changes (NotNow, a final report, cancel, Authenticate). Until then
+/// the delivery is implied: queued, because the channel is in the command's target list.
 pub(crate) const DELIVERIES: &str = "deliveries";
-/// `id -> u64 BE` session counter, bumped on Idle.
-pub(crate) const SESSIONS: &str = "sessions";
 /// `id 0x00 uuid -> OrphanReport` (postcard).
 pub(crate) const ORPHANS: &str = "orphans";
 /// `topic -> PushCertificate` (postcard).
@@ -34,20 +34,42 @@ pub(crate) const META: &str = "meta";
 pub(crate) const KEYSPACE_PREFIX: &str = "ks/";
 
 /// Every fixed tree, in export order.
-pub(crate) const FIXED_TREES: [&str; 10] = [
+pub(crate) const FIXED_TREES: [&str; 8] = [
     ENROLLMENTS,
     LAST_SEEN,
     CERT_BY_HASH,
     CERT_BY_ENROLLMENT,
     COMMANDS,
-    QUEUE,
     DELIVERIES,
-    SESSIONS,
     ORPHANS,
     PUSH_CERTS,
 ];
 
-/// `id 0x00`: the prefix of a channel's rows in QUEUE, DELIVERIES and ORPHANS.
+/// The COMMANDS key of a command's sequence number.
+pub(crate) fn uuid_key(uuid: &CommandUuid) -> Vec<u8> {
+    let mut k = Vec::with_capacity(uuid.as_str().len() + 1);
+    k.push(b'u');
+    k.extend_from_slice(uuid.as_str().as_bytes());
+    k
+}
+
+/// The COMMANDS key of a command row.
+pub(crate) fn command_key(seq: u64) -> [u8; 9] {
+    tagged(b'c', seq)
+}
+
+/// The COMMANDS key of a command's target list.
+pub(crate) fn targets_key(seq: u64) -> [u8; 9] {
+    tagged(b't', seq)
+}
+
+fn tagged(tag: u8, seq: u64) -> [u8; 9] {
+    let mut k = [tag; 9];
+    k[1..].copy_from_slice(&seq.to_be_bytes());
+    k
+}
+
+/// `id 0x00`: the prefix of a channel's rows in DELIVERIES and ORPHANS.
 pub(crate) fn channel_prefix(id: &EnrollmentId) -> Vec<u8> {
     let mut k = Vec::with_capacity(id.as_str().len() + 1);
     k.extend_from_slice(id.as_str().as_bytes());
@@ -63,23 +85,21 @@ pub(crate) fn user_channels_prefix(device: &EnrollmentId) -> Vec<u8> {
     k
 }
 
-/// The QUEUE key: priority inverted so that a forward scan yields the highest priority first,
-/// then the big-endian sequence number for FIFO order.
-pub(crate) fn queue_key(id: &EnrollmentId, priority: Priority, seq: u64) -> Vec<u8> {
+/// The DELIVERIES key.
+pub(crate) fn delivery_key(id: &EnrollmentId, seq: u64) -> Vec<u8> {
     let mut k = channel_prefix(id);
-    k.push(255 - priority.0);
     k.extend_from_slice(&seq.to_be_bytes());
     k
 }
 
-/// The DELIVERIES / ORPHANS key.
-pub(crate) fn delivery_key(id: &EnrollmentId, uuid: &CommandUuid) -> Vec<u8> {
+/// The ORPHANS key.
+pub(crate) fn orphan_key(id: &EnrollmentId, uuid: &CommandUuid) -> Vec<u8> {
     let mut k = channel_prefix(id);
     k.extend_from_slice(uuid.as_str().as_bytes());
     k
 }
 
-/// The id part of a QUEUE / DELIVERIES / ORPHANS key.
+/// The id part of a DELIVERIES / ORPHANS key.
 pub(crate) fn key_channel(key: &[u8]) -> Option<&[u8]> {
     key.iter().position(|b| *b == 0).map(|i| &key[..i])
 }
@@ -104,14 +124,13 @@ mod tests {
     use super::*;
 
     #[test]
-    fn queue_keys_sort_by_priority_then_sequence() {
+    fn command_rows_and_target_lists_do_not_collide() {
+        let uuid = CommandUuid::new("c-1").unwrap();
+        assert_ne!(command_key(7), targets_key(7));
+        assert!(command_key(1) < command_key(256));
+        assert_eq!(&uuid_key(&uuid)[1..], b"c-1");
         let id = EnrollmentId::device("dev").unwrap();
-        let high_late = queue_key(&id, Priority::HIGH, 900);
-        let normal_early = queue_key(&id, Priority::NORMAL, 1);
-        let normal_late = queue_key(&id, Priority::NORMAL, 256);
-        assert!(high_late < normal_early);
-        assert!(normal_early < normal_late);
-        assert!(high_late.starts_with(&channel_prefix(&id)));
+        assert!(delivery_key(&id, 1) < delivery_key(&id, 256));
     }
 
     #[test]
@@ -119,13 +138,13 @@ mod tests {
         let a = EnrollmentId::device("dev").unwrap();
         let b = EnrollmentId::device("dev2").unwrap();
         let u = EnrollmentId::user("dev", "alice").unwrap();
-        let kb = queue_key(&b, Priority::NORMAL, 1);
-        let ku = queue_key(&u, Priority::NORMAL, 1);
+        let uuid = CommandUuid::new("c-1").unwrap();
+        let kb = delivery_key(&b, 1);
+        let ku = orphan_key(&u, &uuid);
         assert!(!kb.starts_with(&channel_prefix(&a)));
         assert!(!ku.starts_with(&channel_prefix(&a)));
         assert!(ku.starts_with(&user_channels_prefix(&a)));
         assert_eq!(key_channel(&ku), Some(u.as_str().as_bytes()));
-        let uuid = CommandUuid::new("c-1").unwrap();
-        assert_eq!(key_rest(&delivery_key(&a, &uuid)), Some(&b"c-1"[..]));
+        assert_eq!(key_rest(&orphan_key(&a, &uuid)), Some(&b"c-1"[..]));
     }
 }

@@ -1,30 +1,38 @@
 //! The sled backend, Baton's embedded default.
 //!
-//! Layout: see [`layout`]. Durability rules:
-//! - one logical change is one sled transaction, however many trees it touches;
+//! Layout: see [`layout`] and docs/decisions/0002-storage-layout.md. Durability rules:
+//! - one logical change is one atomic sled write: a single insert or a one-tree batch on the
+//!   hot paths (enqueue, report, cancel), a multi-tree transaction only where a change spans
+//!   trees (Authenticate, CheckOut, certificate bindings, keyspace batches);
 //! - every queue, result, check-in, certificate and keyspace change is flushed (fsync) before
 //!   the call returns, through [`group_commit`] so that concurrent callers share fsyncs;
 //! - last-seen times are buffered and written in batches without an fsync of their own;
-//! - session counters (bumped on Idle) are written without an fsync: losing one only means a
-//!   NotNow'd command is offered once more.
+//! - sessions (begun on Idle) live in memory only: after a restart every channel is in a new
+//!   session, so a NotNow'd command is at most offered once more.
+//!
+//! The queues are also indexed in memory ([`channel_index`]), rebuilt from the trees at open.
 
 mod backup;
 mod cert_binding;
+mod channel_index;
 mod command_queue;
+mod disk_sync;
 mod enrollment;
 mod group_commit;
 mod keyspace;
 mod last_seen;
 pub(crate) mod layout;
 mod push_cert;
+mod raw_body;
 mod rows;
 mod schema;
+mod target_list;
 
 use std::collections::HashMap;
 use std::fmt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{PoisonError, RwLock};
+use std::sync::{Mutex, PoisonError, RwLock};
 
 use sled::transaction::{ConflictableTransactionError, TransactionError};
 
@@ -33,6 +41,8 @@ pub use group_commit::DurabilityStats;
 pub use schema::SCHEMA_VERSION;
 
 use crate::{Collection, StoreError, StoreResult};
+use channel_index::ChannelIndex;
+use disk_sync::DiskSync;
 use group_commit::GroupCommit;
 use last_seen::LastSeenBuffer;
 use layout::{META, read_u64_be};
@@ -46,7 +56,7 @@ pub struct SledConfig {
     pub cache_capacity: u64,
     /// Write buffered last-seen times once this many channels are pending.
     pub last_seen_batch: usize,
-    /// sled's background flush interval (also persists unflushed last-seen and session writes).
+    /// sled's background flush interval (also persists written but unflushed last-seen times).
     pub flush_every_ms: Option<u64>,
 }
 
@@ -78,9 +88,7 @@ pub(crate) struct Trees {
     pub(crate) cert_by_hash: sled::Tree,
     pub(crate) cert_by_enrollment: sled::Tree,
     pub(crate) commands: sled::Tree,
-    pub(crate) queue: sled::Tree,
     pub(crate) deliveries: sled::Tree,
-    pub(crate) sessions: sled::Tree,
     pub(crate) orphans: sled::Tree,
     pub(crate) push_certs: sled::Tree,
     pub(crate) meta: sled::Tree,
@@ -95,9 +103,7 @@ impl Trees {
             cert_by_hash: db.open_tree(CERT_BY_HASH)?,
             cert_by_enrollment: db.open_tree(CERT_BY_ENROLLMENT)?,
             commands: db.open_tree(COMMANDS)?,
-            queue: db.open_tree(QUEUE)?,
             deliveries: db.open_tree(DELIVERIES)?,
-            sessions: db.open_tree(SESSIONS)?,
             orphans: db.open_tree(ORPHANS)?,
             push_certs: db.open_tree(PUSH_CERTS)?,
             meta: db.open_tree(META)?,
@@ -114,9 +120,13 @@ pub struct SledStore {
     path: Option<PathBuf>,
     t: Trees,
     group: GroupCommit,
+    disk: DiskSync,
     last_seen: LastSeenBuffer,
     seq_base: AtomicU64,
     collections: RwLock<HashMap<Collection, sled::Tree>>,
+    index: ChannelIndex,
+    /// Serialises enqueues (the duplicate-CommandUUID check and the write).
+    enqueue_lock: Mutex<()>,
 }
 
 impl fmt::Debug for SledStore {
@@ -157,15 +167,20 @@ impl SledStore {
                 reason: "seq_base is not 8 bytes".into(),
             })?,
         };
-        Ok(Self {
+        let store = Self {
             db,
             path: config.path.clone(),
             t,
             group: GroupCommit::default(),
+            disk: DiskSync::open(config.path.as_deref())?,
             last_seen: LastSeenBuffer::new(config.last_seen_batch),
             seq_base: AtomicU64::new(seq_base),
             collections: RwLock::new(HashMap::new()),
-        })
+            index: ChannelIndex::default(),
+            enqueue_lock: Mutex::new(()),
+        };
+        store.index.replace(store.rebuild_index(true)?);
+        Ok(store)
     }
 
     /// The directory, None for a temporary store.
@@ -184,8 +199,13 @@ impl SledStore {
     /// Writes buffered last-seen times and fsyncs everything.
     pub fn flush(&self) -> StoreResult<()> {
         self.write_last_seen(self.last_seen.drain())?;
+        self.sync_to_disk()
+    }
+
+    /// sled's flush, then the fsyncs it leaves out (see [`disk_sync`]).
+    fn sync_to_disk(&self) -> StoreResult<()> {
         self.db.flush()?;
-        Ok(())
+        self.disk.sync()
     }
 
     /// sled's own idea of its on-disk size, bytes.
@@ -198,16 +218,16 @@ impl SledStore {
         self.group.stats()
     }
 
-    /// Checks that every tree can be read end to end and every row of the fixed trees decodes,
-    /// and that no command is both final and still queued. Returns the number of rows checked.
+    /// Checks that every tree can be read end to end, every row of the fixed trees decodes and
+    /// refers to rows that exist, and that the in-memory queue index equals one rebuilt from
+    /// disk. Returns the number of rows checked.
     pub fn verify(&self) -> StoreResult<u64> {
         command_queue::verify(self)
     }
 
     /// Waits until every write this caller made is on disk (shared fsync).
     pub(crate) fn commit(&self) -> StoreResult<()> {
-        self.group
-            .commit(|| self.db.flush().map(|_| ()).map_err(StoreError::from))
+        self.group.commit(|| self.sync_to_disk())
     }
 
     /// A sequence number greater than every one handed out before, also across restarts and

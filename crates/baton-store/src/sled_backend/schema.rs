@@ -8,7 +8,12 @@ use crate::sled_backend::layout::META;
 use crate::{StoreError, StoreResult};
 
 /// The layout version this build writes.
-pub const SCHEMA_VERSION: u32 = 1;
+///
+/// Version 2 (this one) stores each command once with its target list, a DELIVERIES row only
+/// once a delivery's state changes, and raw bodies packed; version 1 had a QUEUE and a
+/// DELIVERIES row per channel and command. No version-1 store was ever deployed, so there is
+/// no migration step: a version-1 store is refused with [`StoreError::Migration`].
+pub const SCHEMA_VERSION: u32 = 2;
 
 /// The meta key of the schema version.
 pub(crate) const SCHEMA_KEY: &[u8] = b"schema_version";
@@ -16,9 +21,14 @@ pub(crate) const SCHEMA_KEY: &[u8] = b"schema_version";
 /// One migration step: turns a store of version `from` into version `from + 1`.
 pub(crate) type MigrationStep = fn(&sled::Db) -> StoreResult<()>;
 
-/// Steps by the version they migrate from. Version 1 is the first layout, so there are none
-/// yet; a layout change adds `(1, step)` here and bumps [`SCHEMA_VERSION`].
+/// Steps by the version they migrate from; a layout change adds `(version, step)` here and
+/// bumps [`SCHEMA_VERSION`].
 pub(crate) const MIGRATIONS: &[(u32, MigrationStep)] = &[];
+
+/// Whether a store (or export) of `version` can be brought to [`SCHEMA_VERSION`].
+pub(crate) fn can_migrate_from(version: u32) -> bool {
+    (version..SCHEMA_VERSION).all(|v| MIGRATIONS.iter().any(|(from, _)| *from == v))
+}
 
 /// The stored version, if any.
 pub(crate) fn stored_version(db: &sled::Db) -> StoreResult<Option<u32>> {
