@@ -1,1 +1,14 @@
-//! Shared harness for the end-to-end tests (grows with the server).
+//! Shared harness for the end-to-end tests: a real Baton server on `127.0.0.1:0` (TLS or plain
+//! HTTP) in a temporary data directory, simulated devices that sign every message with a real
+//! CMS signature from a certificate under a test CA, an HTTP client that can present a TLS client
+//! certificate, and the replay runner for `fixtures/replay/*.yaml`.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+pub mod client;
+pub mod device;
+pub mod replay;
+pub mod server;
+
+pub use client::{HttpClient, Reply};
+pub use device::{Pki, TestDevice};
+pub use server::{ServerOptions, TestServer};

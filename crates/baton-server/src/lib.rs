@@ -1,11 +1,32 @@
 //! Baton's MDM server.
 //!
 //! Device identity (Mdm-Signature and TLS client certificates), the TLS listener, enrollment (the
-//! built-in CA and SCEP), and, as they land, the check-in and command services, the portal and the
-//! admin API. Configuration is passed in as typed values by the `baton` binary; nothing here reads
-//! the environment.
-#![cfg_attr(not(test), warn(clippy::unwrap_used, clippy::expect_used, clippy::panic))]
+//! built-in CA and SCEP), the check-in ([`checkin`]) and command-channel ([`command_channel`])
+//! services, the admin API ([`admin`]), metrics, webhooks, and [`server::start`], which wires
+//! them together from a [`config::ServerConfig`]. Configuration is passed in as typed values by
+//! the `baton` binary; nothing here reads the environment.
+#![cfg_attr(
+    not(test),
+    warn(clippy::unwrap_used, clippy::expect_used, clippy::panic)
+)]
 
 pub mod enrollment;
 pub mod identity;
 pub mod tls;
+
+// The MDM server core: `baton serve`, check-in, command channel, admin API, metrics, webhooks.
+pub mod admin;
+pub mod api_key;
+pub mod app;
+pub mod checkin;
+pub mod command_channel;
+pub mod config;
+pub mod device_identity;
+pub mod device_reply;
+pub mod error_response;
+pub mod metrics;
+pub mod push;
+pub mod server;
+pub mod state;
+pub mod timestamp;
+pub mod webhook;

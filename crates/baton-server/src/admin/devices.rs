@@ -1,0 +1,202 @@
+//! `GET /api/v1/devices` and `GET /api/v1/devices/{id}`: enrollments as operators see them.
+//!
+//! Device facts (serial, model, OS) come from the stored Authenticate message. The `assignee`
+//! is read from keyspace collection [`ASSIGNEE_COLLECTION`] (written by the sign-in feature);
+//! a device nobody signed in to is assigned to `nobody`.
+
+use std::collections::BTreeMap;
+
+use axum::Json;
+use axum::extract::{Path, State};
+use baton_proto::{CheckinMessage, EnrollmentId, Limits};
+use baton_store::{Collection, Enrollment, Store};
+use serde::Serialize;
+
+use super::blocking;
+use crate::error_response::ApiError;
+use crate::state::AppState;
+use crate::timestamp::rfc3339_millis;
+
+/// Keyspace collection: device id -> username of the current assignee (UTF-8).
+pub const ASSIGNEE_COLLECTION: &str = "device_assignee";
+/// Keyspace collection: channel id -> present when APNs reported the push token invalid.
+pub const INVALID_PUSH_TOKEN_COLLECTION: &str = "push_token_invalid";
+/// The assignee of a device nobody is signed in to.
+pub const NOBODY: &str = "nobody";
+
+/// Facts from a device's Authenticate message.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct DeviceFacts {
+    /// `UDID`.
+    pub udid: Option<String>,
+    /// `SerialNumber`.
+    pub serial_number: Option<String>,
+    /// `Model` (or `ProductName`).
+    pub model: Option<String>,
+    /// `ModelName`.
+    pub model_name: Option<String>,
+    /// `OSVersion`.
+    pub os_version: Option<String>,
+    /// `BuildVersion`.
+    pub build_version: Option<String>,
+    /// `DeviceName`.
+    pub device_name: Option<String>,
+}
+
+impl DeviceFacts {
+    fn of(record: &Enrollment) -> Self {
+        let Some(raw) = &record.authenticate_raw else {
+            return Self::default();
+        };
+        match CheckinMessage::decode(raw, &Limits::default()) {
+            Ok(CheckinMessage::Authenticate(a)) => Self {
+                udid: a.enrollment.udid().map(str::to_owned),
+                serial_number: a.serial_number,
+                model: a.model.or(a.product_name),
+                model_name: a.model_name,
+                os_version: a.os_version,
+                build_version: a.build_version,
+                device_name: a.device_name,
+            },
+            _ => Self::default(),
+        }
+    }
+}
+
+/// One channel of a device.
+#[derive(Debug, Clone, Serialize)]
+pub struct ChannelView {
+    /// The enrollment id (`UDID` or `UDID:user`).
+    pub id: EnrollmentId,
+    /// The user part, for a user channel.
+    pub user: Option<String>,
+    /// False until the first TokenUpdate and after CheckOut.
+    pub enabled: bool,
+    /// A push token is stored.
+    pub push_token_present: bool,
+    /// APNs reported the push token invalid.
+    pub push_token_invalid: bool,
+    /// The APNs topic.
+    pub topic: Option<String>,
+    /// TokenUpdates since Authenticate.
+    pub token_update_tally: u64,
+    /// When enrolled (RFC 3339).
+    pub enrolled_at: String,
+    /// Last message from this channel (RFC 3339).
+    pub last_seen: Option<String>,
+}
+
+/// A device with its facts and channels.
+#[derive(Debug, Clone, Serialize)]
+pub struct DeviceView {
+    /// The device's enrollment id.
+    pub id: EnrollmentId,
+    /// Facts from Authenticate.
+    #[serde(flatten)]
+    pub facts: DeviceFacts,
+    /// The device channel is enabled.
+    pub enabled: bool,
+    /// Newest last-seen time over all channels (RFC 3339).
+    pub last_seen: Option<String>,
+    /// The device channel has a push token.
+    pub push_token_present: bool,
+    /// APNs reported the device channel's push token invalid.
+    pub push_token_invalid: bool,
+    /// Who the device is assigned to (`nobody` when signed out).
+    pub assignee: String,
+    /// The device channel and the user channels.
+    pub channels: Vec<ChannelView>,
+}
+
+fn channel_view(store: &dyn Store, e: &Enrollment) -> Result<ChannelView, ApiError> {
+    let invalid = Collection::new(INVALID_PUSH_TOKEN_COLLECTION)?;
+    Ok(ChannelView {
+        id: e.id.clone(),
+        user: e.id.user_part().map(str::to_owned),
+        enabled: e.enabled,
+        push_token_present: e.push_token.is_some(),
+        push_token_invalid: store.get(&invalid, e.id.as_str().as_bytes())?.is_some(),
+        topic: e.topic.as_ref().map(|t| t.as_str().to_owned()),
+        token_update_tally: e.token_update_tally,
+        enrolled_at: rfc3339_millis(e.enrolled_at),
+        last_seen: e.last_seen.map(rfc3339_millis),
+    })
+}
+
+/// Builds the view of one device from its channels (device channel first).
+pub fn device_view(
+    store: &dyn Store,
+    channels: &[Enrollment],
+) -> Result<Option<DeviceView>, ApiError> {
+    let Some(device) = channels.iter().find(|c| !c.id.is_user_channel()) else {
+        return Ok(None);
+    };
+    let assignees = Collection::new(ASSIGNEE_COLLECTION)?;
+    let assignee = store
+        .get(&assignees, device.id.as_str().as_bytes())?
+        .and_then(|v| String::from_utf8(v).ok())
+        .unwrap_or_else(|| NOBODY.to_owned());
+    let views = channels
+        .iter()
+        .map(|c| channel_view(store, c))
+        .collect::<Result<Vec<_>, _>>()?;
+    let device_channel = views.iter().find(|c| c.user.is_none());
+    Ok(Some(DeviceView {
+        id: device.id.clone(),
+        facts: DeviceFacts::of(device),
+        enabled: device.enabled,
+        last_seen: channels
+            .iter()
+            .filter_map(|c| c.last_seen)
+            .max()
+            .map(rfc3339_millis),
+        push_token_present: device_channel.is_some_and(|c| c.push_token_present),
+        push_token_invalid: device_channel.is_some_and(|c| c.push_token_invalid),
+        assignee,
+        channels: views,
+    }))
+}
+
+/// Parses an `{id}` path segment.
+pub(crate) fn parse_id(raw: &str) -> Result<EnrollmentId, ApiError> {
+    EnrollmentId::parse(raw).map_err(|e| ApiError::BadRequest(format!("invalid id: {e}")))
+}
+
+/// `GET /api/v1/devices`: every device with its channels.
+pub async fn list(State(state): State<AppState>) -> Result<Json<serde_json::Value>, ApiError> {
+    let devices = blocking(move || {
+        let store = state.store.as_ref();
+        let mut by_device: BTreeMap<String, Vec<Enrollment>> = BTreeMap::new();
+        for e in store.enrollments()? {
+            by_device
+                .entry(e.id.device_part().to_owned())
+                .or_default()
+                .push(e);
+        }
+        let mut out = Vec::new();
+        for channels in by_device.values() {
+            if let Some(view) = device_view(store, channels)? {
+                out.push(view);
+            }
+        }
+        Ok(out)
+    })
+    .await?;
+    Ok(Json(serde_json::json!({ "devices": devices })))
+}
+
+/// `GET /api/v1/devices/{id}`: one device (a user-channel id shows its device).
+pub async fn show(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<Json<DeviceView>, ApiError> {
+    let id = parse_id(&id)?;
+    let view = blocking(move || {
+        let store = state.store.as_ref();
+        let channels = store.device_channels(&id.parent())?;
+        device_view(store, &channels)?
+            .ok_or_else(|| ApiError::NotFound(format!("unknown device {id}")))
+    })
+    .await?;
+    Ok(Json(view))
+}

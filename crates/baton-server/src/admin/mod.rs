@@ -1,0 +1,79 @@
+//! The admin API under `/api/v1/`: JSON, authenticated with `Authorization: Bearer <api key>`.
+//!
+//! - `GET /api/v1/devices`, `GET /api/v1/devices/{id}`: enrollments and their channels
+//!   ([`devices`]).
+//! - `POST /api/v1/devices/{id}/commands`, `POST /api/v1/commands`, `GET
+//!   /api/v1/devices/{id}/commands[/{uuid}]`, `DELETE /api/v1/devices/{id}/commands/{uuid}`:
+//!   the command queue ([`commands`], bodies parsed by [`command_body`]).
+//!
+//! `{id}` is an enrollment id: the UDID (or EnrollmentID), or `UDID:user` for a user channel.
+//! Errors are JSON (see [`crate::error_response::ApiError`]). Store calls run on the blocking pool.
+
+pub mod command_body;
+pub mod commands;
+pub mod devices;
+
+use axum::Router;
+use axum::extract::{DefaultBodyLimit, Request, State};
+use axum::http::header;
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+
+use crate::error_response::ApiError;
+use crate::state::AppState;
+
+/// The `/api/v1` routes (already nested under that prefix).
+pub fn router(state: AppState) -> Router<AppState> {
+    let limits = state.body_limits;
+    Router::new()
+        .route("/api/v1/devices", get(devices::list))
+        .route("/api/v1/devices/{id}", get(devices::show))
+        .route(
+            "/api/v1/devices/{id}/commands",
+            get(commands::list)
+                .post(commands::enqueue_one)
+                .layer(DefaultBodyLimit::max(limits.admin_upload)),
+        )
+        .route(
+            "/api/v1/devices/{id}/commands/{uuid}",
+            get(commands::show).delete(commands::cancel),
+        )
+        .route(
+            "/api/v1/commands",
+            post(commands::enqueue_many).layer(DefaultBodyLimit::max(limits.admin_upload)),
+        )
+        .layer(DefaultBodyLimit::max(limits.admin_json))
+        .route_layer(middleware::from_fn_with_state(state, require_api_key))
+}
+
+/// Rejects requests without the right bearer token (401 JSON).
+async fn require_api_key(State(state): State<AppState>, request: Request, next: Next) -> Response {
+    let presented = request
+        .headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| {
+            v.strip_prefix("Bearer ")
+                .or_else(|| v.strip_prefix("bearer "))
+        })
+        .map(str::trim);
+    match presented {
+        Some(key) if state.api_key.matches(key) => next.run(request).await,
+        _ => {
+            tracing::debug!(path = %request.uri().path(), "admin API request without a valid key");
+            ApiError::Unauthorized.into_response()
+        }
+    }
+}
+
+/// Runs a store call on the blocking pool.
+pub(crate) async fn blocking<T, F>(f: F) -> Result<T, ApiError>
+where
+    F: FnOnce() -> Result<T, ApiError> + Send + 'static,
+    T: Send + 'static,
+{
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|e| ApiError::Internal(format!("worker failed: {e}")))?
+}

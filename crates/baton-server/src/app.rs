@@ -1,0 +1,158 @@
+//! The HTTP surface: device routes (`PUT /mdm/checkin`, `PUT /mdm/connect`), the admin API,
+//! `/healthz` and `/metrics`, with per-route body limits and request counting. The device
+//! handlers are thin: they collect the body and identity proofs and run the synchronous
+//! [`crate::checkin`] / [`crate::command_channel`] cores on the blocking pool.
+
+use std::time::{Instant, SystemTime};
+
+use axum::Extension;
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::rejection::BytesRejection;
+use axum::extract::{DefaultBodyLimit, Request, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, put};
+
+use crate::admin;
+use crate::device_identity::DeviceRequest;
+use crate::device_reply::DeviceReply;
+use crate::error_response::DeviceError;
+use crate::identity::SIGNATURE_HEADER;
+use crate::metrics::Endpoint;
+use crate::state::{AppState, Services};
+use crate::tls::PeerCertificate;
+use crate::{checkin, command_channel};
+
+/// Content type of check-in messages.
+pub const CHECKIN_CONTENT_TYPE: &str = "application/x-apple-aspen-mdm-checkin";
+
+/// The full router for `state`.
+pub fn router(state: AppState) -> Router {
+    router_with(state, Router::new())
+}
+
+/// The full router for `state` plus `extra` feature routes (SCEP, portal), all counted in the
+/// request metrics.
+pub fn router_with(state: AppState, extra: Router) -> Router {
+    let device_limit = DefaultBodyLimit::max(state.body_limits.device);
+    let device = Router::new()
+        .route("/mdm/checkin", put(checkin_route))
+        .route("/mdm/connect", put(connect_route))
+        .layer(device_limit);
+    Router::new()
+        .merge(device)
+        .merge(admin::router(state.clone()))
+        .route("/healthz", get(healthz))
+        .route("/metrics", get(metrics_route))
+        .with_state(state.clone())
+        .merge(extra)
+        .layer(middleware::from_fn_with_state(state, count_requests))
+}
+
+/// Counts every answered request by endpoint and status.
+async fn count_requests(State(state): State<AppState>, request: Request, next: Next) -> Response {
+    let endpoint = Endpoint::of_path(request.uri().path());
+    let response = next.run(request).await;
+    state
+        .metrics
+        .record_request(endpoint, response.status().as_u16());
+    response
+}
+
+async fn healthz() -> impl IntoResponse {
+    (
+        [(header::CONTENT_TYPE, HeaderValue::from_static("text/plain"))],
+        "ok\n",
+    )
+}
+
+async fn metrics_route(State(state): State<AppState>) -> impl IntoResponse {
+    (
+        [(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("text/plain; version=0.0.4"),
+        )],
+        state.metrics.render(),
+    )
+}
+
+async fn checkin_route(
+    State(state): State<AppState>,
+    peer: Option<Extension<PeerCertificate>>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Response {
+    device_route(
+        state,
+        Endpoint::Checkin,
+        peer,
+        &headers,
+        body,
+        checkin::handle,
+    )
+    .await
+}
+
+async fn connect_route(
+    State(state): State<AppState>,
+    peer: Option<Extension<PeerCertificate>>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Response {
+    device_route(
+        state,
+        Endpoint::Connect,
+        peer,
+        &headers,
+        body,
+        command_channel::handle,
+    )
+    .await
+}
+
+type DeviceHandler = fn(&Services, &DeviceRequest, SystemTime) -> Result<DeviceReply, DeviceError>;
+
+async fn device_route(
+    state: AppState,
+    endpoint: Endpoint,
+    peer: Option<Extension<PeerCertificate>>,
+    headers: &HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+    handler: DeviceHandler,
+) -> Response {
+    let started = Instant::now();
+    let result = match body {
+        Err(rejection) => Err(DeviceError::BodyRejected(rejection.body_text())),
+        Ok(body) => {
+            let request = DeviceRequest {
+                signature: headers
+                    .get(SIGNATURE_HEADER)
+                    .map(|v| Bytes::copy_from_slice(v.as_bytes())),
+                peer_certificate: peer.and_then(|Extension(PeerCertificate(cert))| cert),
+                body,
+            };
+            let services = state.clone();
+            tokio::task::spawn_blocking(move || handler(&services, &request, SystemTime::now()))
+                .await
+                .unwrap_or_else(|e| Err(DeviceError::Internal(format!("worker failed: {e}"))))
+        }
+    };
+    state
+        .metrics
+        .observe_device_latency(endpoint, started.elapsed());
+    match result {
+        Ok(reply) => reply.into_response(),
+        Err(error) => {
+            let reason = error.reason_code();
+            state.metrics.record_refusal(reason);
+            if error.status() == StatusCode::INTERNAL_SERVER_ERROR {
+                tracing::error!(endpoint = endpoint.label(), reason, %error, "device request failed");
+            } else {
+                tracing::warn!(endpoint = endpoint.label(), reason, %error, "device request refused");
+            }
+            error.into_response()
+        }
+    }
+}

@@ -1,0 +1,83 @@
+//! The command channel's core (`PUT /mdm/connect`), synchronous and HTTP-free: verify the sender,
+//! decode the report, store it (Idle begins a new session, so commands answered NotNow earlier
+//! are offered again), and answer with the next command's plist or an empty body.
+//!
+//! The Idle path is kept lean: the signature is checked with the verifier's cached fast path,
+//! the session bump and last-seen time are written without an fsync, and only the queue head is
+//! read.
+
+use std::time::SystemTime;
+
+use baton_proto::{CommandReport, Status};
+use baton_store::{Report, ReportOutcome};
+
+use crate::device_identity::{self, DeviceRequest};
+use crate::device_reply::DeviceReply;
+use crate::error_response::DeviceError;
+use crate::state::Services;
+use crate::webhook::EventPayload;
+
+/// Handles one command-channel request.
+pub fn handle(
+    services: &Services,
+    request: &DeviceRequest,
+    now: SystemTime,
+) -> Result<DeviceReply, DeviceError> {
+    let identity = device_identity::verify(&services.verifier, request, now)?;
+    let report = CommandReport::decode(&request.body, &services.plist_limits)?;
+    let id = report.enrollment.id().clone();
+    let store = services.store.as_ref();
+    // The certificate binding proves the device authenticated; a user channel must exist too.
+    device_identity::check_binding(store, &identity, &id)?;
+    if id.is_user_channel() && store.enrollment(&id)?.is_none() {
+        return Err(DeviceError::UnknownEnrollment(id));
+    }
+    let outcome = store.report(
+        &Report {
+            id: id.clone(),
+            status: report.status,
+            command_uuid: report.command_uuid.clone(),
+            error_chain: report.error_chain.clone().unwrap_or_default(),
+            raw: if report.status == Status::Idle {
+                Vec::new()
+            } else {
+                request.body.to_vec()
+            },
+        },
+        now,
+    )?;
+    store.touch(&id, now)?;
+    if let Some(uuid) = &report.command_uuid
+        && report.status != Status::Idle
+    {
+        tracing::info!(enrollment_id = %id, command_uuid = %uuid, status = %report.status,
+            outcome = ?outcome, "command report");
+        if outcome == ReportOutcome::Completed {
+            services.metrics.add_queue_depth(-1);
+        }
+        if matches!(
+            outcome,
+            ReportOutcome::Completed | ReportOutcome::Deferred | ReportOutcome::Orphan
+        ) {
+            let request_type = store.command(uuid)?.map(|c| c.request_type);
+            services.events.record(
+                &id,
+                EventPayload::CommandResult {
+                    command_uuid: uuid.clone(),
+                    status: report.status,
+                    request_type,
+                    error_chain: report.error_chain.clone().unwrap_or_default(),
+                },
+                now,
+            );
+        }
+    }
+    match store.next_command(&id)? {
+        Some(command) => {
+            tracing::debug!(enrollment_id = %id, command_uuid = %command.uuid,
+                request_type = %command.request_type, "sending command");
+            Ok(DeviceReply::plist(command.body))
+        }
+        None => Ok(DeviceReply::empty()),
+    }
+}

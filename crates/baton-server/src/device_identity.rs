@@ -1,0 +1,77 @@
+//! Who sent a device request, and may that sender speak for this enrollment?
+//!
+//! [`verify`] checks the `Mdm-Signature` (or the TLS client certificate) against the trusted
+//! device CAs with the verifier's cached fast path. [`check_binding`] then applies the binding
+//! rules: a certificate is bound to a device channel at Authenticate; every later message of that
+//! device, and of its user channels (`device:user`), must come with the same certificate; a
+//! certificate bound to one device is refused for any other.
+
+use std::sync::Arc;
+use std::time::SystemTime;
+
+use baton_proto::EnrollmentId;
+use baton_store::{CertHash, Store};
+use bytes::Bytes;
+
+use crate::error_response::DeviceError;
+use crate::identity::{IdentityVerifier, VerifiedIdentity};
+
+/// A device request as received: the raw body and the two possible identity proofs.
+#[derive(Debug, Clone)]
+pub struct DeviceRequest {
+    /// The raw `Mdm-Signature` header value, if sent.
+    pub signature: Option<Bytes>,
+    /// The DER of the TLS client certificate, if the connection presented one.
+    pub peer_certificate: Option<Arc<[u8]>>,
+    /// The raw body.
+    pub body: Bytes,
+}
+
+/// Verifies the request's identity proof.
+pub fn verify(
+    verifier: &IdentityVerifier,
+    request: &DeviceRequest,
+    now: SystemTime,
+) -> Result<VerifiedIdentity, DeviceError> {
+    Ok(verifier.verify_request(
+        request.signature.as_deref(),
+        request.peer_certificate.as_deref(),
+        &request.body,
+        now,
+    )?)
+}
+
+/// The certificate hash as the store keys it.
+pub fn cert_hash(identity: &VerifiedIdentity) -> CertHash {
+    CertHash(identity.cert_sha256)
+}
+
+/// Fails unless the certificate may be bound to `channel`'s device at Authenticate: it is either
+/// unbound or already bound to that same device.
+pub fn check_bindable(
+    store: &dyn Store,
+    identity: &VerifiedIdentity,
+    channel: &EnrollmentId,
+) -> Result<(), DeviceError> {
+    let device = channel.parent();
+    match store.cert_enrollment(&cert_hash(identity))? {
+        Some(owner) if owner != device => {
+            Err(DeviceError::CertificateBoundElsewhere { bound_to: owner })
+        }
+        _ => Ok(()),
+    }
+}
+
+/// Fails unless the certificate is the one bound to `channel`'s device.
+pub fn check_binding(
+    store: &dyn Store,
+    identity: &VerifiedIdentity,
+    channel: &EnrollmentId,
+) -> Result<(), DeviceError> {
+    let device = channel.parent();
+    match store.cert_enrollment(&cert_hash(identity))? {
+        Some(owner) if owner == device => Ok(()),
+        Some(owner) => Err(DeviceError::CertificateBoundElsewhere { bound_to: owner }),
+        None => Err(DeviceError::CertificateNotBound(device)),
+    }
+}

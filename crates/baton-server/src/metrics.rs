@@ -1,0 +1,347 @@
+//! Prometheus metrics from plain atomics: requests by endpoint and status, device refusals by
+//! reason, check-in latency histograms, queue depth and webhook counters. Recording is a few
+//! relaxed atomic adds; [`Metrics::render`] writes the text exposition format on scrape.
+
+use std::fmt::Write as _;
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+use std::time::Duration;
+
+/// The endpoints requests are counted under.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Endpoint {
+    /// `PUT /mdm/checkin`.
+    Checkin,
+    /// `PUT /mdm/connect`.
+    Connect,
+    /// `/api/v1/...`.
+    Api,
+    /// `/healthz`.
+    Health,
+    /// `/metrics`.
+    Metrics,
+    /// `/scep`.
+    Scep,
+    /// Anything else (including unknown paths).
+    Other,
+}
+
+impl Endpoint {
+    const ALL: [Endpoint; 7] = [
+        Endpoint::Checkin,
+        Endpoint::Connect,
+        Endpoint::Api,
+        Endpoint::Health,
+        Endpoint::Metrics,
+        Endpoint::Scep,
+        Endpoint::Other,
+    ];
+
+    /// The label value.
+    pub fn label(self) -> &'static str {
+        match self {
+            Endpoint::Checkin => "checkin",
+            Endpoint::Connect => "connect",
+            Endpoint::Api => "api",
+            Endpoint::Health => "healthz",
+            Endpoint::Metrics => "metrics",
+            Endpoint::Scep => "scep",
+            Endpoint::Other => "other",
+        }
+    }
+
+    /// The endpoint of a request path.
+    pub fn of_path(path: &str) -> Self {
+        match path {
+            "/mdm/checkin" => Endpoint::Checkin,
+            "/mdm/connect" => Endpoint::Connect,
+            "/healthz" => Endpoint::Health,
+            "/metrics" => Endpoint::Metrics,
+            p if p.starts_with("/api/") => Endpoint::Api,
+            p if p.starts_with("/scep") => Endpoint::Scep,
+            _ => Endpoint::Other,
+        }
+    }
+
+    fn index(self) -> usize {
+        self as usize
+    }
+}
+
+/// Status codes counted individually; everything else is counted as `other`.
+const STATUSES: [u16; 15] = [
+    200, 201, 204, 400, 401, 403, 404, 405, 409, 410, 413, 415, 422, 500, 503,
+];
+const STATUS_SLOTS: usize = STATUSES.len() + 1;
+
+/// Upper bounds of the latency histogram buckets, in microseconds.
+const LATENCY_BOUNDS_US: [u64; 12] = [
+    250, 500, 1_000, 2_500, 5_000, 10_000, 25_000, 50_000, 100_000, 250_000, 1_000_000, 5_000_000,
+];
+
+/// A fixed-bucket latency histogram.
+#[derive(Debug, Default)]
+struct Histogram {
+    buckets: [AtomicU64; LATENCY_BOUNDS_US.len()],
+    count: AtomicU64,
+    sum_us: AtomicU64,
+}
+
+impl Histogram {
+    fn observe(&self, elapsed: Duration) {
+        let us = u64::try_from(elapsed.as_micros()).unwrap_or(u64::MAX);
+        if let Some(i) = LATENCY_BOUNDS_US.iter().position(|bound| us <= *bound) {
+            self.buckets[i].fetch_add(1, Ordering::Relaxed);
+        }
+        self.count.fetch_add(1, Ordering::Relaxed);
+        self.sum_us.fetch_add(us, Ordering::Relaxed);
+    }
+
+    fn render(&self, out: &mut String, name: &str, label: &str) {
+        let mut cumulative = 0;
+        for (bound, bucket) in LATENCY_BOUNDS_US.iter().zip(&self.buckets) {
+            cumulative += bucket.load(Ordering::Relaxed);
+            let le = *bound as f64 / 1e6;
+            let _ = writeln!(out, "{name}_bucket{{{label},le=\"{le}\"}} {cumulative}");
+        }
+        let count = self.count.load(Ordering::Relaxed);
+        let _ = writeln!(out, "{name}_bucket{{{label},le=\"+Inf\"}} {count}");
+        let sum = self.sum_us.load(Ordering::Relaxed) as f64 / 1e6;
+        let _ = writeln!(out, "{name}_sum{{{label}}} {sum}");
+        let _ = writeln!(out, "{name}_count{{{label}}} {count}");
+    }
+}
+
+/// Why a device request was refused, for the refusal counter.
+pub const REFUSAL_REASONS: [&str; 9] = [
+    "identity",
+    "malformed_message",
+    "certificate_not_bound",
+    "certificate_bound_elsewhere",
+    "unknown_enrollment",
+    "body_rejected",
+    "invalid_channel",
+    "store",
+    "internal",
+];
+
+/// All server metrics. Share one behind an `Arc`.
+#[derive(Debug)]
+pub struct Metrics {
+    requests: [[AtomicU64; STATUS_SLOTS]; Endpoint::ALL.len()],
+    refusals: [AtomicU64; REFUSAL_REASONS.len()],
+    checkin_latency: Histogram,
+    connect_latency: Histogram,
+    queue_depth: AtomicI64,
+    webhook_delivered: AtomicU64,
+    webhook_failed_attempts: AtomicU64,
+    webhook_pending: AtomicI64,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self {
+            requests: std::array::from_fn(|_| std::array::from_fn(|_| AtomicU64::new(0))),
+            refusals: std::array::from_fn(|_| AtomicU64::new(0)),
+            checkin_latency: Histogram::default(),
+            connect_latency: Histogram::default(),
+            queue_depth: AtomicI64::new(0),
+            webhook_delivered: AtomicU64::new(0),
+            webhook_failed_attempts: AtomicU64::new(0),
+            webhook_pending: AtomicI64::new(0),
+        }
+    }
+}
+
+impl Metrics {
+    /// Counts one answered request.
+    pub fn record_request(&self, endpoint: Endpoint, status: u16) {
+        let slot = STATUSES
+            .iter()
+            .position(|s| *s == status)
+            .unwrap_or(STATUSES.len());
+        self.requests[endpoint.index()][slot].fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Requests counted so far for an endpoint and status (tests, diagnostics).
+    pub fn requests(&self, endpoint: Endpoint, status: u16) -> u64 {
+        STATUSES
+            .iter()
+            .position(|s| *s == status)
+            .map_or(0, |slot| {
+                self.requests[endpoint.index()][slot].load(Ordering::Relaxed)
+            })
+    }
+
+    /// Counts one refused device request; `reason` is one of [`REFUSAL_REASONS`].
+    pub fn record_refusal(&self, reason: &'static str) {
+        if let Some(i) = REFUSAL_REASONS.iter().position(|r| *r == reason) {
+            self.refusals[i].fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    /// Records the handling time of a device request on `endpoint`.
+    pub fn observe_device_latency(&self, endpoint: Endpoint, elapsed: Duration) {
+        match endpoint {
+            Endpoint::Checkin => self.checkin_latency.observe(elapsed),
+            Endpoint::Connect => self.connect_latency.observe(elapsed),
+            _ => {}
+        }
+    }
+
+    /// Sets the number of queued commands (at start-up, from the store).
+    pub fn set_queue_depth(&self, depth: i64) {
+        self.queue_depth.store(depth, Ordering::Relaxed);
+    }
+
+    /// Adjusts the number of queued commands.
+    pub fn add_queue_depth(&self, delta: i64) {
+        self.queue_depth.fetch_add(delta, Ordering::Relaxed);
+    }
+
+    /// The current queue depth.
+    pub fn queue_depth(&self) -> i64 {
+        self.queue_depth.load(Ordering::Relaxed)
+    }
+
+    /// Counts a delivered webhook event.
+    pub fn webhook_delivered(&self) {
+        self.webhook_delivered.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Counts a failed webhook delivery attempt.
+    pub fn webhook_attempt_failed(&self) {
+        self.webhook_failed_attempts.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Sets the number of webhook events waiting in the outbox.
+    pub fn set_webhook_pending(&self, pending: i64) {
+        self.webhook_pending.store(pending, Ordering::Relaxed);
+    }
+
+    /// The Prometheus text exposition of every metric.
+    pub fn render(&self) -> String {
+        let mut out = String::with_capacity(8 * 1024);
+        out.push_str(
+            "# HELP baton_http_requests_total HTTP requests answered, by endpoint and status.\n",
+        );
+        out.push_str("# TYPE baton_http_requests_total counter\n");
+        for endpoint in Endpoint::ALL {
+            let row = &self.requests[endpoint.index()];
+            for (slot, counter) in row.iter().enumerate() {
+                let value = counter.load(Ordering::Relaxed);
+                if value == 0 {
+                    continue;
+                }
+                let status = STATUSES
+                    .get(slot)
+                    .map_or_else(|| "other".to_owned(), u16::to_string);
+                let _ = writeln!(
+                    out,
+                    "baton_http_requests_total{{endpoint=\"{}\",status=\"{status}\"}} {value}",
+                    endpoint.label()
+                );
+            }
+        }
+        out.push_str("# HELP baton_device_refusals_total Device requests refused, by reason.\n");
+        out.push_str("# TYPE baton_device_refusals_total counter\n");
+        for (reason, counter) in REFUSAL_REASONS.iter().zip(&self.refusals) {
+            let _ = writeln!(
+                out,
+                "baton_device_refusals_total{{reason=\"{reason}\"}} {}",
+                counter.load(Ordering::Relaxed)
+            );
+        }
+        out.push_str(
+            "# HELP baton_device_request_duration_seconds Time to handle a check-in or command-channel request.\n",
+        );
+        out.push_str("# TYPE baton_device_request_duration_seconds histogram\n");
+        self.checkin_latency.render(
+            &mut out,
+            "baton_device_request_duration_seconds",
+            "endpoint=\"checkin\"",
+        );
+        self.connect_latency.render(
+            &mut out,
+            "baton_device_request_duration_seconds",
+            "endpoint=\"connect\"",
+        );
+        out.push_str(
+            "# HELP baton_command_queue_depth Commands queued and not yet answered finally.\n",
+        );
+        out.push_str("# TYPE baton_command_queue_depth gauge\n");
+        let _ = writeln!(out, "baton_command_queue_depth {}", self.queue_depth());
+        out.push_str("# HELP baton_webhook_events_delivered_total Webhook events delivered.\n");
+        out.push_str("# TYPE baton_webhook_events_delivered_total counter\n");
+        let _ = writeln!(
+            out,
+            "baton_webhook_events_delivered_total {}",
+            self.webhook_delivered.load(Ordering::Relaxed)
+        );
+        out.push_str(
+            "# HELP baton_webhook_failed_attempts_total Failed webhook delivery attempts.\n",
+        );
+        out.push_str("# TYPE baton_webhook_failed_attempts_total counter\n");
+        let _ = writeln!(
+            out,
+            "baton_webhook_failed_attempts_total {}",
+            self.webhook_failed_attempts.load(Ordering::Relaxed)
+        );
+        out.push_str("# HELP baton_webhook_outbox_pending Webhook events waiting for delivery.\n");
+        out.push_str("# TYPE baton_webhook_outbox_pending gauge\n");
+        let _ = writeln!(
+            out,
+            "baton_webhook_outbox_pending {}",
+            self.webhook_pending.load(Ordering::Relaxed)
+        );
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn requests_are_counted_by_endpoint_and_status() {
+        let m = Metrics::default();
+        m.record_request(Endpoint::Checkin, 200);
+        m.record_request(Endpoint::Checkin, 200);
+        m.record_request(Endpoint::Connect, 400);
+        m.record_request(Endpoint::Api, 418);
+        assert_eq!(m.requests(Endpoint::Checkin, 200), 2);
+        assert_eq!(m.requests(Endpoint::Connect, 400), 1);
+        let text = m.render();
+        assert!(text.contains("baton_http_requests_total{endpoint=\"checkin\",status=\"200\"} 2"));
+        assert!(text.contains("baton_http_requests_total{endpoint=\"api\",status=\"other\"} 1"));
+    }
+
+    #[test]
+    fn histogram_buckets_are_cumulative() {
+        let m = Metrics::default();
+        m.observe_device_latency(Endpoint::Checkin, Duration::from_micros(100));
+        m.observe_device_latency(Endpoint::Checkin, Duration::from_millis(3));
+        m.observe_device_latency(Endpoint::Checkin, Duration::from_secs(60));
+        let text = m.render();
+        assert!(text.contains(
+            "baton_device_request_duration_seconds_bucket{endpoint=\"checkin\",le=\"0.00025\"} 1"
+        ));
+        assert!(text.contains(
+            "baton_device_request_duration_seconds_bucket{endpoint=\"checkin\",le=\"0.005\"} 2"
+        ));
+        assert!(text.contains(
+            "baton_device_request_duration_seconds_bucket{endpoint=\"checkin\",le=\"+Inf\"} 3"
+        ));
+        assert!(
+            text.contains("baton_device_request_duration_seconds_count{endpoint=\"checkin\"} 3")
+        );
+    }
+
+    #[test]
+    fn endpoints_are_classified_by_path() {
+        assert_eq!(Endpoint::of_path("/mdm/checkin"), Endpoint::Checkin);
+        assert_eq!(Endpoint::of_path("/api/v1/devices"), Endpoint::Api);
+        assert_eq!(Endpoint::of_path("/scep/pkiclient.exe"), Endpoint::Scep);
+        assert_eq!(Endpoint::of_path("/nope"), Endpoint::Other);
+    }
+}

@@ -1,0 +1,360 @@
+//! Starting and stopping a whole server from a [`ServerConfig`]: open the store in the data
+//! directory, settle the API key, load the built-in CA and extra device CAs as trust anchors,
+//! build the router (device routes, admin API, SCEP), bind the listener (TLS or plain HTTP), and
+//! run the background tasks (last-seen flushing, webhook delivery).
+
+use std::io;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use baton_proto::Limits;
+use baton_store::{SledConfig, SledStore, Store, StoreError};
+use openssl::x509::X509;
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+
+use crate::api_key::{self, ApiKeyError};
+use crate::config::{ServerConfig, Transport};
+use crate::enrollment::registry::InMemoryCertificateRegistry;
+use crate::enrollment::{
+    CaConfig, CaError, CertificateAuthority, ChallengePolicy, InMemoryChallengeStore, ScepConfig,
+    ScepService, ScepState,
+};
+use crate::identity::{IdentityConfig, IdentityError, IdentityVerifier, TrustAnchors};
+use crate::metrics::Metrics;
+use crate::push::{LoggingPushSink, PushSink};
+use crate::state::{AppState, Services};
+use crate::tls::{self, TlsError, TlsIdentity};
+use crate::webhook::{EventSink, Outbox, WebhookDelivery};
+
+/// Sub-directory of the data directory holding the database.
+pub const DB_DIR: &str = "db";
+/// Sub-directory of the data directory holding the built-in CA.
+pub const CA_DIR: &str = "ca";
+
+/// Why the server could not start.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum StartError {
+    /// A directory or file could not be created or read.
+    #[error("{path}: {source}")]
+    Io {
+        /// The path.
+        path: PathBuf,
+        /// The error.
+        #[source]
+        source: io::Error,
+    },
+    /// The store could not be opened or read.
+    #[error("store: {0}")]
+    Store(#[from] StoreError),
+    /// The API key could not be settled.
+    #[error("API key: {0}")]
+    ApiKey(#[from] ApiKeyError),
+    /// The built-in CA could not be loaded or created.
+    #[error("enrollment CA: {0}")]
+    Ca(#[from] CaError),
+    /// A `--device-ca` file holds no usable certificate.
+    #[error("device CA {path}: {reason}")]
+    DeviceCa {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong.
+        reason: String,
+    },
+    /// The trust anchors could not be built.
+    #[error("trust anchors: {0}")]
+    Identity(#[from] IdentityError),
+    /// The TLS certificate could not be loaded or generated.
+    #[error("TLS: {0}")]
+    Tls(#[from] TlsError),
+    /// The webhook client could not be built.
+    #[error("webhook client: {0}")]
+    Webhook(#[from] rustls::Error),
+    /// The listen address could not be bound.
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        /// The address.
+        addr: SocketAddr,
+        /// The error.
+        #[source]
+        source: io::Error,
+    },
+    /// A start-up worker failed.
+    #[error("start-up task failed: {0}")]
+    Task(String),
+}
+
+/// A running server. Dropping it does not stop it; call [`RunningServer::shutdown`].
+#[derive(Debug)]
+pub struct RunningServer {
+    local_addr: SocketAddr,
+    tls: bool,
+    generated_api_key: Option<String>,
+    builtin_ca_pem: Option<Vec<u8>>,
+    state: AppState,
+    stop: watch::Sender<bool>,
+    serve: JoinHandle<io::Result<()>>,
+    tasks: Vec<JoinHandle<()>>,
+}
+
+impl RunningServer {
+    /// The bound address (with the real port when the config said `:0`).
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local_addr
+    }
+
+    /// True when serving TLS.
+    pub fn is_tls(&self) -> bool {
+        self.tls
+    }
+
+    /// `https://ip:port` or `http://ip:port` of the bound socket.
+    pub fn local_url(&self) -> String {
+        let scheme = if self.tls { "https" } else { "http" };
+        format!("{scheme}://{}", self.local_addr)
+    }
+
+    /// The API key generated on this start (first start without `--api-key`); show it once.
+    pub fn generated_api_key(&self) -> Option<&str> {
+        self.generated_api_key.as_deref()
+    }
+
+    /// PEM of the built-in enrollment CA, when it is trusted.
+    pub fn builtin_ca_pem(&self) -> Option<&[u8]> {
+        self.builtin_ca_pem.as_deref()
+    }
+
+    /// The shared services (tests and embedding code).
+    pub fn services(&self) -> &AppState {
+        &self.state
+    }
+
+    /// Stops accepting, lets in-flight requests finish, stops the background tasks and flushes
+    /// the store. When it returns the data directory can be opened again.
+    pub async fn shutdown(self) -> io::Result<()> {
+        let RunningServer {
+            state,
+            stop,
+            serve,
+            tasks,
+            ..
+        } = self;
+        let _ = stop.send(true);
+        let served = serve.await.unwrap_or_else(|e| Err(io::Error::other(e)));
+        for task in tasks {
+            let _ = task.await;
+        }
+        let store = Arc::clone(&state.store);
+        drop(state);
+        tokio::task::spawn_blocking(move || {
+            if let Err(error) = store.flush_last_seen() {
+                tracing::warn!(%error, "flushing last-seen times at shutdown failed");
+            }
+            drop(store);
+        })
+        .await
+        .map_err(io::Error::other)?;
+        served
+    }
+}
+
+/// Starts a server with the default (logging) push sink.
+pub async fn start(config: ServerConfig) -> Result<RunningServer, StartError> {
+    start_with_push(config, Arc::new(LoggingPushSink)).await
+}
+
+fn io_error(path: &std::path::Path) -> impl FnOnce(io::Error) -> StartError + '_ {
+    move |source| StartError::Io {
+        path: path.to_owned(),
+        source,
+    }
+}
+
+/// Opens the store, retrying briefly while a previous instance in this process releases it.
+fn open_store(path: &std::path::Path) -> Result<SledStore, StoreError> {
+    let mut attempts = 0;
+    loop {
+        match SledStore::open_with(&SledConfig::new(path)) {
+            Ok(store) => return Ok(store),
+            // sled refuses a database another handle in this process still holds (its lock is
+            // released when the last handle's background flusher exits): retry for about a second.
+            Err(StoreError::Sled(_)) if attempts < 50 => {
+                attempts += 1;
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            Err(e) => return Err(e),
+        }
+    }
+}
+
+/// Starts a server that tells `push` about new commands.
+pub async fn start_with_push(
+    config: ServerConfig,
+    push: Arc<dyn PushSink>,
+) -> Result<RunningServer, StartError> {
+    let now = SystemTime::now();
+    std::fs::create_dir_all(&config.data_dir).map_err(io_error(&config.data_dir))?;
+    let db_path = config.data_dir.join(DB_DIR);
+    let configured_key = config.api_key.clone();
+    let (store, api_key, generated_api_key, queue_depth) = tokio::task::spawn_blocking(move || {
+        let store: Arc<dyn Store> = Arc::new(open_store(&db_path)?);
+        let (hash, generated) = api_key::load_or_init(store.as_ref(), configured_key.as_deref())?;
+        let mut depth = 0i64;
+        for e in store.enrollments()? {
+            depth += store
+                .list(&e.id)?
+                .iter()
+                .filter(|r| r.state.is_queued())
+                .count() as i64;
+        }
+        Ok::<_, StartError>((store, hash, generated, depth))
+    })
+    .await
+    .map_err(|e| StartError::Task(e.to_string()))??;
+
+    // Trust anchors: the built-in CA (also serving SCEP) and any extra device CAs.
+    let mut anchors: Vec<X509> = Vec::new();
+    let mut builtin_ca_pem = None;
+    let mut scep = None;
+    if config.trust_builtin_ca {
+        let ca = CertificateAuthority::load_or_create(
+            &config.data_dir.join(CA_DIR),
+            &CaConfig::default(),
+            now,
+        )?;
+        anchors.push(ca.certificate().to_owned());
+        builtin_ca_pem = Some(ca.certificate_pem()?);
+        let challenges = ChallengePolicy::new(
+            config.scep_challenge.as_deref(),
+            Arc::new(InMemoryChallengeStore::new()),
+        );
+        // TODO(lead): the certificate registry and one-time challenges are in memory; persist
+        // them in the store (keyspace) when enrollment gets its storage role.
+        scep = Some(ScepState::new(ScepService::new(
+            Arc::new(ca),
+            Arc::new(InMemoryCertificateRegistry::new()),
+            challenges,
+            ScepConfig::default(),
+        )));
+    }
+    for path in &config.device_ca_files {
+        let pem = std::fs::read(path).map_err(io_error(path))?;
+        let certs = X509::stack_from_pem(&pem).map_err(|e| StartError::DeviceCa {
+            path: path.clone(),
+            reason: e.to_string(),
+        })?;
+        if certs.is_empty() {
+            return Err(StartError::DeviceCa {
+                path: path.clone(),
+                reason: "no certificate in the file".into(),
+            });
+        }
+        anchors.extend(certs);
+    }
+    let verifier = IdentityVerifier::new(
+        TrustAnchors::new(anchors)?,
+        IdentityConfig {
+            clock_skew: config.clock_skew,
+            ..IdentityConfig::default()
+        },
+    );
+
+    let metrics = Arc::new(Metrics::default());
+    metrics.set_queue_depth(queue_depth);
+    let (stop, stop_rx) = watch::channel(false);
+    let mut tasks = Vec::new();
+
+    let events = match &config.webhook {
+        None => EventSink::disabled(),
+        Some(webhook) => {
+            let outbox = Outbox::open(Arc::clone(&store), now)?;
+            let delivery =
+                WebhookDelivery::new(outbox.clone(), webhook.clone(), Arc::clone(&metrics))?;
+            tasks.push(tokio::spawn(delivery.run(stop_rx.clone())));
+            EventSink::to_outbox(outbox)
+        }
+    };
+
+    let state: AppState = Arc::new(Services {
+        store: Arc::clone(&store),
+        verifier: Arc::new(verifier),
+        metrics,
+        push,
+        events,
+        api_key,
+        body_limits: config.body_limits,
+        plist_limits: Limits::default().with_max_body_bytes(config.body_limits.device),
+    });
+
+    tasks.push(tokio::spawn(flush_last_seen(
+        Arc::clone(&store),
+        config.last_seen_flush_every,
+        stop_rx.clone(),
+    )));
+
+    let extra = scep.map_or_else(axum::Router::new, crate::enrollment::router);
+    let router = crate::app::router_with(Arc::clone(&state), extra);
+
+    let listener = TcpListener::bind(config.listen)
+        .await
+        .map_err(|source| StartError::Bind {
+            addr: config.listen,
+            source,
+        })?;
+    let local_addr = listener.local_addr().map_err(|source| StartError::Bind {
+        addr: config.listen,
+        source,
+    })?;
+    let mut shutdown_rx = stop_rx.clone();
+    let shutdown = async move {
+        let _ = shutdown_rx.wait_for(|stop| *stop).await;
+    };
+    let identity = match &config.transport {
+        Transport::PlainHttp => None,
+        Transport::TlsFiles { cert, key } => Some(TlsIdentity::from_pem_files(cert, key)?),
+        Transport::SelfSignedTls { hosts } => {
+            Some(TlsIdentity::load_or_generate(&config.data_dir, hosts)?)
+        }
+    };
+    let tls_enabled = identity.is_some();
+    let serve = match identity {
+        None => tokio::spawn(tls::serve_plain(listener, router, shutdown)),
+        Some(identity) => {
+            let tls_config = identity.server_config()?;
+            tokio::spawn(tls::serve_tls(listener, router, tls_config, shutdown))
+        }
+    };
+    tracing::info!(addr = %local_addr, tls = tls_enabled, data = %config.data_dir.display(),
+        "baton server listening");
+    Ok(RunningServer {
+        local_addr,
+        tls: tls_enabled,
+        generated_api_key,
+        builtin_ca_pem,
+        state,
+        stop,
+        serve,
+        tasks,
+    })
+}
+
+/// Writes buffered last-seen times periodically, and once more on shutdown.
+async fn flush_last_seen(store: Arc<dyn Store>, every: Duration, mut stop: watch::Receiver<bool>) {
+    let mut tick = tokio::time::interval(every);
+    tick.tick().await;
+    loop {
+        tokio::select! {
+            _ = tick.tick() => {}
+            _ = stop.changed() => return,
+        }
+        let store = Arc::clone(&store);
+        let result = tokio::task::spawn_blocking(move || store.flush_last_seen()).await;
+        if let Ok(Err(error)) = result {
+            tracing::warn!(%error, "writing last-seen times failed");
+        }
+    }
+}

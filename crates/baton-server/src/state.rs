@@ -1,0 +1,48 @@
+//! The shared state every handler sees: the store, the identity verifier, metrics, the push hook,
+//! the webhook event sink, the admin API key hash and the limits.
+
+use std::sync::Arc;
+
+use baton_proto::Limits;
+use baton_store::Store;
+
+use crate::api_key::ApiKeyHash;
+use crate::config::BodyLimits;
+use crate::identity::IdentityVerifier;
+use crate::metrics::Metrics;
+use crate::push::PushSink;
+use crate::webhook::EventSink;
+
+/// The services behind the HTTP routes. Handlers get it as `State<AppState>`.
+pub struct Services {
+    /// Durable storage (call from `spawn_blocking`).
+    pub store: Arc<dyn Store>,
+    /// Device identity verification (signature and TLS client certificate).
+    pub verifier: Arc<IdentityVerifier>,
+    /// Metrics.
+    pub metrics: Arc<Metrics>,
+    /// Told about new commands so it can push.
+    pub push: Arc<dyn PushSink>,
+    /// Webhook events.
+    pub events: EventSink,
+    /// Hash of the admin API key.
+    pub api_key: ApiKeyHash,
+    /// Request-body bounds per route kind.
+    pub body_limits: BodyLimits,
+    /// Plist limits for device messages.
+    pub plist_limits: Limits,
+}
+
+impl std::fmt::Debug for Services {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Services")
+            .field("verifier", &self.verifier)
+            .field("push", &self.push)
+            .field("events", &self.events)
+            .field("body_limits", &self.body_limits)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The router state: cheap to clone.
+pub type AppState = Arc<Services>;

@@ -1,0 +1,101 @@
+//! The JSON documents a webhook receives.
+
+use std::time::SystemTime;
+
+use baton_proto::{CommandUuid, EnrollmentId, ErrorChainItem, Status};
+use serde::{Deserialize, Serialize};
+
+use crate::timestamp::rfc3339;
+
+/// One event, as POSTed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WebhookEvent {
+    /// Unique id of the event (also sent as `X-Baton-Delivery`); receivers de-duplicate on it.
+    pub id: String,
+    /// When the server recorded it (RFC 3339).
+    pub created_at: String,
+    /// The channel the event is about.
+    pub enrollment_id: EnrollmentId,
+    /// What happened.
+    #[serde(flatten)]
+    pub payload: EventPayload,
+}
+
+/// What happened.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type")]
+#[non_exhaustive]
+pub enum EventPayload {
+    /// A check-in message was accepted.
+    #[serde(rename = "checkin")]
+    Checkin {
+        /// Its MessageType.
+        message_type: String,
+        /// For TokenUpdate: true when this one enabled the channel.
+        #[serde(skip_serializing_if = "Option::is_none", default)]
+        first_token_update: Option<bool>,
+    },
+    /// A device answered a command (any status but Idle).
+    #[serde(rename = "command.result")]
+    CommandResult {
+        /// The command.
+        command_uuid: CommandUuid,
+        /// The reported status.
+        status: Status,
+        /// The command's RequestType, when known.
+        #[serde(skip_serializing_if = "Option::is_none", default)]
+        request_type: Option<String>,
+        /// The ErrorChain, for Error reports.
+        #[serde(skip_serializing_if = "Vec::is_empty", default)]
+        error_chain: Vec<ErrorChainItem>,
+    },
+}
+
+impl EventPayload {
+    /// The event type (`checkin`, `command.result`), sent as `X-Baton-Event`.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            EventPayload::Checkin { .. } => "checkin",
+            EventPayload::CommandResult { .. } => "command.result",
+        }
+    }
+}
+
+impl WebhookEvent {
+    /// A new event with a fresh id.
+    pub fn new(enrollment_id: EnrollmentId, payload: EventPayload, now: SystemTime) -> Self {
+        Self {
+            id: uuid::Uuid::new_v4().to_string(),
+            created_at: rfc3339(now),
+            enrollment_id,
+            payload,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn command_result_serializes_flat_with_its_type() {
+        let event = WebhookEvent::new(
+            EnrollmentId::device("UDID-1").unwrap(),
+            EventPayload::CommandResult {
+                command_uuid: CommandUuid::new("C-1").unwrap(),
+                status: Status::Acknowledged,
+                request_type: Some("ProfileList".into()),
+                error_chain: Vec::new(),
+            },
+            SystemTime::UNIX_EPOCH,
+        );
+        let json: serde_json::Value = serde_json::to_value(&event).unwrap();
+        assert_eq!(json["type"], "command.result");
+        assert_eq!(json["status"], "Acknowledged");
+        assert_eq!(json["enrollment_id"], "UDID-1");
+        assert_eq!(json["created_at"], "1970-01-01T00:00:00.000Z");
+        assert!(json.get("error_chain").is_none());
+        let back: WebhookEvent = serde_json::from_value(json).unwrap();
+        assert_eq!(back, event);
+    }
+}

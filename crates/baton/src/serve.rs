@@ -1,0 +1,364 @@
+//! `baton serve`: runs the MDM server.
+//!
+//! Settings come from flags, `BATON_*` environment variables (clap `env`) and an optional TOML
+//! file (`--config`), in that order of precedence, then defaults. They are merged here into one
+//! typed [`ServerConfig`]; the server library never reads the environment. With no settings at
+//! all the server starts on `0.0.0.0:8443` with a self-signed certificate and a generated API
+//! key, keeping everything in `./baton-data`.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use anyhow::{Context, bail};
+use baton_server::config::{ServerConfig, Transport, WebhookConfig};
+use clap::Args;
+use serde::Deserialize;
+
+/// Default data directory.
+const DEFAULT_DATA: &str = "./baton-data";
+/// Default port, used in the default public URL.
+const DEFAULT_PORT: u16 = 8443;
+
+/// Arguments of `baton serve`.
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// TOML config file with the same settings (kebab-case keys: `data`, `listen`, `public-url`,
+    /// `plain-http`, `tls-cert`, `tls-key`, `api-key`, `device-ca`, `scep-challenge`,
+    /// `webhook-url`, `webhook-secret`). Flags and BATON_* variables override it.
+    #[arg(long, env = "BATON_CONFIG", value_name = "FILE")]
+    config: Option<PathBuf>,
+    /// Data directory (database, CA, generated TLS certificate) [default: ./baton-data].
+    #[arg(long, env = "BATON_DATA", value_name = "DIR")]
+    data: Option<PathBuf>,
+    /// Address to listen on [default: 0.0.0.0:8443].
+    #[arg(long, env = "BATON_LISTEN", value_name = "ADDR")]
+    listen: Option<SocketAddr>,
+    /// URL devices reach the server at [default: https://<hostname>:8443].
+    #[arg(long, env = "BATON_PUBLIC_URL", value_name = "URL")]
+    public_url: Option<String>,
+    /// Serve plain HTTP (a proxy in front terminates TLS).
+    #[arg(long, env = "BATON_PLAIN_HTTP", num_args = 0..=1, default_missing_value = "true", value_name = "BOOL")]
+    plain_http: Option<bool>,
+    /// TLS certificate chain (PEM); without it a self-signed certificate is generated.
+    #[arg(long, env = "BATON_TLS_CERT", value_name = "PEM", requires = "tls_key")]
+    tls_cert: Option<PathBuf>,
+    /// TLS private key (PEM).
+    #[arg(long, env = "BATON_TLS_KEY", value_name = "PEM", requires = "tls_cert")]
+    tls_key: Option<PathBuf>,
+    /// Admin API key. Without it, the stored one is kept, or one is generated and printed once.
+    #[arg(
+        long,
+        env = "BATON_API_KEY",
+        value_name = "KEY",
+        hide_env_values = true
+    )]
+    api_key: Option<String>,
+    /// Extra CA (PEM) that device identity certificates may chain to; repeatable
+    /// (comma-separated in BATON_DEVICE_CA). The built-in enrollment CA is always trusted.
+    #[arg(
+        long,
+        env = "BATON_DEVICE_CA",
+        value_name = "PEM",
+        value_delimiter = ','
+    )]
+    device_ca: Vec<PathBuf>,
+    /// Static SCEP challenge devices present when enrolling.
+    #[arg(
+        long,
+        env = "BATON_SCEP_CHALLENGE",
+        value_name = "SECRET",
+        hide_env_values = true
+    )]
+    scep_challenge: Option<String>,
+    /// URL that receives check-in events and command results as JSON POSTs.
+    #[arg(long, env = "BATON_WEBHOOK_URL", value_name = "URL")]
+    webhook_url: Option<String>,
+    /// HMAC-SHA256 key for the X-Baton-Signature header of webhook POSTs.
+    #[arg(
+        long,
+        env = "BATON_WEBHOOK_SECRET",
+        value_name = "SECRET",
+        hide_env_values = true
+    )]
+    webhook_secret: Option<String>,
+}
+
+/// The config file: the same settings as the flags.
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields)]
+struct FileConfig {
+    data: Option<PathBuf>,
+    listen: Option<SocketAddr>,
+    public_url: Option<String>,
+    plain_http: Option<bool>,
+    tls_cert: Option<PathBuf>,
+    tls_key: Option<PathBuf>,
+    api_key: Option<String>,
+    #[serde(default)]
+    device_ca: Vec<PathBuf>,
+    scep_challenge: Option<String>,
+    webhook_url: Option<String>,
+    webhook_secret: Option<String>,
+}
+
+fn read_file_config(path: &Path) -> anyhow::Result<FileConfig> {
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("cannot read config file {}", path.display()))?;
+    toml::from_str(&text).with_context(|| format!("invalid config file {}", path.display()))
+}
+
+/// The machine's host name, for the default public URL and the self-signed certificate.
+fn hostname() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .ok()
+        .or_else(|| std::env::var("HOSTNAME").ok())
+        .map(|h| h.trim().to_owned())
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "localhost".to_owned())
+}
+
+/// Host part of a URL (`https://host:port/path` -> `host`).
+fn url_host(url: &str) -> Option<String> {
+    let rest = url.split_once("://").map_or(url, |(_, r)| r);
+    let authority = rest.split('/').next()?;
+    let host = if let Some(v6) = authority.strip_prefix('[') {
+        v6.split(']').next()?
+    } else {
+        authority.split(':').next()?
+    };
+    (!host.is_empty()).then(|| host.to_owned())
+}
+
+/// Merges flags/env over the file over the defaults.
+fn build_config(args: ServeArgs) -> anyhow::Result<ServerConfig> {
+    let file = match &args.config {
+        Some(path) => read_file_config(path)?,
+        None => FileConfig::default(),
+    };
+    let data = args
+        .data
+        .or(file.data)
+        .unwrap_or_else(|| PathBuf::from(DEFAULT_DATA));
+    let mut config = ServerConfig::new(data);
+    if let Some(listen) = args.listen.or(file.listen) {
+        config.listen = listen;
+    }
+    let host = hostname();
+    let port = if config.listen.port() == 0 {
+        DEFAULT_PORT
+    } else {
+        config.listen.port()
+    };
+    config.public_url = args
+        .public_url
+        .or(file.public_url)
+        .unwrap_or_else(|| format!("https://{host}:{port}"));
+    let plain = args.plain_http.or(file.plain_http).unwrap_or(false);
+    let tls_cert = args.tls_cert.or(file.tls_cert);
+    let tls_key = args.tls_key.or(file.tls_key);
+    config.transport = match (plain, tls_cert, tls_key) {
+        (true, None, None) => Transport::PlainHttp,
+        (true, _, _) => bail!("--plain-http cannot be combined with --tls-cert/--tls-key"),
+        (false, Some(cert), Some(key)) => Transport::TlsFiles { cert, key },
+        (false, None, None) => {
+            let mut hosts = vec![host, "localhost".to_owned(), "127.0.0.1".to_owned()];
+            if let Some(public) = url_host(&config.public_url) {
+                hosts.insert(0, public);
+            }
+            hosts.dedup();
+            let mut unique = Vec::new();
+            for h in hosts {
+                if !unique.contains(&h) {
+                    unique.push(h);
+                }
+            }
+            Transport::SelfSignedTls { hosts: unique }
+        }
+        _ => bail!("--tls-cert and --tls-key must be given together"),
+    };
+    config.api_key = args.api_key.or(file.api_key);
+    config.device_ca_files = if args.device_ca.is_empty() {
+        file.device_ca
+    } else {
+        args.device_ca
+    };
+    config.scep_challenge = args.scep_challenge.or(file.scep_challenge);
+    let webhook_secret = args.webhook_secret.or(file.webhook_secret);
+    config.webhook = match args.webhook_url.or(file.webhook_url) {
+        Some(url) => Some(WebhookConfig::new(url, webhook_secret)),
+        None if webhook_secret.is_some() => bail!("--webhook-secret needs --webhook-url"),
+        None => None,
+    };
+    Ok(config)
+}
+
+/// Runs the server until Ctrl-C or SIGTERM; exit code 0 after a clean shutdown.
+pub fn run(args: ServeArgs) -> ExitCode {
+    match run_inner(args) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("baton serve: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run_inner(args: ServeArgs) -> anyhow::Result<()> {
+    let config = build_config(args)?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?;
+    runtime.block_on(async move {
+        let public_url = config.public_url.clone();
+        let data = config.data_dir.clone();
+        let transport = config.transport.clone();
+        let server = baton_server::server::start(config)
+            .await
+            .context("cannot start the server")?;
+        print_banner(&server, &public_url, &data, &transport);
+        wait_for_signal().await;
+        println!("shutting down…");
+        server.shutdown().await.context("shutdown")?;
+        Ok(())
+    })
+}
+
+fn print_banner(
+    server: &baton_server::server::RunningServer,
+    public_url: &str,
+    data: &Path,
+    transport: &Transport,
+) {
+    let addr = server.local_addr();
+    let local = if addr.ip().is_unspecified() {
+        format!(
+            "{}://127.0.0.1:{}",
+            if server.is_tls() { "https" } else { "http" },
+            addr.port()
+        )
+    } else {
+        server.local_url()
+    };
+    println!("Baton is listening on {} ({addr})", server.local_url());
+    match transport {
+        Transport::SelfSignedTls { .. } => println!(
+            "  TLS: self-signed certificate {}",
+            data.join("tls").join("server.crt").display()
+        ),
+        Transport::TlsFiles { cert, .. } => println!("  TLS: {}", cert.display()),
+        _ => println!("  plain HTTP: put a TLS-terminating proxy in front"),
+    }
+    println!("  public URL: {public_url}");
+    println!("  data: {}", data.display());
+    if server.builtin_ca_pem().is_some() {
+        println!(
+            "  device CA: {} (SCEP at {public_url}/scep)",
+            data.join("ca").join("ca.pem").display()
+        );
+    }
+    if let Some(key) = server.generated_api_key() {
+        println!();
+        println!("  Admin API key (shown only this once; only its hash is stored):");
+        println!("    {key}");
+    }
+    let k = if server.is_tls() { "-k " } else { "" };
+    println!();
+    println!("Next:");
+    println!("  curl {k}{local}/healthz");
+    println!("  curl {k}-H \"Authorization: Bearer $BATON_API_KEY\" {local}/api/v1/devices");
+    println!("  see docs/api.md for the admin API; Ctrl-C stops the server");
+}
+
+async fn wait_for_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        if let Ok(mut term) = signal(SignalKind::terminate()) {
+            tokio::select! {
+                _ = tokio::signal::ctrl_c() => {}
+                _ = term.recv() => {}
+            }
+            return;
+        }
+    }
+    let _ = tokio::signal::ctrl_c().await;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    #[derive(Debug, Parser)]
+    struct Wrapper {
+        #[command(flatten)]
+        args: ServeArgs,
+    }
+
+    fn parse(argv: &[&str]) -> ServeArgs {
+        Wrapper::try_parse_from(std::iter::once("serve").chain(argv.iter().copied()))
+            .unwrap()
+            .args
+    }
+
+    #[test]
+    fn defaults_give_self_signed_tls_on_8443() {
+        let config = build_config(parse(&[])).unwrap();
+        assert_eq!(config.listen.port(), 8443);
+        assert!(config.public_url.ends_with(":8443"));
+        assert!(matches!(config.transport, Transport::SelfSignedTls { .. }));
+        assert!(config.webhook.is_none());
+    }
+
+    #[test]
+    fn flags_override_the_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("baton.toml");
+        std::fs::write(
+            &file,
+            "data = \"/from/file\"\nlisten = \"127.0.0.1:9000\"\nplain-http = true\nwebhook-url = \"http://hooks.example/x\"\n",
+        )
+        .unwrap();
+        let config = build_config(parse(&[
+            "--config",
+            file.to_str().unwrap(),
+            "--listen",
+            "127.0.0.1:9100",
+        ]))
+        .unwrap();
+        assert_eq!(config.data_dir, PathBuf::from("/from/file"));
+        assert_eq!(config.listen.port(), 9100);
+        assert_eq!(config.transport, Transport::PlainHttp);
+        assert_eq!(config.webhook.unwrap().url, "http://hooks.example/x");
+    }
+
+    #[test]
+    fn unknown_file_keys_and_conflicts_are_errors() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("baton.toml");
+        std::fs::write(&file, "lisen = \"127.0.0.1:9000\"\n").unwrap();
+        assert!(build_config(parse(&["--config", file.to_str().unwrap()])).is_err());
+        assert!(
+            build_config(parse(&[
+                "--plain-http",
+                "--tls-cert",
+                "a",
+                "--tls-key",
+                "b"
+            ]))
+            .is_err()
+        );
+        assert!(build_config(parse(&["--webhook-secret", "s"])).is_err());
+    }
+
+    #[test]
+    fn url_host_handles_ports_and_ipv6() {
+        assert_eq!(
+            url_host("https://mdm.example:8443/x").as_deref(),
+            Some("mdm.example")
+        );
+        assert_eq!(url_host("https://[::1]:8443").as_deref(), Some("::1"));
+    }
+}

@@ -1,0 +1,237 @@
+//! A real server in a temporary data directory, restartable on the same data.
+
+use std::path::PathBuf;
+
+use baton_server::config::{ServerConfig, Transport, WebhookConfig};
+use baton_server::server::RunningServer;
+use http::Method;
+use tempfile::TempDir;
+
+use crate::client::{HttpClient, Reply};
+use crate::device::{Pki, TestDevice};
+
+/// The API key the test servers are configured with.
+pub const API_KEY: &str = "e2e-test-api-key-0123456789";
+
+/// How to start the test server.
+#[derive(Debug, Clone)]
+pub struct ServerOptions {
+    /// Serve TLS with a generated self-signed certificate (else plain HTTP).
+    pub tls: bool,
+    /// Webhook receiver.
+    pub webhook: Option<WebhookConfig>,
+    /// Configure [`API_KEY`] (else let the server generate one).
+    pub fixed_api_key: bool,
+}
+
+impl Default for ServerOptions {
+    fn default() -> Self {
+        Self {
+            tls: true,
+            webhook: None,
+            fixed_api_key: true,
+        }
+    }
+}
+
+/// A running test server.
+#[derive(Debug)]
+pub struct TestServer {
+    dir: TempDir,
+    config: ServerConfig,
+    running: Option<RunningServer>,
+    /// The admin API key.
+    pub api_key: String,
+    /// A client without a client certificate.
+    pub client: HttpClient,
+}
+
+impl TestServer {
+    /// Starts a server trusting `pki.trusted` for device identities.
+    pub async fn start(pki: &Pki, options: ServerOptions) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let ca_path = dir.path().join("device-ca.pem");
+        std::fs::write(&ca_path, pki.trusted.cert_pem().unwrap()).unwrap();
+        let mut config = ServerConfig::new(dir.path().join("data"));
+        config.listen = "127.0.0.1:0".parse().unwrap();
+        config.public_url = "https://127.0.0.1".into();
+        config.transport = if options.tls {
+            Transport::SelfSignedTls {
+                hosts: vec!["localhost".into(), "127.0.0.1".into()],
+            }
+        } else {
+            Transport::PlainHttp
+        };
+        config.device_ca_files = vec![ca_path];
+        config.webhook = options.webhook;
+        if options.fixed_api_key {
+            config.api_key = Some(API_KEY.to_owned());
+        }
+        let running = baton_server::server::start(config.clone()).await.unwrap();
+        let api_key = running
+            .generated_api_key()
+            .map_or_else(|| API_KEY.to_owned(), str::to_owned);
+        let client = Self::client_for(&running, &config, None);
+        Self {
+            dir,
+            config,
+            running: Some(running),
+            api_key,
+            client,
+        }
+    }
+
+    fn client_for(
+        running: &RunningServer,
+        config: &ServerConfig,
+        identity: Option<(Vec<u8>, Vec<u8>)>,
+    ) -> HttpClient {
+        let server_cert = running.is_tls().then(|| {
+            let pem = std::fs::read(config.data_dir.join("tls").join("server.crt")).unwrap();
+            openssl::x509::X509::from_pem(&pem)
+                .unwrap()
+                .to_der()
+                .unwrap()
+        });
+        HttpClient::new(&running.local_url(), server_cert, identity)
+    }
+
+    /// The running server.
+    pub fn running(&self) -> &RunningServer {
+        self.running.as_ref().unwrap()
+    }
+
+    /// The data directory.
+    pub fn data_dir(&self) -> PathBuf {
+        self.config.data_dir.clone()
+    }
+
+    /// The temporary directory holding everything.
+    pub fn dir(&self) -> &std::path::Path {
+        self.dir.path()
+    }
+
+    /// Stops the server and starts it again on the same data directory (new port).
+    pub async fn restart(&mut self) -> Option<String> {
+        if let Some(running) = self.running.take() {
+            running.shutdown().await.unwrap();
+        }
+        let mut config = self.config.clone();
+        config.api_key = None;
+        let running = baton_server::server::start(config).await.unwrap();
+        let generated = running.generated_api_key().map(str::to_owned);
+        self.client = Self::client_for(&running, &self.config, None);
+        self.running = Some(running);
+        generated
+    }
+
+    /// Stops the server.
+    pub async fn stop(mut self) {
+        if let Some(running) = self.running.take() {
+            running.shutdown().await.unwrap();
+        }
+    }
+
+    /// A client presenting `device`'s certificate as TLS client certificate.
+    pub fn client_with_certificate(&self, device: &TestDevice) -> HttpClient {
+        Self::client_for(self.running(), &self.config, Some(device.tls_identity()))
+    }
+
+    /// PUTs `body` to `path` with an optional `Mdm-Signature`.
+    pub async fn put_device(&self, path: &str, body: Vec<u8>, signature: Option<String>) -> Reply {
+        let mut headers = vec![(
+            "Content-Type",
+            "application/x-apple-aspen-mdm-checkin".to_owned(),
+        )];
+        if let Some(signature) = signature {
+            headers.push(("Mdm-Signature", signature));
+        }
+        self.client
+            .send(Method::PUT, path, &headers, body)
+            .await
+            .unwrap()
+    }
+
+    /// A check-in message signed by `device`.
+    pub async fn checkin(&self, device: &TestDevice, body: Vec<u8>) -> Reply {
+        let signature = device.sign(&body);
+        self.put_device("/mdm/checkin", body, Some(signature)).await
+    }
+
+    /// A command-channel report signed by `device`.
+    pub async fn connect(&self, device: &TestDevice, body: Vec<u8>) -> Reply {
+        let signature = device.sign(&body);
+        self.put_device("/mdm/connect", body, Some(signature)).await
+    }
+
+    /// Authenticate + TokenUpdate, both expected to succeed.
+    pub async fn enroll(&self, device: &TestDevice) {
+        let r = self.checkin(device, device.authenticate()).await;
+        assert_eq!(r.status, 200, "authenticate: {}", r.text());
+        let r = self.checkin(device, device.token_update()).await;
+        assert_eq!(r.status, 200, "token update: {}", r.text());
+    }
+
+    /// An admin API call with the API key; `body` is sent as JSON when given.
+    pub async fn api(&self, method: Method, path: &str, body: Option<serde_json::Value>) -> Reply {
+        let mut headers = vec![("Authorization", format!("Bearer {}", self.api_key))];
+        let bytes = match body {
+            Some(json) => {
+                headers.push(("Content-Type", "application/json".to_owned()));
+                serde_json::to_vec(&json).unwrap()
+            }
+            None => Vec::new(),
+        };
+        self.client
+            .send(method, path, &headers, bytes)
+            .await
+            .unwrap()
+    }
+
+    /// An admin API call with a raw body and content type.
+    pub async fn api_raw(
+        &self,
+        method: Method,
+        path: &str,
+        content_type: &str,
+        body: Vec<u8>,
+    ) -> Reply {
+        let headers = vec![
+            ("Authorization", format!("Bearer {}", self.api_key)),
+            ("Content-Type", content_type.to_owned()),
+        ];
+        self.client
+            .send(method, path, &headers, body)
+            .await
+            .unwrap()
+    }
+
+    /// Queues a JSON command to `id`; returns its CommandUUID.
+    pub async fn queue(&self, id: &str, command: serde_json::Value) -> String {
+        let r = self
+            .api(
+                Method::POST,
+                &format!("/api/v1/devices/{id}/commands"),
+                Some(command),
+            )
+            .await;
+        assert_eq!(r.status, 201, "enqueue: {}", r.text());
+        r.json()["command_uuid"].as_str().unwrap().to_owned()
+    }
+
+    /// The command list of `id`.
+    pub async fn commands(&self, id: &str) -> Vec<serde_json::Value> {
+        let r = self
+            .api(Method::GET, &format!("/api/v1/devices/{id}/commands"), None)
+            .await;
+        assert_eq!(r.status, 200, "{}", r.text());
+        r.json()["commands"].as_array().unwrap().clone()
+    }
+
+    /// `/healthz` answers ok.
+    pub async fn assert_healthy(&self) {
+        let r = self.client.get("/healthz").await;
+        assert_eq!(r.status, 200);
+        assert_eq!(r.text(), "ok\n");
+    }
+}
