@@ -1,0 +1,119 @@
+//! How a simulated device behaves: signature digest, NotNow policy, latency, failure injection,
+//! Shared iPad mode and app-installation timing. Plain data, saved with the device.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::time::Duration;
+
+use baton_proto::ErrorChainItem;
+use serde::{Deserialize, Serialize};
+
+use crate::SignatureDigest;
+
+/// Request types iOS defers (answers NotNow) while the device is locked before its first unlock
+/// after a restart: they need the keychain or the data-protection class that is still locked.
+pub const DEFERRED_WHILE_LOCKED: &[&str] = &[
+    "InstallProfile",
+    "RemoveProfile",
+    "InstallApplication",
+    "RemoveApplication",
+    "Settings",
+];
+
+/// When the device answers NotNow.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum NotNowPolicy {
+    /// Never.
+    #[default]
+    Never,
+    /// While the device is locked (see [`crate::SimDevice::lock`]), for
+    /// [`DEFERRED_WHILE_LOCKED`]; like iOS before the first unlock.
+    LockedUntilFirstUnlock,
+    /// Always, for these request types.
+    RequestTypes {
+        /// The request types answered NotNow.
+        request_types: BTreeSet<String>,
+    },
+}
+
+/// When a managed app goes from Installing to Managed.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum AppInstallTiming {
+    /// At once: InstallApplication leaves the app Managed.
+    Immediate,
+    /// The app reports Installing until the next command-channel session starts.
+    #[default]
+    NextSession,
+}
+
+/// The device's behaviour settings.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SimOptions {
+    /// Digest of `Mdm-Signature` (SHA-256 by default; iOS uses SHA-1).
+    pub digest: SignatureDigest,
+    /// Sign messages at all (the enrollment profile's `SignMessage`).
+    pub sign_messages: bool,
+    /// When to answer NotNow.
+    pub not_now: NotNowPolicy,
+    /// Delay before every HTTP request the device sends.
+    #[serde(with = "duration_ms")]
+    pub latency: Duration,
+    /// Request types that fail with the given ErrorChain.
+    pub fail_request_types: BTreeMap<String, Vec<ErrorChainItem>>,
+    /// Act as a Shared iPad (multi-user, user channels).
+    pub shared_ipad: bool,
+    /// When installing apps become Managed.
+    pub app_install: AppInstallTiming,
+    /// Safety bound on commands processed in one command-channel session.
+    pub max_commands_per_session: usize,
+}
+
+impl Default for SimOptions {
+    fn default() -> Self {
+        Self {
+            digest: SignatureDigest::Sha256,
+            sign_messages: true,
+            not_now: NotNowPolicy::Never,
+            latency: Duration::ZERO,
+            fail_request_types: BTreeMap::new(),
+            shared_ipad: false,
+            app_install: AppInstallTiming::NextSession,
+            max_commands_per_session: 10_000,
+        }
+    }
+}
+
+impl SimOptions {
+    /// Fails every `request_type` command with one ErrorChain item.
+    #[must_use]
+    pub fn failing(mut self, request_type: &str, domain: &str, code: i64, text: &str) -> Self {
+        self.fail_request_types.insert(
+            request_type.to_owned(),
+            vec![ErrorChainItem {
+                code,
+                domain: domain.to_owned(),
+                localized_description: Some(text.to_owned()),
+                us_english_description: Some(text.to_owned()),
+            }],
+        );
+        self
+    }
+}
+
+mod duration_ms {
+    //! Durations as whole milliseconds in JSON.
+    use std::time::Duration;
+
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub(super) fn serialize<S: Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_u64(u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+    }
+
+    pub(super) fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
+        Ok(Duration::from_millis(u64::deserialize(d)?))
+    }
+}

@@ -1,0 +1,507 @@
+//! `baton-sim`: simulated iOS devices from the command line — enroll and drive a fleet, inspect
+//! one device, and run the load benchmark against an MDM server.
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::time::Duration;
+
+use anyhow::{Context, bail};
+use baton_sim::bench::{self, ScenarioReport};
+use baton_sim::{
+    AdminApi, DeviceOutcome, Fleet, FleetEnrollment, ServerTrust, SignatureDigest, SimOptions,
+    Transport, origin_of,
+};
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+/// Simulated iOS devices for Baton (or any MDM server).
+#[derive(Debug, Parser)]
+#[command(name = "baton-sim", version, about)]
+struct Cli {
+    /// Pin the server's TLS certificate (PEM); without it any server certificate is accepted.
+    #[arg(long, global = true, value_name = "PEM")]
+    server_cert: Option<PathBuf>,
+    /// No progress bars.
+    #[arg(long, global = true)]
+    no_progress: bool,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Enroll, drive and list a fleet saved in a directory.
+    #[command(subcommand)]
+    Fleet(FleetCommand),
+    /// Inspect or drive one device of a fleet.
+    #[command(subcommand)]
+    Device(DeviceCommand),
+    /// Run a load scenario and print (and save) the results.
+    Bench(BenchArgs),
+}
+
+#[derive(Debug, Args)]
+struct DirArg {
+    /// Fleet directory.
+    #[arg(long, default_value = "./sim-fleet", value_name = "DIR")]
+    dir: PathBuf,
+}
+
+#[derive(Debug, Subcommand)]
+enum FleetCommand {
+    /// Enroll N new devices (enrollment profile at /mdm/enroll if served, else SCEP at /scep).
+    Enroll(EnrollArgs),
+    /// Every device connects and processes its commands until its queue is empty.
+    Connect {
+        #[command(flatten)]
+        dir: DirArg,
+        /// Devices connecting at once.
+        #[arg(long, default_value_t = 64)]
+        concurrency: usize,
+    },
+    /// List the devices.
+    List {
+        #[command(flatten)]
+        dir: DirArg,
+    },
+}
+
+#[derive(Debug, Args)]
+struct EnrollArgs {
+    /// Server URL (`https://host:port`).
+    #[arg(long)]
+    server: String,
+    /// Devices to add.
+    #[arg(long, default_value_t = 1)]
+    count: usize,
+    #[command(flatten)]
+    dir: DirArg,
+    /// Enrollment profile URL (default: `<server>/mdm/enroll` when the server has it).
+    #[arg(long)]
+    profile_url: Option<String>,
+    /// SCEP challenge for enrollment without a profile.
+    #[arg(long, env = "BATON_SIM_SCEP_CHALLENGE", hide_env_values = true)]
+    challenge: Option<String>,
+    /// Enrollments in flight at once.
+    #[arg(long, default_value_t = 16)]
+    concurrency: usize,
+    /// Sign with SHA-1 like real devices (default SHA-256).
+    #[arg(long)]
+    sha1: bool,
+    /// Act as Shared iPads.
+    #[arg(long)]
+    shared_ipad: bool,
+}
+
+#[derive(Debug, Subcommand)]
+enum DeviceCommand {
+    /// Print a device's saved state as JSON (identity, push token, inventory; never the key).
+    Show {
+        /// UDID.
+        udid: String,
+        #[command(flatten)]
+        dir: DirArg,
+    },
+    /// The device connects and processes its commands.
+    Connect {
+        /// UDID.
+        udid: String,
+        #[command(flatten)]
+        dir: DirArg,
+    },
+    /// Print the URL a web clip opens (the first one, or the one with `--label`).
+    TapWebClip {
+        /// UDID.
+        udid: String,
+        /// The clip's label.
+        #[arg(long)]
+        label: Option<String>,
+        #[command(flatten)]
+        dir: DirArg,
+    },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum Scenario {
+    Checkin,
+    CommandCycle,
+    Enroll,
+    SignInToReady,
+    ShiftChange,
+}
+
+#[derive(Debug, Args)]
+struct BenchArgs {
+    /// Server URL (`https://host:port` or `http://host:port`).
+    #[arg(long)]
+    server: String,
+    /// Scenario to run.
+    #[arg(long, value_enum)]
+    scenario: Scenario,
+    /// Fleet directory (enrolled first, up to --count devices, when it has fewer).
+    #[command(flatten)]
+    dir: DirArg,
+    /// Devices (checkin, command-cycle) or enrollments (enroll).
+    #[arg(long, default_value_t = 1000)]
+    count: usize,
+    /// Keep-alive connections (checkin) or operations in flight (others).
+    #[arg(long, default_value_t = 64)]
+    connections: usize,
+    /// How long the checkin scenario sends, seconds.
+    #[arg(long, default_value_t = 20)]
+    duration: u64,
+    /// Stop the checkin scenario after this many requests.
+    #[arg(long)]
+    requests: Option<u64>,
+    /// Admin API key (command-cycle).
+    #[arg(long, env = "BATON_API_KEY", hide_env_values = true)]
+    api_key: Option<String>,
+    /// The command for command-cycle, in the admin API's JSON form.
+    #[arg(long, default_value = r#"{"request_type":"ProfileList"}"#)]
+    command: String,
+    /// SCEP challenge (enrollment of the fleet, enroll scenario).
+    #[arg(long, env = "BATON_SIM_SCEP_CHALLENGE", hide_env_values = true)]
+    challenge: Option<String>,
+    /// The server's PID, to report its CPU per request.
+    #[arg(long)]
+    server_pid: Option<u32>,
+    /// Sign with SHA-1 (default SHA-256).
+    #[arg(long)]
+    sha1: bool,
+    /// Where to write the JSON results (default `bench-<scenario>.json`).
+    #[arg(long)]
+    out: Option<PathBuf>,
+}
+
+fn main() -> ExitCode {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .try_init();
+    let cli = Cli::parse();
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("error: cannot start the runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run(cli)) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn transport(cli: &Cli) -> anyhow::Result<(Transport, ServerTrust)> {
+    let trust = match &cli.server_cert {
+        None => ServerTrust::AcceptAny,
+        Some(path) => {
+            let pem = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
+            let cert = openssl::x509::X509::from_pem(&pem)
+                .with_context(|| format!("{} is not a PEM certificate", path.display()))?;
+            ServerTrust::Pinned(cert.to_der()?)
+        }
+    };
+    Ok((Transport::new(&trust)?, trust))
+}
+
+fn options(sha1: bool, shared_ipad: bool) -> SimOptions {
+    let mut o = SimOptions::default();
+    if sha1 {
+        o.digest = SignatureDigest::Sha1;
+    }
+    o.shared_ipad = shared_ipad;
+    o
+}
+
+fn summarize<T>(what: &str, outcomes: &[DeviceOutcome<T>]) -> usize {
+    let failed: Vec<_> = outcomes.iter().filter(|o| o.result.is_err()).collect();
+    let mut times: Vec<f64> = outcomes.iter().map(|o| o.elapsed.as_secs_f64()).collect();
+    times.sort_by(f64::total_cmp);
+    let p = |q: f64| {
+        times
+            .get(((q * times.len() as f64).ceil() as usize).saturating_sub(1))
+            .copied()
+            .unwrap_or(0.0)
+    };
+    println!(
+        "{what}: {} ok, {} failed; per device p50 {:.3} s, p99 {:.3} s, max {:.3} s",
+        outcomes.len() - failed.len(),
+        failed.len(),
+        p(0.5),
+        p(0.99),
+        times.last().copied().unwrap_or(0.0)
+    );
+    for o in failed.iter().take(5) {
+        if let Err(e) = &o.result {
+            println!("  {}: {e}", o.udid);
+        }
+    }
+    failed.len()
+}
+
+async fn enroll_up_to(
+    fleet: &mut Fleet,
+    server: &str,
+    count: usize,
+    challenge: Option<String>,
+    opts: SimOptions,
+    progress: bool,
+) -> anyhow::Result<()> {
+    let missing = count.saturating_sub(fleet.devices().len());
+    if missing == 0 {
+        return Ok(());
+    }
+    println!("enrolling {missing} devices into the fleet...");
+    let outcomes = fleet
+        .enroll(
+            &FleetEnrollment {
+                server: server.to_owned(),
+                profile_url: None,
+                challenge,
+                count: missing,
+                concurrency: 16,
+                options: opts,
+            },
+            progress,
+        )
+        .await?;
+    if summarize("enroll", &outcomes) > 0 {
+        bail!("some enrollments failed");
+    }
+    Ok(())
+}
+
+fn save_report(report: &ScenarioReport, out: Option<&Path>) -> anyhow::Result<PathBuf> {
+    let path = out.map_or_else(
+        || PathBuf::from(format!("bench-{}.json", report.scenario)),
+        Path::to_path_buf,
+    );
+    std::fs::write(&path, serde_json::to_vec_pretty(report)?)
+        .with_context(|| format!("writing {}", path.display()))?;
+    Ok(path)
+}
+
+async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    let (transport, trust) = transport(&cli)?;
+    let progress = !cli.no_progress;
+    match cli.command {
+        Command::Fleet(FleetCommand::Enroll(args)) => {
+            let mut fleet = Fleet::open(&args.dir.dir, Some(&args.server), transport)?;
+            let outcomes = fleet
+                .enroll(
+                    &FleetEnrollment {
+                        server: args.server.clone(),
+                        profile_url: args.profile_url,
+                        challenge: args.challenge,
+                        count: args.count,
+                        concurrency: args.concurrency,
+                        options: options(args.sha1, args.shared_ipad),
+                    },
+                    progress,
+                )
+                .await?;
+            let failed = summarize("enroll", &outcomes);
+            println!(
+                "fleet {} now has {} devices",
+                args.dir.dir.display(),
+                fleet.devices().len()
+            );
+            Ok(if failed == 0 {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::FAILURE
+            })
+        }
+        Command::Fleet(FleetCommand::Connect { dir, concurrency }) => {
+            let mut fleet = Fleet::open(&dir.dir, None, transport)?;
+            let outcomes = fleet.connect_all(concurrency, progress).await;
+            fleet.save()?;
+            let commands: usize = outcomes
+                .iter()
+                .filter_map(|o| o.result.as_ref().ok())
+                .map(Vec::len)
+                .sum();
+            let failed = summarize("connect", &outcomes);
+            println!("{commands} commands processed");
+            Ok(if failed == 0 {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::FAILURE
+            })
+        }
+        Command::Fleet(FleetCommand::List { dir }) => {
+            let fleet = Fleet::open(&dir.dir, None, transport)?;
+            println!("server {}", fleet.server());
+            println!(
+                "{:<26} {:>8} {:>5} {:>5} {:>5}",
+                "UDID", "profiles", "apps", "clips", "certs"
+            );
+            for d in fleet.devices() {
+                println!(
+                    "{:<26} {:>8} {:>5} {:>5} {:>5}",
+                    d.udid(),
+                    d.profiles().len(),
+                    d.apps().len(),
+                    d.web_clips().len(),
+                    d.certificates().len()
+                );
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Device(DeviceCommand::Show { udid, dir }) => {
+            let fleet = Fleet::open(&dir.dir, None, transport)?;
+            let Some(d) = fleet.devices().iter().find(|d| d.udid() == udid) else {
+                bail!("no device {udid} in {}", dir.dir.display());
+            };
+            let mut record = serde_json::to_value(d.record())?;
+            record["push_magic"] = serde_json::Value::String("<redacted>".into());
+            println!("{}", serde_json::to_string_pretty(&record)?);
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Device(DeviceCommand::Connect { udid, dir }) => {
+            let mut fleet = Fleet::open(&dir.dir, None, transport)?;
+            let Some(d) = fleet.device_mut(&udid) else {
+                bail!("no device {udid} in {}", dir.dir.display());
+            };
+            let processed = d.connect_until_idle().await?;
+            for p in &processed {
+                println!("{} {} -> {}", p.uuid, p.request_type, p.status);
+                for item in p.error_chain.iter().flatten() {
+                    println!(
+                        "    {} {}: {}",
+                        item.domain,
+                        item.code,
+                        item.localized_description.as_deref().unwrap_or_default()
+                    );
+                }
+            }
+            fleet.save()?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Device(DeviceCommand::TapWebClip { udid, label, dir }) => {
+            let fleet = Fleet::open(&dir.dir, None, transport)?;
+            let Some(d) = fleet.devices().iter().find(|d| d.udid() == udid) else {
+                bail!("no device {udid} in {}", dir.dir.display());
+            };
+            match d.tap_web_clip(label.as_deref()) {
+                Some(url) => {
+                    println!("{url}");
+                    Ok(ExitCode::SUCCESS)
+                }
+                None => {
+                    eprintln!("no such web clip on {udid}");
+                    Ok(ExitCode::FAILURE)
+                }
+            }
+        }
+        Command::Bench(args) => bench_command(args, transport, trust, progress).await,
+    }
+}
+
+async fn bench_command(
+    args: BenchArgs,
+    transport: Transport,
+    trust: ServerTrust,
+    progress: bool,
+) -> anyhow::Result<ExitCode> {
+    let origin = origin_of(&args.server)?;
+    let report = match args.scenario {
+        Scenario::SignInToReady | Scenario::ShiftChange => {
+            let name = if args.scenario == Scenario::SignInToReady {
+                "sign-in-to-ready"
+            } else {
+                "shift-change"
+            };
+            bench::not_available(
+                name,
+                &origin,
+                "not measured: this scenario needs the sign-in issue (portal sign-in, \
+                 assignment and reconcile); nothing was sent to the server",
+            )
+        }
+        Scenario::Enroll => {
+            bench::enroll::run(
+                &transport,
+                &bench::enroll::EnrollBench {
+                    server: origin.clone(),
+                    scep_url: None,
+                    challenge: args.challenge.clone(),
+                    count: args.count,
+                    concurrency: args.connections,
+                    server_pid: args.server_pid,
+                    progress,
+                },
+            )
+            .await?
+        }
+        Scenario::Checkin | Scenario::CommandCycle => {
+            let mut fleet = Fleet::open(&args.dir.dir, Some(&origin), transport.clone())?;
+            if fleet.server() != origin {
+                bail!(
+                    "fleet {} belongs to {}, not {origin}",
+                    args.dir.dir.display(),
+                    fleet.server()
+                );
+            }
+            enroll_up_to(
+                &mut fleet,
+                &origin,
+                args.count,
+                args.challenge.clone(),
+                options(args.sha1, false),
+                progress,
+            )
+            .await?;
+            if args.scenario == Scenario::Checkin {
+                bench::checkin::run(
+                    &fleet,
+                    &bench::checkin::CheckinBench {
+                        connections: args.connections,
+                        duration: Duration::from_secs(args.duration),
+                        max_requests: args.requests,
+                        trust,
+                        server_pid: args.server_pid,
+                        progress,
+                    },
+                )
+                .await?
+            } else {
+                let Some(key) = args.api_key.as_deref() else {
+                    bail!("command-cycle needs --api-key (or BATON_API_KEY)");
+                };
+                let command: serde_json::Value =
+                    serde_json::from_str(&args.command).context("--command is not JSON")?;
+                let admin = AdminApi::new(&origin, key, transport.clone());
+                let report = bench::command_cycle::run(
+                    &mut fleet,
+                    &admin,
+                    &bench::command_cycle::CommandCycleBench {
+                        command,
+                        concurrency: args.connections,
+                        server_pid: args.server_pid,
+                        progress,
+                    },
+                )
+                .await?;
+                fleet.save()?;
+                report
+            }
+        }
+    };
+    println!("{}", report.table());
+    let path = save_report(&report, args.out.as_deref())?;
+    println!("results written to {}", path.display());
+    Ok(if report.status == "ok" {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(2)
+    })
+}

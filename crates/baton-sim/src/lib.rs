@@ -1,0 +1,56 @@
+//! Simulated iOS devices for Baton: single devices for end-to-end tests, fleets of thousands
+//! for load, and the benchmark that measures a server with them.
+//!
+//! - [`SimDevice`]: enrolls (from an enrollment profile URL with SCEP or PKCS#12, by SCEP
+//!   directly, or with a pre-made [`SimIdentity`] and explicit [`ServerEndpoints`]), signs every
+//!   message (`Mdm-Signature`, SHA-256 by default, SHA-1 selectable), sends Authenticate,
+//!   TokenUpdate and CheckOut, and on "push" runs a command-channel session until the server
+//!   has nothing left ([`SimDevice::connect_until_idle`]).
+//! - [`ios_commands`]: how iOS answers the commands Baton uses, with state ([`Inventory`]):
+//!   profiles, certificates, web clips, managed apps, device facts, Shared iPad users; and the
+//!   refusals (ErrorChain) iOS sends for malformed input.
+//! - [`SimOptions`]: NotNow policy, latency, failure injection, Shared iPad mode.
+//! - [`Fleet`]: many devices concurrently, saved to a directory; [`PushWatcher`] reads a mock
+//!   APNs server's records.
+//! - [`bench`]: the load scenarios behind `baton-sim bench`.
+//!
+//! What it is not: a model of iOS beyond the commands listed in [`ios_commands`]; unknown
+//! request types are answered `CommandFormatError`.
+#![cfg_attr(
+    not(test),
+    warn(clippy::unwrap_used, clippy::expect_used, clippy::panic)
+)]
+
+mod admin_api;
+mod behaviour;
+pub mod bench;
+mod device;
+mod enrollment_profile;
+mod error;
+mod fleet;
+mod identity;
+mod inventory;
+pub mod ios_commands;
+mod push;
+pub mod scep;
+mod transport;
+
+pub use admin_api::AdminApi;
+pub use behaviour::{AppInstallTiming, DEFERRED_WHILE_LOCKED, NotNowPolicy, SimOptions};
+pub use device::{
+    CHECKIN_CONTENT_TYPE, DeviceRecord, ProcessedCommand, SimDevice, UserChannel, random_udid,
+    random_uuid,
+};
+pub use enrollment_profile::{
+    DEFAULT_TOPIC, EnrollmentSettings, IdentitySource, ServerEndpoints, read_enrollment_profile,
+};
+pub use error::SimError;
+pub use fleet::{DeviceOutcome, Fleet, FleetConfig, FleetEnrollment};
+pub use identity::{SignatureDigest, SimIdentity};
+pub use inventory::{
+    AppStatus, InstalledCertificate, InstalledPayload, InstalledProfile, Inventory, ManagedApp,
+    WebClip,
+};
+pub use ios_commands::{DeviceFacts, SharedUser};
+pub use push::PushWatcher;
+pub use transport::{HttpReply, ServerTrust, Transport, client_tls_config, origin_of};
