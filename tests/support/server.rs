@@ -22,6 +22,13 @@ pub struct ServerOptions {
     pub webhook: Option<WebhookConfig>,
     /// Configure [`API_KEY`] (else let the server generate one).
     pub fixed_api_key: bool,
+    /// APNs push settings (push certificate, mock APNs URL and CA, timings).
+    pub push: baton_server::push::PushConfig,
+    /// Enrollment settings (profiles, device identity validity, renewal).
+    pub enrollment: baton_server::enrollment::EnrollmentSettings,
+    /// Multi-user assignment. The harness default creates no sign-in web clip, so devices get
+    /// no commands of their own; the sign-in tests turn it on.
+    pub assignment: baton_server::reconciler::AssignmentSettings,
 }
 
 impl Default for ServerOptions {
@@ -30,6 +37,11 @@ impl Default for ServerOptions {
             tls: true,
             webhook: None,
             fixed_api_key: true,
+            push: baton_server::push::PushConfig::default(),
+            enrollment: baton_server::enrollment::EnrollmentSettings::default(),
+            assignment: baton_server::reconciler::AssignmentSettings {
+                sign_in_clip_label: None,
+            },
         }
     }
 }
@@ -64,6 +76,9 @@ impl TestServer {
         };
         config.device_ca_files = vec![ca_path];
         config.webhook = options.webhook;
+        config.push = options.push;
+        config.enrollment = options.enrollment;
+        config.assignment = options.assignment;
         if options.fixed_api_key {
             config.api_key = Some(API_KEY.to_owned());
         }

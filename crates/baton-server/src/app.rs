@@ -74,7 +74,11 @@ async fn metrics_route(State(state): State<AppState>) -> impl IntoResponse {
             header::CONTENT_TYPE,
             HeaderValue::from_static("text/plain; version=0.0.4"),
         )],
-        state.metrics.render(),
+        {
+            let mut text = state.metrics.render();
+            state.push_service.metrics().render(&mut text);
+            text
+        },
     )
 }
 

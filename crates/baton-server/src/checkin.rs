@@ -46,7 +46,13 @@ pub fn handle(
     let id = message.enrollment_id().clone();
     let mut first_token_update = None;
     let reply = match &message {
-        CheckinMessage::Authenticate(m) => authenticate(services, &identity, m, request, now)?,
+        CheckinMessage::Authenticate(m) => {
+            let reply = authenticate(services, &identity, m, request, now)?;
+            if let Err(error) = services.reconciler.device_authenticated(&id, now) {
+                tracing::warn!(enrollment_id = %id, %error, "authenticate: resetting assignment state failed");
+            }
+            reply
+        }
         other => {
             device_identity::check_binding(store, &identity, &id)?;
             if store.enrollment(&id.parent())?.is_none() {
@@ -54,12 +60,19 @@ pub fn handle(
             }
             match other {
                 CheckinMessage::TokenUpdate(m) => {
-                    first_token_update = Some(token_update(services, m, request, now)?);
+                    let first = token_update(services, m, request, now)?;
+                    if first && let Err(error) = services.reconciler.channel_enabled(&id, now) {
+                        tracing::warn!(enrollment_id = %id, %error, "token update: reconcile failed");
+                    }
+                    first_token_update = Some(first);
                     DeviceReply::empty()
                 }
                 CheckinMessage::CheckOut(_) => {
                     store.check_out(&id, now)?;
                     tracing::info!(enrollment_id = %id, "check-out: enrollment disabled");
+                    if !id.is_user_channel() {
+                        revoke_identity(services, &identity, &id, now)?;
+                    }
                     DeviceReply::empty()
                 }
                 CheckinMessage::GetBootstrapToken(_) => get_bootstrap_token(store, &id)?,
@@ -152,6 +165,9 @@ fn token_update(
         },
         now,
     )?;
+    if crate::push::invalid_token::clear(services.store.as_ref(), id)? {
+        tracing::info!(enrollment_id = %id, "token update: invalid push token mark cleared");
+    }
     if outcome.first {
         tracing::info!(enrollment_id = %id, user_channel = id.is_user_channel(),
             "token update: enrollment enabled");
@@ -159,6 +175,26 @@ fn token_update(
         tracing::debug!(enrollment_id = %id, "token update");
     }
     Ok(outcome.first)
+}
+
+/// Revokes the device's identity certificate at the built-in CA (a no-op for certificates from
+/// other CAs), so the removed device cannot come back with it.
+fn revoke_identity(
+    services: &Services,
+    identity: &VerifiedIdentity,
+    id: &EnrollmentId,
+    now: SystemTime,
+) -> Result<(), DeviceError> {
+    let revoked = crate::enrollment::store_registry::revoke_by_hash(
+        &services.store,
+        &cert_hash(identity),
+        now,
+    )
+    .map_err(|e| DeviceError::Internal(format!("revoking the identity: {e}")))?;
+    if let Some(serial) = revoked {
+        tracing::info!(enrollment_id = %id, serial, "check-out: identity certificate revoked");
+    }
+    Ok(())
 }
 
 fn get_bootstrap_token(store: &dyn Store, id: &EnrollmentId) -> Result<DeviceReply, DeviceError> {

@@ -47,6 +47,9 @@ pub fn handle(
         now,
     )?;
     store.touch(&id, now)?;
+    if report.status != Status::Idle && outcome == ReportOutcome::Completed {
+        services.reconciler.after_report(&report, now);
+    }
     if let Some(uuid) = &report.command_uuid
         && report.status != Status::Idle
     {

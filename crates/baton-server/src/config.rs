@@ -120,6 +120,12 @@ pub struct ServerConfig {
     pub clock_skew: Duration,
     /// How often buffered last-seen times are written.
     pub last_seen_flush_every: Duration,
+    /// APNs pushes: push certificate, APNs URL and trust, coalescing and re-push timings.
+    pub push: crate::push::PushConfig,
+    /// Enrollment profiles, device identity validity and renewal.
+    pub enrollment: crate::enrollment::EnrollmentSettings,
+    /// Multi-user assignment: the default sign-in web clip.
+    pub assignment: crate::reconciler::AssignmentSettings,
 }
 
 impl ServerConfig {
@@ -144,6 +150,9 @@ impl ServerConfig {
             body_limits: BodyLimits::default(),
             clock_skew: Duration::from_secs(5 * 60),
             last_seen_flush_every: Duration::from_secs(5),
+            push: crate::push::PushConfig::default(),
+            enrollment: crate::enrollment::EnrollmentSettings::default(),
+            assignment: crate::reconciler::AssignmentSettings::default(),
         }
     }
 }
@@ -166,6 +175,9 @@ impl fmt::Debug for ServerConfig {
             .field("body_limits", &self.body_limits)
             .field("clock_skew", &self.clock_skew)
             .field("last_seen_flush_every", &self.last_seen_flush_every)
+            .field("push", &self.push)
+            .field("enrollment", &self.enrollment)
+            .field("assignment", &self.assignment)
             .finish()
     }
 }

@@ -46,13 +46,25 @@ pub fn cert_hash(identity: &VerifiedIdentity) -> CertHash {
     CertHash(identity.cert_sha256)
 }
 
+/// Fails when the built-in CA revoked the certificate (its device checked out).
+pub fn check_not_revoked(
+    store: &dyn Store,
+    identity: &VerifiedIdentity,
+) -> Result<(), DeviceError> {
+    match crate::enrollment::store_registry::revoked_serial(store, &cert_hash(identity))? {
+        Some(serial) => Err(DeviceError::CertificateRevoked { serial }),
+        None => Ok(()),
+    }
+}
+
 /// Fails unless the certificate may be bound to `channel`'s device at Authenticate: it is either
-/// unbound or already bound to that same device.
+/// unbound or already bound to that same device, and not revoked.
 pub fn check_bindable(
     store: &dyn Store,
     identity: &VerifiedIdentity,
     channel: &EnrollmentId,
 ) -> Result<(), DeviceError> {
+    check_not_revoked(store, identity)?;
     let device = channel.parent();
     match store.cert_enrollment(&cert_hash(identity))? {
         Some(owner) if owner != device => {
@@ -62,16 +74,34 @@ pub fn check_bindable(
     }
 }
 
-/// Fails unless the certificate is the one bound to `channel`'s device.
+/// Fails unless the certificate is the one bound to `channel`'s device, and not revoked.
+///
+/// One exception binds a new certificate: an identity the built-in CA issued through a renewal
+/// profile queued for this very device (its registry hint names the device). The renewal
+/// profile reached the device over its authenticated channel, so only that device knew the
+/// challenge; iOS may start signing with the renewed identity without a new Authenticate, and
+/// refusing it would strand the device.
 pub fn check_binding(
     store: &dyn Store,
     identity: &VerifiedIdentity,
     channel: &EnrollmentId,
 ) -> Result<(), DeviceError> {
+    check_not_revoked(store, identity)?;
     let device = channel.parent();
-    match store.cert_enrollment(&cert_hash(identity))? {
+    let hash = cert_hash(identity);
+    match store.cert_enrollment(&hash)? {
         Some(owner) if owner == device => Ok(()),
         Some(owner) => Err(DeviceError::CertificateBoundElsewhere { bound_to: owner }),
-        None => Err(DeviceError::CertificateNotBound(device)),
+        None => {
+            let renewed_for = crate::enrollment::store_registry::renewal_device(store, &hash)?;
+            if renewed_for.as_deref() == Some(device.as_str()) {
+                store.bind_certificate(&device, &hash)?;
+                tracing::info!(enrollment_id = %device, cert_sha256 = %identity.cert_sha256_hex(),
+                    "renewed identity certificate bound");
+                Ok(())
+            } else {
+                Err(DeviceError::CertificateNotBound(device))
+            }
+        }
     }
 }

@@ -35,6 +35,12 @@ pub enum DeviceError {
         /// The enrollment that owns the certificate.
         bound_to: EnrollmentId,
     },
+    /// The certificate was revoked (the device checked out with it).
+    #[error("certificate serial {serial} is revoked")]
+    CertificateRevoked {
+        /// Its serial number at the built-in CA.
+        serial: u64,
+    },
     /// The certificate is not the one bound to this enrollment at Authenticate.
     #[error("certificate is not bound to enrollment {0}")]
     CertificateNotBound(EnrollmentId),
@@ -85,6 +91,7 @@ impl DeviceError {
             DeviceError::BodyRejected(_) => "body_rejected",
             DeviceError::CertificateBoundElsewhere { .. } => "certificate_bound_elsewhere",
             DeviceError::CertificateNotBound(_) => "certificate_not_bound",
+            DeviceError::CertificateRevoked { .. } => "certificate_revoked",
             DeviceError::UnknownEnrollment(_) => "unknown_enrollment",
             DeviceError::InvalidChannel(_) => "invalid_channel",
             DeviceError::Store(_) => "store",

@@ -113,11 +113,12 @@ impl Histogram {
 }
 
 /// Why a device request was refused, for the refusal counter.
-pub const REFUSAL_REASONS: [&str; 9] = [
+pub const REFUSAL_REASONS: [&str; 10] = [
     "identity",
     "malformed_message",
     "certificate_not_bound",
     "certificate_bound_elsewhere",
+    "certificate_revoked",
     "unknown_enrollment",
     "body_rejected",
     "invalid_channel",

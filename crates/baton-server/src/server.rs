@@ -1,7 +1,7 @@
 //! Starting and stopping a whole server from a [`ServerConfig`]: open the store in the data
 //! directory, settle the API key, load the built-in CA and extra device CAs as trust anchors,
 //! build the router (device routes, admin API, SCEP), bind the listener (TLS or plain HTTP), and
-//! run the background tasks (last-seen flushing, webhook delivery).
+//! run the background tasks (last-seen flushing, webhook delivery, push dispatch and re-push).
 
 use std::io;
 use std::net::SocketAddr;
@@ -18,14 +18,11 @@ use tokio::task::JoinHandle;
 
 use crate::api_key::{self, ApiKeyError};
 use crate::config::{ServerConfig, Transport};
-use crate::enrollment::registry::InMemoryCertificateRegistry;
-use crate::enrollment::{
-    CaConfig, CaError, CertificateAuthority, ChallengePolicy, InMemoryChallengeStore, ScepConfig,
-    ScepService, ScepState,
-};
+use crate::enrollment::server_certificate::ServerCertificateError;
+use crate::enrollment::{CaConfig, CaError, CertificateAuthority, startup as enrollment_startup};
 use crate::identity::{IdentityConfig, IdentityError, IdentityVerifier, TrustAnchors};
 use crate::metrics::Metrics;
-use crate::push::{LoggingPushSink, PushSink};
+use crate::push::{PushError, PushService, PushSink};
 use crate::state::{AppState, Services};
 use crate::tls::{self, TlsError, TlsIdentity};
 use crate::webhook::{EventSink, Outbox, WebhookDelivery};
@@ -71,6 +68,9 @@ pub enum StartError {
     /// The TLS certificate could not be loaded or generated.
     #[error("TLS: {0}")]
     Tls(#[from] TlsError),
+    /// The server certificate could not be issued by the built-in CA.
+    #[error("server certificate: {0}")]
+    ServerCertificate(#[from] ServerCertificateError),
     /// The webhook client could not be built.
     #[error("webhook client: {0}")]
     Webhook(#[from] rustls::Error),
@@ -83,6 +83,9 @@ pub enum StartError {
         #[source]
         source: io::Error,
     },
+    /// The push service could not start (push certificate, APNs CA).
+    #[error("push: {0}")]
+    Push(#[from] PushError),
     /// A start-up worker failed.
     #[error("start-up task failed: {0}")]
     Task(String),
@@ -162,9 +165,10 @@ impl RunningServer {
     }
 }
 
-/// Starts a server with the default (logging) push sink.
+/// Starts a server that pushes through its APNs [`PushService`] (which only logs while no push
+/// certificate is configured).
 pub async fn start(config: ServerConfig) -> Result<RunningServer, StartError> {
-    start_with_push(config, Arc::new(LoggingPushSink)).await
+    start_inner(config, None).await
 }
 
 fn io_error(path: &std::path::Path) -> impl FnOnce(io::Error) -> StartError + '_ {
@@ -191,10 +195,17 @@ fn open_store(path: &std::path::Path) -> Result<SledStore, StoreError> {
     }
 }
 
-/// Starts a server that tells `push` about new commands.
+/// Starts a server that tells `push` (instead of its APNs push service) about new commands.
 pub async fn start_with_push(
     config: ServerConfig,
     push: Arc<dyn PushSink>,
+) -> Result<RunningServer, StartError> {
+    start_inner(config, Some(push)).await
+}
+
+async fn start_inner(
+    config: ServerConfig,
+    push: Option<Arc<dyn PushSink>>,
 ) -> Result<RunningServer, StartError> {
     let now = SystemTime::now();
     std::fs::create_dir_all(&config.data_dir).map_err(io_error(&config.data_dir))?;
@@ -228,18 +239,11 @@ pub async fn start_with_push(
         )?;
         anchors.push(ca.certificate().to_owned());
         builtin_ca_pem = Some(ca.certificate_pem()?);
-        let challenges = ChallengePolicy::new(
-            config.scep_challenge.as_deref(),
-            Arc::new(InMemoryChallengeStore::new()),
-        );
-        // TODO(lead): the certificate registry and one-time challenges are in memory; persist
-        // them in the store (keyspace) when enrollment gets its storage role.
-        scep = Some(ScepState::new(ScepService::new(
+        scep = Some(enrollment_startup::scep_state(
             Arc::new(ca),
-            Arc::new(InMemoryCertificateRegistry::new()),
-            challenges,
-            ScepConfig::default(),
-        )));
+            &store,
+            &config,
+        )?);
     }
     for path in &config.device_ca_files {
         let pem = std::fs::read(path).map_err(io_error(path))?;
@@ -279,12 +283,42 @@ pub async fn start_with_push(
         }
     };
 
+    let push_service = Arc::new(PushService::new(Arc::clone(&store), config.push.clone())?);
+    tasks.push(tokio::spawn(
+        Arc::clone(&push_service).run_dispatch(stop_rx.clone()),
+    ));
+    tasks.push(tokio::spawn(
+        Arc::clone(&push_service).run_repush(stop_rx.clone()),
+    ));
+    let push = push.unwrap_or_else(|| Arc::clone(&push_service) as Arc<dyn PushSink>);
+
+    let reconciler = Arc::new(crate::reconciler::Reconciler::new(
+        Arc::clone(&store),
+        Arc::clone(&push),
+        Arc::clone(&metrics),
+        config.assignment.clone(),
+    ));
+    {
+        let store = Arc::clone(&store);
+        let public_url = config.public_url.clone();
+        let label = config.assignment.sign_in_clip_label.clone();
+        let now_secs = baton_store::unix_millis(now) / 1000;
+        tokio::task::spawn_blocking(move || {
+            crate::catalog::defaults::seed(store.as_ref(), &public_url, label.as_deref(), now_secs)
+        })
+        .await
+        .map_err(|e| StartError::Task(e.to_string()))?
+        .map_err(|e| StartError::Task(format!("seeding the directory: {e}")))?;
+    }
+
     let state: AppState = Arc::new(Services {
         store: Arc::clone(&store),
         verifier: Arc::new(verifier),
         metrics,
         push,
+        push_service,
         events,
+        reconciler,
         api_key,
         body_limits: config.body_limits,
         plist_limits: Limits::default().with_max_body_bytes(config.body_limits.device),
@@ -295,9 +329,6 @@ pub async fn start_with_push(
         config.last_seen_flush_every,
         stop_rx.clone(),
     )));
-
-    let extra = scep.map_or_else(axum::Router::new, crate::enrollment::router);
-    let router = crate::app::router_with(Arc::clone(&state), extra);
 
     let listener = TcpListener::bind(config.listen)
         .await
@@ -316,10 +347,22 @@ pub async fn start_with_push(
     let identity = match &config.transport {
         Transport::PlainHttp => None,
         Transport::TlsFiles { cert, key } => Some(TlsIdentity::from_pem_files(cert, key)?),
-        Transport::SelfSignedTls { hosts } => {
-            Some(TlsIdentity::load_or_generate(&config.data_dir, hosts)?)
-        }
+        Transport::SelfSignedTls { hosts } => Some(enrollment_startup::generated_tls_identity(
+            &config,
+            hosts,
+            scep.as_ref(),
+            now,
+        )?),
     };
+    let extra = enrollment_startup::routes(
+        scep,
+        identity.as_ref(),
+        &config,
+        &state,
+        &stop_rx,
+        &mut tasks,
+    )?;
+    let router = crate::app::router_with(Arc::clone(&state), extra);
     let tls_enabled = identity.is_some();
     let serve = match identity {
         None => tokio::spawn(tls::serve_plain(listener, router, shutdown)),

@@ -10,7 +10,8 @@ use crate::api_key::ApiKeyHash;
 use crate::config::BodyLimits;
 use crate::identity::IdentityVerifier;
 use crate::metrics::Metrics;
-use crate::push::PushSink;
+use crate::push::{PushService, PushSink};
+use crate::reconciler::Reconciler;
 use crate::webhook::EventSink;
 
 /// The services behind the HTTP routes. Handlers get it as `State<AppState>`.
@@ -23,8 +24,13 @@ pub struct Services {
     pub metrics: Arc<Metrics>,
     /// Told about new commands so it can push.
     pub push: Arc<dyn PushSink>,
+    /// The APNs push service (certificate, manual pushes); unconfigured until a certificate is
+    /// set or uploaded.
+    pub push_service: Arc<PushService>,
     /// Webhook events.
     pub events: EventSink,
+    /// The assignment reconciler (directory, catalog, distributions -> commands).
+    pub reconciler: Arc<Reconciler>,
     /// Hash of the admin API key.
     pub api_key: ApiKeyHash,
     /// Request-body bounds per route kind.

@@ -7,7 +7,10 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+mod cli;
+mod enrollment_flags;
 mod inspect;
+mod push_flags;
 mod serve;
 
 /// Baton: an Apple MDM server for shared iOS devices.
@@ -26,12 +29,16 @@ enum Command {
     Inspect(inspect::InspectArgs),
     /// Run the MDM server (self-signed TLS and a generated API key when nothing is configured).
     Serve(Box<serve::ServeArgs>),
+    /// Operator commands against a running server's admin API.
+    #[command(flatten)]
+    Admin(cli::AdminCommand),
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
         Command::Inspect(args) => inspect::run(&args),
+        Command::Admin(command) => cli::run(&command),
         Command::Serve(args) => {
             init_tracing();
             serve::run(*args)

@@ -25,7 +25,8 @@ const DEFAULT_PORT: u16 = 8443;
 pub struct ServeArgs {
     /// TOML config file with the same settings (kebab-case keys: `data`, `listen`, `public-url`,
     /// `plain-http`, `tls-cert`, `tls-key`, `api-key`, `device-ca`, `scep-challenge`,
-    /// `webhook-url`, `webhook-secret`). Flags and BATON_* variables override it.
+    /// `webhook-url`, `webhook-secret`, `push-cert`, `push-key`, `push-cert-password`, `apns-url`,
+    /// `apns-ca`, `repush-interval`). Flags and BATON_* variables override it.
     #[arg(long, env = "BATON_CONFIG", value_name = "FILE")]
     config: Option<PathBuf>,
     /// Data directory (database, CA, generated TLS certificate) [default: ./baton-data].
@@ -40,7 +41,8 @@ pub struct ServeArgs {
     /// Serve plain HTTP (a proxy in front terminates TLS).
     #[arg(long, env = "BATON_PLAIN_HTTP", num_args = 0..=1, default_missing_value = "true", value_name = "BOOL")]
     plain_http: Option<bool>,
-    /// TLS certificate chain (PEM); without it a self-signed certificate is generated.
+    /// TLS certificate chain (PEM); without it one is issued by the built-in CA (self-signed
+    /// when the built-in CA is disabled).
     #[arg(long, env = "BATON_TLS_CERT", value_name = "PEM", requires = "tls_key")]
     tls_cert: Option<PathBuf>,
     /// TLS private key (PEM).
@@ -82,6 +84,12 @@ pub struct ServeArgs {
         hide_env_values = true
     )]
     webhook_secret: Option<String>,
+    /// APNs push settings.
+    #[command(flatten)]
+    push: crate::push_flags::PushArgs,
+    /// Enrollment profile and device identity settings.
+    #[command(flatten)]
+    enrollment: crate::enrollment_flags::EnrollmentArgs,
 }
 
 /// The config file: the same settings as the flags.
@@ -100,6 +108,13 @@ struct FileConfig {
     scep_challenge: Option<String>,
     webhook_url: Option<String>,
     webhook_secret: Option<String>,
+    push_cert: Option<PathBuf>,
+    push_key: Option<PathBuf>,
+    push_cert_password: Option<String>,
+    apns_url: Option<String>,
+    #[serde(default)]
+    apns_ca: Vec<PathBuf>,
+    repush_interval: Option<u64>,
 }
 
 fn read_file_config(path: &Path) -> anyhow::Result<FileConfig> {
@@ -190,6 +205,15 @@ fn build_config(args: ServeArgs) -> anyhow::Result<ServerConfig> {
         None if webhook_secret.is_some() => bail!("--webhook-secret needs --webhook-url"),
         None => None,
     };
+    config.push = args.push.into_config(crate::push_flags::PushFileValues {
+        push_cert: file.push_cert,
+        push_key: file.push_key,
+        push_cert_password: file.push_cert_password,
+        apns_url: file.apns_url,
+        apns_ca: file.apns_ca,
+        repush_interval: file.repush_interval,
+    })?;
+    config.enrollment = args.enrollment.into_settings()?;
     Ok(config)
 }
 
@@ -244,7 +268,7 @@ fn print_banner(
     println!("Baton is listening on {} ({addr})", server.local_url());
     match transport {
         Transport::SelfSignedTls { .. } => println!(
-            "  TLS: self-signed certificate {}",
+            "  TLS: certificate {} (issued by the built-in CA when it is enabled)",
             data.join("tls").join("server.crt").display()
         ),
         Transport::TlsFiles { cert, .. } => println!("  TLS: {}", cert.display()),
@@ -257,6 +281,7 @@ fn print_banner(
             "  device CA: {} (SCEP at {public_url}/scep)",
             data.join("ca").join("ca.pem").display()
         );
+        println!("  enroll a device: open {public_url}/mdm/enroll on it");
     }
     if let Some(key) = server.generated_api_key() {
         println!();

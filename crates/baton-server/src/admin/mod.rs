@@ -5,13 +5,20 @@
 //! - `POST /api/v1/devices/{id}/commands`, `POST /api/v1/commands`, `GET
 //!   /api/v1/devices/{id}/commands[/{uuid}]`, `DELETE /api/v1/devices/{id}/commands/{uuid}`:
 //!   the command queue ([`commands`], bodies parsed by [`command_body`]).
+//! - Users, groups, items, distributions, sign-in/out, preview, sessions, lint:
+//!   [`directory`], [`catalog`], [`assignment`].
+//! - `GET`/`PUT /api/v1/push-certificate`, `POST /api/v1/devices/{id}/push`: pushes ([`push`]).
 //!
 //! `{id}` is an enrollment id: the UDID (or EnrollmentID), or `UDID:user` for a user channel.
 //! Errors are JSON (see [`crate::error_response::ApiError`]). Store calls run on the blocking pool.
 
+pub mod assignment;
+pub mod catalog;
 pub mod command_body;
 pub mod commands;
 pub mod devices;
+pub mod directory;
+pub mod push;
 
 use axum::Router;
 use axum::extract::{DefaultBodyLimit, Request, State};
@@ -29,6 +36,12 @@ pub fn router(state: AppState) -> Router<AppState> {
     Router::new()
         .route("/api/v1/devices", get(devices::list))
         .route("/api/v1/devices/{id}", get(devices::show))
+        .merge(assignment_routes(&state))
+        .route("/api/v1/devices/{id}/push", post(push::push_device))
+        .route(
+            "/api/v1/push-certificate",
+            get(push::show).put(push::upload),
+        )
         .route(
             "/api/v1/devices/{id}/commands",
             get(commands::list)
@@ -45,6 +58,50 @@ pub fn router(state: AppState) -> Router<AppState> {
         )
         .layer(DefaultBodyLimit::max(limits.admin_json))
         .route_layer(middleware::from_fn_with_state(state, require_api_key))
+}
+
+/// Users, groups, catalog, distributions, sign-in/out, preview, sessions and lint
+/// ([`directory`], [`catalog`], [`assignment`]).
+fn assignment_routes(state: &AppState) -> Router<AppState> {
+    use axum::routing::delete;
+    Router::new()
+        .route(
+            "/api/v1/users",
+            get(directory::list_users).post(directory::create_user),
+        )
+        .route("/api/v1/users/import", post(directory::import_users))
+        .route(
+            "/api/v1/users/{name}",
+            get(directory::show_user).delete(directory::delete_user),
+        )
+        .route(
+            "/api/v1/groups",
+            get(directory::list_groups).post(directory::create_group),
+        )
+        .route("/api/v1/groups/{id}", delete(directory::delete_group))
+        .route(
+            "/api/v1/items",
+            get(catalog::list_items)
+                .post(catalog::create_item)
+                .layer(DefaultBodyLimit::max(state.body_limits.admin_upload)),
+        )
+        .route(
+            "/api/v1/items/{id}",
+            get(catalog::show_item).delete(catalog::delete_item),
+        )
+        .route(
+            "/api/v1/distributions",
+            get(catalog::list_distributions).post(catalog::create_distribution),
+        )
+        .route(
+            "/api/v1/distributions/{id}",
+            delete(catalog::delete_distribution),
+        )
+        .route("/api/v1/devices/{id}/sign-in", post(assignment::sign_in))
+        .route("/api/v1/devices/{id}/sign-out", post(assignment::sign_out))
+        .route("/api/v1/devices/{id}/preview", get(assignment::preview))
+        .route("/api/v1/devices/{id}/sessions", get(assignment::sessions))
+        .route("/api/v1/lint", get(assignment::lint))
 }
 
 /// Rejects requests without the right bearer token (401 JSON).

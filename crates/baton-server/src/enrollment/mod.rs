@@ -5,6 +5,12 @@
 //! - [`registry`] and [`challenge`]: role traits for what enrollment persists (issued
 //!   certificates and revocation; one-time challenges), with in-memory implementations.
 //! - [`scep`]: the SCEP server (RFC 8894) and a client for tests and simulated devices.
+//! - [`store_registry`] and [`store_challenge`]: the registry and challenge store the server
+//!   runs with, on the store's keyspace (they survive restarts).
+//! - [`profile`], [`profile_issuer`] and [`enroll_route`]: the enrollment profile served at
+//!   `GET /mdm/enroll` (SCEP or PKCS#12 identity, `com.apple.mdm`, private TLS root).
+//! - [`renewal`]: re-sends a fresh enrollment profile to devices whose identity nears expiry.
+//! - [`server_certificate`]: the server's TLS certificate, issued by the built-in CA.
 //!
 //! CMS SignedData with SCEP's signed attributes is written and read with a small DER layer
 //! ([`der`], [`cms`]) because the `openssl` crate cannot handle custom signed attributes; OpenSSL
@@ -16,16 +22,29 @@ pub mod certificate_request;
 pub mod challenge;
 pub mod cms;
 pub mod der;
+pub mod enroll_route;
 pub mod envelope;
 pub mod oid;
+pub mod profile;
+pub mod profile_issuer;
 pub mod registry;
+pub mod renewal;
 pub mod scep;
+pub mod server_certificate;
+pub mod settings;
+pub mod startup;
+pub mod store_challenge;
+pub mod store_registry;
 
 pub use ca::{CaConfig, CaError, CertificateAuthority, IssueRequest, IssuedCertificate};
 pub use certificate_profile::CertificateProfile;
 pub use challenge::{ChallengePolicy, ChallengeStore, InMemoryChallengeStore};
+pub use profile_issuer::{EnrollProfileError, EnrollmentProfiles, IdentityKind, ProfileSigner};
 pub use registry::{
     CertificateKind, CertificateRegistry, InMemoryCertificateRegistry, IssuedCertificateRecord,
     RegistryError,
 };
 pub use scep::{ScepConfig, ScepService, ScepState, router};
+pub use settings::EnrollmentSettings;
+pub use store_challenge::StoreChallengeStore;
+pub use store_registry::StoreCertificateRegistry;

@@ -1,0 +1,98 @@
+//! What a fresh server starts with: the nobody user (`multi-user-owner = true`, no password)
+//! and, when enabled, the sign-in web clip distributed to nobody. Seeded once (a marker in
+//! [`SEED_COLLECTION`] remembers it), so an operator's later changes are not undone at restart.
+
+use baton_assign::{
+    CatalogItem, DistributionId, ItemContent, ItemId, NOBODY_USERNAME, Scope, User,
+};
+use baton_store::{CasOutcome, KeyspaceBatch, Store};
+
+use super::assignment_config::{RecordError, collection, encode, read_json};
+use super::{DISTRIBUTIONS_COLLECTION, DistributionRecord, ITEMS_COLLECTION, TargetInput};
+use crate::directory::{USERS_COLLECTION, UserRecord};
+
+/// Keyspace collection of seeding markers.
+pub const SEED_COLLECTION: &str = "assignment_seed";
+/// Id of the default sign-in web clip item.
+pub const SIGN_IN_ITEM: &str = "sign-in";
+/// Id of its default distribution (to nobody).
+pub const SIGN_IN_DISTRIBUTION: &str = "sign-in-to-nobody";
+
+/// The URL template of the sign-in clip: the portal plus the device's portal token.
+pub fn sign_in_url(public_url: &str) -> String {
+    format!(
+        "{}/portal/$DEVICE.{}",
+        public_url.trim_end_matches('/'),
+        crate::reconciler::portal_token::PORTAL_TOKEN_ATTRIBUTE
+    )
+}
+
+/// Creates the nobody user if missing and, once, the sign-in clip and its distribution.
+pub fn seed(
+    store: &dyn Store,
+    public_url: &str,
+    sign_in_clip: Option<&str>,
+    now: u64,
+) -> Result<(), RecordError> {
+    let mut batch = KeyspaceBatch::new();
+    if read_json::<UserRecord>(store, USERS_COLLECTION, NOBODY_USERNAME)?.is_none() {
+        let nobody = UserRecord {
+            user: User::nobody(),
+            password_hash: None,
+            created_at: now,
+        };
+        batch.put(
+            &collection(USERS_COLLECTION)?,
+            NOBODY_USERNAME.as_bytes(),
+            &encode(&nobody)?,
+        );
+    }
+    let seeds = collection(SEED_COLLECTION)?;
+    if let Some(label) = sign_in_clip
+        && store.get(&seeds, SIGN_IN_ITEM.as_bytes())?.is_none()
+    {
+        let id = ItemId::new(SIGN_IN_ITEM)?;
+        let item = CatalogItem {
+            id: id.clone(),
+            name: label.to_owned(),
+            scope: Scope::User,
+            leaves_on_sign_out: false,
+            content: ItemContent::WebClip {
+                label: label.to_owned(),
+                url: sign_in_url(public_url),
+                sign_in: true,
+                full_screen: true,
+                removable: false,
+            },
+        };
+        let distribution = DistributionRecord {
+            id: DistributionId::new(SIGN_IN_DISTRIBUTION)?,
+            name: "Sign-in web clip for signed-out devices".into(),
+            item: id,
+            target: TargetInput::Users {
+                users: vec![NOBODY_USERNAME.to_owned()],
+            },
+        };
+        batch.put(
+            &collection(ITEMS_COLLECTION)?,
+            SIGN_IN_ITEM.as_bytes(),
+            &encode(&item)?,
+        );
+        batch.put(
+            &collection(DISTRIBUTIONS_COLLECTION)?,
+            SIGN_IN_DISTRIBUTION.as_bytes(),
+            &encode(&distribution)?,
+        );
+        batch.put(&seeds, SIGN_IN_ITEM.as_bytes(), b"1");
+    }
+    if batch.ops.is_empty() {
+        return Ok(());
+    }
+    match store.apply(&batch)? {
+        CasOutcome::Applied => Ok(()),
+        _ => Err(RecordError::Corrupt {
+            collection: SEED_COLLECTION.into(),
+            reason: "seeding conflicted".into(),
+        }),
+    }
+}

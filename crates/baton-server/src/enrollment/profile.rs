@@ -1,0 +1,232 @@
+//! The enrollment profile's content, built from plain values (no store, no clock, no keys): the
+//! identity payload (SCEP with a challenge, or a server-made PKCS#12), the `com.apple.mdm`
+//! payload pointing at it, and the root certificate when the server's TLS chain is private.
+//!
+//! Identifiers are stable (`<prefix>.enrollment`, `<prefix>.enrollment.scep`, …) so a renewal
+//! replaces the installed profile; the caller supplies fresh UUIDs for every download.
+
+use baton_proto::{MdmPayload, Pkcs12Payload, Profile, RootCertificatePayload, ScepPayload};
+
+/// The device identity the profile carries.
+#[derive(Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum IdentityPayload {
+    /// The device enrolls over SCEP.
+    Scep {
+        /// The SCEP URL.
+        url: String,
+        /// The challenge password. Secret.
+        challenge: String,
+        /// The requested subject as (short name, value) pairs.
+        subject: Vec<(String, String)>,
+    },
+    /// A ready-made identity.
+    Pkcs12 {
+        /// The PKCS#12 bytes.
+        content: Vec<u8>,
+        /// Its password. Secret.
+        password: String,
+    },
+}
+
+impl std::fmt::Debug for IdentityPayload {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Scep { url, subject, .. } => f
+                .debug_struct("Scep")
+                .field("url", url)
+                .field("subject", subject)
+                .finish_non_exhaustive(),
+            Self::Pkcs12 { content, .. } => f
+                .debug_struct("Pkcs12")
+                .field("content_len", &content.len())
+                .finish_non_exhaustive(),
+        }
+    }
+}
+
+/// Everything the enrollment profile is made of.
+#[derive(Debug, Clone)]
+pub struct EnrollmentProfileSpec {
+    /// Identifier prefix (`io.baton` gives `io.baton.enrollment`).
+    pub identifier_prefix: String,
+    /// `PayloadOrganization`.
+    pub organization: String,
+    /// The server's public URL, without a trailing slash.
+    pub public_url: String,
+    /// The APNs topic.
+    pub topic: String,
+    /// The identity payload.
+    pub identity: IdentityPayload,
+    /// DER of a root certificate devices must trust to reach the server, if any.
+    pub root_certificate: Option<Vec<u8>>,
+}
+
+/// Payload UUIDs of one profile download.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProfileUuids {
+    /// The profile's.
+    pub profile: String,
+    /// The identity payload's (also the MDM payload's `IdentityCertificateUUID`).
+    pub identity: String,
+    /// The MDM payload's.
+    pub mdm: String,
+    /// The root certificate payload's.
+    pub root: String,
+}
+
+impl ProfileUuids {
+    /// Fresh random UUIDs (upper case, as Apple writes them).
+    pub fn random() -> Self {
+        let fresh = || uuid::Uuid::new_v4().to_string().to_uppercase();
+        Self {
+            profile: fresh(),
+            identity: fresh(),
+            mdm: fresh(),
+            root: fresh(),
+        }
+    }
+}
+
+/// The identifier of the enrollment profile for `prefix`.
+pub fn profile_identifier(prefix: &str) -> String {
+    format!("{prefix}.enrollment")
+}
+
+impl EnrollmentProfileSpec {
+    /// The profile.
+    pub fn build(self, uuids: &ProfileUuids) -> Profile {
+        let id = profile_identifier(&self.identifier_prefix);
+        let base = self.public_url.trim_end_matches('/');
+        let mut profile = Profile::new(id.clone(), uuids.profile.clone())
+            .with_display_name(format!("{} device management", self.organization))
+            .with_description(
+                "Enrolls this device in Baton: installs its identity certificate and lets the \
+                 server manage it.",
+            )
+            .with_organization(self.organization.clone());
+        if let Some(der) = self.root_certificate {
+            let mut root = RootCertificatePayload::new(der);
+            root.file_name = Some("baton-ca.cer".to_owned());
+            profile = profile.with_payload(
+                root.into_payload(format!("{id}.root"), uuids.root.clone())
+                    .with_display_name(format!("{} server CA", self.organization)),
+            );
+        }
+        let identity = match self.identity {
+            IdentityPayload::Scep {
+                url,
+                challenge,
+                subject,
+            } => {
+                let mut scep = ScepPayload::new(url);
+                scep.name = Some(format!("{} CA", self.organization));
+                scep.challenge = Some(challenge);
+                scep.subject = subject;
+                scep.into_payload(format!("{id}.scep"), uuids.identity.clone())
+            }
+            IdentityPayload::Pkcs12 { content, password } => {
+                let mut p12 = Pkcs12Payload::new(content, Some(password));
+                p12.file_name = Some("device-identity.p12".to_owned());
+                p12.into_payload(format!("{id}.identity"), uuids.identity.clone())
+                    .with_display_name("Device identity")
+            }
+        };
+        let mdm = MdmPayload::new(
+            uuids.identity.clone(),
+            self.topic,
+            format!("{base}/mdm/connect"),
+            format!("{base}/mdm/checkin"),
+        );
+        profile
+            .with_payload(identity)
+            .with_payload(mdm.into_payload(format!("{id}.mdm"), uuids.mdm.clone()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use baton_proto::Limits;
+    use baton_proto::plist::Value;
+
+    fn spec(identity: IdentityPayload, root: Option<Vec<u8>>) -> EnrollmentProfileSpec {
+        EnrollmentProfileSpec {
+            identifier_prefix: "io.baton".into(),
+            organization: "Baton".into(),
+            public_url: "https://mdm.example:8443/".into(),
+            topic: "com.apple.mgmt.External.abc".into(),
+            identity,
+            root_certificate: root,
+        }
+    }
+
+    #[test]
+    fn scep_profile_points_the_mdm_payload_at_the_scep_identity() {
+        let uuids = ProfileUuids::random();
+        let profile = spec(
+            IdentityPayload::Scep {
+                url: "https://mdm.example:8443/scep".into(),
+                challenge: "one-time".into(),
+                subject: vec![("CN".into(), "Baton device 1".into())],
+            },
+            Some(vec![0x30, 0x00]),
+        )
+        .build(&uuids);
+        let xml = profile.to_xml().unwrap();
+        let parsed = Profile::parse(&xml, &Limits::default()).unwrap();
+        assert_eq!(parsed.identifier, "io.baton.enrollment");
+        let types: Vec<_> = parsed
+            .payloads
+            .iter()
+            .map(|p| p.payload_type.as_str())
+            .collect();
+        assert_eq!(
+            types,
+            [
+                "com.apple.security.root",
+                "com.apple.security.scep",
+                "com.apple.mdm"
+            ]
+        );
+        let scep = &parsed.payloads[1];
+        assert_eq!(scep.uuid, uuids.identity);
+        let content = scep.content["PayloadContent"].as_dictionary().unwrap();
+        assert_eq!(content["Challenge"].as_string(), Some("one-time"));
+        assert_eq!(content["Keysize"].as_signed_integer(), Some(2048));
+        let mdm = &parsed.payloads[2].content;
+        assert_eq!(
+            mdm["IdentityCertificateUUID"].as_string(),
+            Some(uuids.identity.as_str())
+        );
+        assert_eq!(
+            mdm["ServerURL"].as_string(),
+            Some("https://mdm.example:8443/mdm/connect")
+        );
+        assert_eq!(
+            mdm["CheckInURL"].as_string(),
+            Some("https://mdm.example:8443/mdm/checkin")
+        );
+        assert_eq!(mdm["SignMessage"], Value::Boolean(true));
+        assert_eq!(mdm["AccessRights"].as_signed_integer(), Some(8191));
+        assert_eq!(mdm["CheckOutWhenRemoved"], Value::Boolean(true));
+    }
+
+    #[test]
+    fn pkcs12_profile_carries_the_password_and_no_root_when_public() {
+        let uuids = ProfileUuids::random();
+        let profile = spec(
+            IdentityPayload::Pkcs12 {
+                content: vec![1, 2, 3],
+                password: "pw".into(),
+            },
+            None,
+        )
+        .build(&uuids);
+        assert_eq!(profile.payloads.len(), 2);
+        let p12 = &profile.payloads[0];
+        assert_eq!(p12.payload_type, "com.apple.security.pkcs12");
+        assert_eq!(p12.content["Password"].as_string(), Some("pw"));
+        assert_ne!(ProfileUuids::random(), uuids);
+    }
+}

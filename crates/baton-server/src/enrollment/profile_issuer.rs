@@ -1,0 +1,380 @@
+//! Serving enrollment profiles: [`EnrollmentProfiles::issue`] gathers what a profile needs at
+//! download time (the APNs topic from the stored push certificate, a fresh one-time SCEP
+//! challenge or a server-made PKCS#12 identity), builds it with [`super::profile`] and, when
+//! configured, signs it (CMS SignedData) with the server's TLS identity.
+//!
+//! Used by `GET /mdm/enroll` and by the identity-renewal task. Synchronous: call it from the
+//! blocking pool (RSA key generation for the PKCS#12 variant takes tens of milliseconds).
+
+use std::sync::Arc;
+use std::time::SystemTime;
+
+use base64::Engine as _;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use baton_proto::ProfileError;
+use baton_store::{Store, StoreError};
+use openssl::error::ErrorStack;
+use openssl::hash::MessageDigest;
+use openssl::nid::Nid;
+use openssl::pkcs7::{Pkcs7, Pkcs7Flags};
+use openssl::pkcs12::Pkcs12;
+use openssl::pkey::{PKey, Private};
+use openssl::rsa::Rsa;
+use openssl::stack::Stack;
+use openssl::x509::{X509, X509Name};
+use thiserror::Error;
+
+use super::ca::{CaError, CertificateAuthority, IssueRequest};
+use super::certificate_profile::CertificateProfile;
+use super::challenge::ChallengeError;
+use super::profile::{EnrollmentProfileSpec, IdentityPayload, ProfileUuids, profile_identifier};
+use super::scep::ScepService;
+use super::settings::EnrollmentSettings;
+use crate::tls::TlsIdentity;
+
+/// Content type of configuration profiles.
+pub const PROFILE_CONTENT_TYPE: &str = "application/x-apple-aspen-config";
+
+/// Common name prefix of device identity subjects.
+pub const DEVICE_SUBJECT_PREFIX: &str = "Baton device";
+
+/// Why no profile could be served.
+#[derive(Debug, Error)]
+#[non_exhaustive]
+pub enum EnrollProfileError {
+    /// No push certificate is stored and no topic is configured.
+    #[error(
+        "no APNs push certificate: upload one (its topic goes into the enrollment profile) \
+         before enrolling devices"
+    )]
+    NoPushCertificate,
+    /// Creating the one-time challenge failed.
+    #[error("SCEP challenge: {0}")]
+    Challenge(#[from] ChallengeError),
+    /// Issuing the PKCS#12 identity failed.
+    #[error("issuing the device identity: {0}")]
+    Ca(#[from] CaError),
+    /// The store failed.
+    #[error("store: {0}")]
+    Store(#[from] StoreError),
+    /// The profile could not be encoded.
+    #[error("profile: {0}")]
+    Profile(#[from] ProfileError),
+    /// Key generation, PKCS#12 or signing failed.
+    #[error("openssl: {0}")]
+    Openssl(#[from] ErrorStack),
+}
+
+/// Which identity payload a profile carries.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum IdentityKind {
+    /// `com.apple.security.scep` with a challenge (the default).
+    Scep,
+    /// `com.apple.security.pkcs12` with an identity the server generated.
+    Pkcs12,
+}
+
+/// A served profile.
+#[derive(Debug, Clone)]
+pub struct IssuedProfile {
+    /// The bytes (XML plist, or DER CMS when signed).
+    pub bytes: Vec<u8>,
+    /// True when signed.
+    pub signed: bool,
+    /// The profile's `PayloadIdentifier`.
+    pub identifier: String,
+}
+
+/// The identity that signs profiles (the server's TLS certificate and key).
+pub struct ProfileSigner {
+    cert: X509,
+    key: PKey<Private>,
+    chain: Vec<X509>,
+}
+
+impl std::fmt::Debug for ProfileSigner {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ProfileSigner")
+            .field(
+                "subject",
+                &super::ca::name_one_line(self.cert.subject_name()),
+            )
+            .finish_non_exhaustive()
+    }
+}
+
+impl ProfileSigner {
+    /// The TLS identity as a signer (leaf and key; the rest of the chain is embedded).
+    pub fn from_tls(identity: &TlsIdentity) -> Result<Self, ErrorStack> {
+        let mut certs = identity
+            .cert_chain
+            .iter()
+            .map(|c| X509::from_der(c.as_ref()))
+            .collect::<Result<Vec<_>, _>>()?
+            .into_iter();
+        let Some(cert) = certs.next() else {
+            return Err(ErrorStack::get());
+        };
+        let key = PKey::private_key_from_der(identity.key.secret_der())?;
+        Ok(Self {
+            cert,
+            key,
+            chain: certs.collect(),
+        })
+    }
+
+    /// `data` wrapped in a CMS SignedData (content attached), DER.
+    pub fn sign(&self, data: &[u8]) -> Result<Vec<u8>, ErrorStack> {
+        let mut chain = Stack::new()?;
+        for c in &self.chain {
+            chain.push(c.clone())?;
+        }
+        Pkcs7::sign(&self.cert, &self.key, &chain, data, Pkcs7Flags::BINARY)?.to_der()
+    }
+}
+
+/// The root certificate a device must trust to reach a server with this TLS chain: the built-in
+/// CA when it issued the chain's top certificate, the top certificate itself when it is
+/// self-signed, else none (a publicly trusted chain).
+pub fn private_root(
+    chain: &TlsIdentity,
+    ca: &CertificateAuthority,
+) -> Result<Option<Vec<u8>>, ErrorStack> {
+    let Some(top) = chain.cert_chain.last() else {
+        return Ok(None);
+    };
+    let top = X509::from_der(top.as_ref())?;
+    if ca.issued(&top) {
+        return Ok(Some(ca.certificate_der().to_vec()));
+    }
+    let self_signed = top.issued(&top) == openssl::x509::X509VerifyResult::OK
+        && top
+            .public_key()
+            .and_then(|k| top.verify(&k))
+            .unwrap_or(false);
+    self_signed.then(|| top.to_der()).transpose()
+}
+
+/// Prefix of the enrollment hint recorded with certificates obtained through a renewal profile;
+/// the rest is the device id the renewal was queued for.
+pub const RENEWAL_HINT_PREFIX: &str = "renewal:";
+
+/// Serves enrollment profiles.
+pub struct EnrollmentProfiles {
+    store: Arc<dyn Store>,
+    scep: Arc<ScepService>,
+    settings: EnrollmentSettings,
+    public_url: String,
+    static_challenge: Option<String>,
+    root_certificate: Option<Vec<u8>>,
+    signer: Option<ProfileSigner>,
+}
+
+impl std::fmt::Debug for EnrollmentProfiles {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("EnrollmentProfiles")
+            .field("public_url", &self.public_url)
+            .field("settings", &self.settings)
+            .field("static_challenge", &self.static_challenge.is_some())
+            .field("root_certificate", &self.root_certificate.is_some())
+            .field("signer", &self.signer)
+            .finish_non_exhaustive()
+    }
+}
+
+fn random_token(bytes: usize) -> Result<String, ErrorStack> {
+    let mut raw = vec![0u8; bytes];
+    openssl::rand::rand_bytes(&mut raw)?;
+    Ok(URL_SAFE_NO_PAD.encode(raw))
+}
+
+fn random_hex(bytes: usize) -> Result<String, ErrorStack> {
+    let mut raw = vec![0u8; bytes];
+    openssl::rand::rand_bytes(&mut raw)?;
+    Ok(hex::encode(raw))
+}
+
+impl EnrollmentProfiles {
+    /// A profile server. `static_challenge` (secret) is put into profiles instead of one-time
+    /// challenges when set; `root_certificate` is the DER of a private TLS root to include;
+    /// `signer` signs profiles when `settings.sign_profile` is set.
+    pub fn new(
+        store: Arc<dyn Store>,
+        scep: Arc<ScepService>,
+        settings: EnrollmentSettings,
+        public_url: &str,
+        static_challenge: Option<String>,
+        root_certificate: Option<Vec<u8>>,
+        signer: Option<ProfileSigner>,
+    ) -> Self {
+        Self {
+            store,
+            scep,
+            settings,
+            public_url: public_url.trim_end_matches('/').to_owned(),
+            static_challenge,
+            root_certificate,
+            signer,
+        }
+    }
+
+    /// The settings.
+    pub fn settings(&self) -> &EnrollmentSettings {
+        &self.settings
+    }
+
+    /// The store.
+    pub fn store(&self) -> &Arc<dyn Store> {
+        &self.store
+    }
+
+    /// The SCEP service (CA, registry, challenges).
+    pub fn scep(&self) -> &Arc<ScepService> {
+        &self.scep
+    }
+
+    /// The topic for new profiles: the configured one, else the first stored push certificate's.
+    pub fn default_topic(&self) -> Result<Option<String>, StoreError> {
+        if let Some(topic) = &self.settings.push_topic {
+            return Ok(Some(topic.clone()));
+        }
+        Ok(self
+            .store
+            .push_certificates()?
+            .into_iter()
+            .next()
+            .map(|c| c.topic.as_str().to_owned()))
+    }
+
+    /// Builds (and signs, when configured) a fresh enrollment profile. `topic` overrides the
+    /// default topic (renewals keep the enrollment's).
+    pub fn issue(
+        &self,
+        kind: IdentityKind,
+        topic: Option<String>,
+        now: SystemTime,
+    ) -> Result<IssuedProfile, EnrollProfileError> {
+        self.issue_with_hint(kind, topic, None, now)
+    }
+
+    /// Builds a renewal profile for `device`: a SCEP identity whose one-time challenge carries
+    /// the hint `renewal:<device id>`, so the certificate it yields may take over the device's
+    /// binding (see [`crate::device_identity::check_binding`]) even if the device does not send
+    /// Authenticate again after installing it.
+    pub fn issue_renewal(
+        &self,
+        device: &baton_proto::EnrollmentId,
+        topic: Option<String>,
+        now: SystemTime,
+    ) -> Result<IssuedProfile, EnrollProfileError> {
+        let hint = format!("{RENEWAL_HINT_PREFIX}{}", device.parent());
+        self.issue_with_hint(IdentityKind::Scep, topic, Some(hint), now)
+    }
+
+    fn issue_with_hint(
+        &self,
+        kind: IdentityKind,
+        topic: Option<String>,
+        hint: Option<String>,
+        now: SystemTime,
+    ) -> Result<IssuedProfile, EnrollProfileError> {
+        let topic = match topic {
+            Some(t) => t,
+            None => self
+                .default_topic()?
+                .ok_or(EnrollProfileError::NoPushCertificate)?,
+        };
+        let suffix = random_hex(4)?;
+        let common_name = format!("{DEVICE_SUBJECT_PREFIX} {suffix}");
+        let hint = hint.unwrap_or_else(|| format!("enrollment-profile:{suffix}"));
+        let identity = match kind {
+            IdentityKind::Scep => {
+                let challenge = match &self.static_challenge {
+                    Some(s) => s.clone(),
+                    None => self.scep.challenges().create_one_time(
+                        self.settings.challenge_ttl,
+                        Some(hint),
+                        now,
+                    )?,
+                };
+                IdentityPayload::Scep {
+                    url: format!("{}/scep", self.public_url),
+                    challenge,
+                    subject: vec![
+                        ("O".to_owned(), self.settings.organization.clone()),
+                        ("CN".to_owned(), common_name),
+                    ],
+                }
+            }
+            IdentityKind::Pkcs12 => self.pkcs12_identity(&common_name, hint, now)?,
+        };
+        let spec = EnrollmentProfileSpec {
+            identifier_prefix: self.settings.identifier_prefix.clone(),
+            organization: self.settings.organization.clone(),
+            public_url: self.public_url.clone(),
+            topic,
+            identity,
+            root_certificate: self.root_certificate.clone(),
+        };
+        let xml = spec.build(&ProfileUuids::random()).to_xml()?;
+        let identifier = profile_identifier(&self.settings.identifier_prefix);
+        match (&self.signer, self.settings.sign_profile) {
+            (Some(signer), true) => Ok(IssuedProfile {
+                bytes: signer.sign(&xml)?,
+                signed: true,
+                identifier,
+            }),
+            _ => Ok(IssuedProfile {
+                bytes: xml,
+                signed: false,
+                identifier,
+            }),
+        }
+    }
+
+    /// A device identity made here: RSA-2048 key, certificate from the built-in CA, PKCS#12
+    /// with a random password (legacy 3DES/SHA-1 algorithms, which every iOS version reads).
+    fn pkcs12_identity(
+        &self,
+        common_name: &str,
+        hint: String,
+        now: SystemTime,
+    ) -> Result<IdentityPayload, EnrollProfileError> {
+        let key = PKey::from_rsa(Rsa::generate(2048)?)?;
+        let mut name = X509Name::builder()?;
+        name.append_entry_by_text("O", &self.settings.organization)?;
+        name.append_entry_by_text("CN", common_name)?;
+        let name = name.build();
+        let public_key = PKey::public_key_from_der(&key.public_key_to_der()?)?;
+        let issued = self.scep.ca().issue(
+            self.scep.registry().as_ref(),
+            &IssueRequest {
+                public_key: &public_key,
+                subject: &name,
+                profile: CertificateProfile::DeviceIdentity,
+                validity: self.settings.device_validity,
+                enrollment_hint: Some(hint),
+            },
+            now,
+        )?;
+        let password = random_token(18)?;
+        let mut ca_certs = Stack::new()?;
+        ca_certs.push(self.scep.ca().certificate().to_owned())?;
+        let p12 = Pkcs12::builder()
+            .name(common_name)
+            .pkey(&key)
+            .cert(&issued.certificate)
+            .ca(ca_certs)
+            .key_algorithm(Nid::PBE_WITHSHA1AND3_KEY_TRIPLEDES_CBC)
+            .cert_algorithm(Nid::PBE_WITHSHA1AND3_KEY_TRIPLEDES_CBC)
+            .mac_md(MessageDigest::sha1())
+            .build2(&password)?;
+        tracing::info!(serial = issued.record.serial, subject = %issued.record.subject,
+            "issued a PKCS#12 device identity for an enrollment profile");
+        Ok(IdentityPayload::Pkcs12 {
+            content: p12.to_der()?,
+            password,
+        })
+    }
+}

@@ -1,0 +1,717 @@
+//! The reconciler: runs the assignment engine for a device and does what it plans.
+//!
+//! [`Reconciler::reconcile`] builds the engine [`Device`] (facts from the Authenticate message,
+//! Ordinary or Shared iPad, assignee, portal token), takes the cached [`CompiledConfig`],
+//! computes the desired state, loads the observed inventory, in-flight intents and failure
+//! records, plans, turns each intent into an MDM command and enqueues them (plan order, one
+//! priority, so FIFO) together with the in-flight records and any assignment change in one
+//! [`Keyspace::apply_with_enqueue`] transaction, then tells the [`PushSink`].
+//!
+//! Triggers: the first TokenUpdate ([`Reconciler::channel_enabled`]), Authenticate
+//! ([`Reconciler::device_authenticated`]: token rotated, state forgotten), sign-in / sign-out,
+//! configuration changes ([`Reconciler::config_changed`]: every device, for now) and command
+//! results ([`Reconciler::after_report`]: acknowledged intents update the observed inventory,
+//! errors count item failures, ProfileList / ManagedApplicationList results replace it).
+//!
+//! Not built: issuing certificates for certificate items (such intents are reported in
+//! [`ReconcileOutcome::not_built`] and nothing is sent).
+
+pub mod command_build;
+pub mod device_state;
+pub mod portal_token;
+pub mod session_log;
+pub mod settings;
+
+use std::collections::BTreeSet;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::SystemTime;
+
+use baton_assign::{
+    AttrValue, Channel, CompileError, CompiledConfig, Config, DesiredError, Device, DeviceKind,
+    GaveUp, ItemFailures, ItemProblem, Lint, NOBODY_USERNAME, ObservedApp, ObservedProfile,
+    Preview, UnixTime, plan,
+};
+use baton_proto::{
+    CheckinMessage, Command, CommandReport, CommandRequest, CommandUuid, EnrollmentId, IdError,
+    Limits, Status, Udid,
+};
+use baton_store::{
+    CasOutcome, Collection, Enqueue, KeyspaceBatch, NewCommand, Priority, Store, StoreError,
+    unix_millis,
+};
+use serde::Serialize;
+
+use crate::admin::devices::ASSIGNEE_COLLECTION;
+use crate::catalog::assignment_config::{self, RecordError, collection, encode, read_json};
+use crate::metrics::Metrics;
+use crate::push::PushSink;
+use command_build::{BuildError, command_request};
+use device_state::{FAILURES_COLLECTION, IN_FLIGHT_COLLECTION, InFlight, OBSERVED_COLLECTION};
+pub use settings::AssignmentSettings;
+
+/// Why a reconcile (or sign-in/out) failed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ReconcileError {
+    /// Stored records could not be read.
+    #[error(transparent)]
+    Record(#[from] RecordError),
+    /// The store failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// The configuration does not compile.
+    #[error("configuration: {0}")]
+    Compile(#[from] CompileError),
+    /// The engine refused the device's assignee.
+    #[error(transparent)]
+    Desired(#[from] DesiredError),
+    /// No such (enabled) device.
+    #[error("unknown device {0}")]
+    UnknownDevice(EnrollmentId),
+    /// No such user.
+    #[error("unknown user {0:?}")]
+    UnknownUser(String),
+    /// An id could not be formed.
+    #[error("id: {0}")]
+    Id(#[from] IdError),
+    /// Random bytes were not available.
+    #[error("random: {0}")]
+    Random(#[from] openssl::error::ErrorStack),
+    /// A command could not be encoded.
+    #[error("encoding a command: {0}")]
+    Encode(String),
+    /// Another writer changed the same records; retry.
+    #[error("concurrent change, retry")]
+    Conflict,
+}
+
+/// One command a reconcile enqueued.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct EnqueuedCommand {
+    /// Its CommandUUID.
+    pub command_uuid: CommandUuid,
+    /// Its RequestType.
+    pub request_type: String,
+    /// The channel.
+    pub channel: EnrollmentId,
+    /// The catalog item, if any.
+    pub item: Option<String>,
+    /// True for removals.
+    pub removal: bool,
+}
+
+/// What one reconcile did.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct ReconcileOutcome {
+    /// The assignee it planned for.
+    pub assignee: String,
+    /// Commands enqueued, in order.
+    pub enqueued: Vec<EnqueuedCommand>,
+    /// Wanted items that cannot be installed.
+    pub problems: Vec<ItemProblem>,
+    /// Items given up after repeated failures.
+    pub gave_up: Vec<GaveUp>,
+    /// Intents that could not become commands (e.g. certificate items: not built).
+    pub not_built: Vec<String>,
+}
+
+/// Runs the engine for devices and carries out its plans. Shared by every handler.
+pub struct Reconciler {
+    store: Arc<dyn Store>,
+    push: Arc<dyn PushSink>,
+    metrics: Arc<Metrics>,
+    settings: AssignmentSettings,
+    compiled: Mutex<Option<Arc<CompiledConfig>>>,
+    serial: Mutex<()>,
+}
+
+impl std::fmt::Debug for Reconciler {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Reconciler")
+            .field("settings", &self.settings)
+            .finish_non_exhaustive()
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+fn unix_time(now: SystemTime) -> UnixTime {
+    UnixTime(unix_millis(now) / 1000)
+}
+
+/// A new upper-case v4 CommandUUID.
+fn new_uuid() -> Result<CommandUuid, ReconcileError> {
+    Ok(CommandUuid::new(
+        uuid::Uuid::new_v4().to_string().to_uppercase(),
+    )?)
+}
+
+impl Reconciler {
+    /// A reconciler over `store` that tells `push` about new commands.
+    pub fn new(
+        store: Arc<dyn Store>,
+        push: Arc<dyn PushSink>,
+        metrics: Arc<Metrics>,
+        settings: AssignmentSettings,
+    ) -> Self {
+        Reconciler {
+            store,
+            push,
+            metrics,
+            settings,
+            compiled: Mutex::new(None),
+            serial: Mutex::new(()),
+        }
+    }
+
+    /// The settings.
+    pub fn settings(&self) -> &AssignmentSettings {
+        &self.settings
+    }
+
+    /// The stored configuration, uncompiled.
+    pub fn config(&self) -> Result<Config, ReconcileError> {
+        Ok(assignment_config::load(self.store.as_ref())?)
+    }
+
+    /// The compiled configuration (cached until [`Self::invalidate`]).
+    pub fn compiled(&self) -> Result<Arc<CompiledConfig>, ReconcileError> {
+        let mut cache = lock(&self.compiled);
+        if let Some(c) = cache.as_ref() {
+            return Ok(Arc::clone(c));
+        }
+        let compiled = Arc::new(self.config()?.compile()?);
+        *cache = Some(Arc::clone(&compiled));
+        Ok(compiled)
+    }
+
+    /// Forgets the compiled configuration (after a directory, catalog or distribution change).
+    pub fn invalidate(&self) {
+        *lock(&self.compiled) = None;
+    }
+
+    /// Lints the stored configuration.
+    pub fn lint(&self) -> Result<Vec<Lint>, ReconcileError> {
+        Ok(baton_assign::lint(&self.config()?))
+    }
+
+    /// After a configuration change: invalidates the cache and reconciles every enabled device.
+    /// Returns how many devices got commands.
+    pub fn config_changed(&self, now: SystemTime) -> Result<usize, ReconcileError> {
+        self.invalidate();
+        let mut touched = 0;
+        for e in self.store.enrollments()? {
+            if e.id.is_user_channel() || !e.enabled {
+                continue;
+            }
+            match self.reconcile(&e.id, now) {
+                Ok(o) if !o.enqueued.is_empty() => touched += 1,
+                Ok(_) => {}
+                Err(error) => {
+                    tracing::warn!(enrollment_id = %e.id, %error, "reconcile after a configuration change failed");
+                }
+            }
+        }
+        Ok(touched)
+    }
+
+    /// The current assignee of a device (`nobody` when none is recorded).
+    pub fn assignee(&self, device: &EnrollmentId) -> Result<String, ReconcileError> {
+        Ok(self
+            .store
+            .get(
+                &Collection::new(ASSIGNEE_COLLECTION)?,
+                device.as_str().as_bytes(),
+            )?
+            .and_then(|v| String::from_utf8(v).ok())
+            .unwrap_or_else(|| NOBODY_USERNAME.to_owned()))
+    }
+
+    /// The engine's view of an enrolled device; None when it is unknown or not enabled.
+    pub fn engine_device(&self, id: &EnrollmentId) -> Result<Option<Device>, ReconcileError> {
+        let id = id.parent();
+        let channels = self.store.device_channels(&id)?;
+        let Some(record) = channels.iter().find(|c| !c.id.is_user_channel()) else {
+            return Ok(None);
+        };
+        if !record.enabled {
+            return Ok(None);
+        }
+        let mut device = Device {
+            udid: Udid::new(id.as_str())?,
+            serial: None,
+            kind: if channels.iter().any(|c| c.id.is_user_channel()) {
+                DeviceKind::SharedIpad
+            } else {
+                DeviceKind::Ordinary
+            },
+            assignee: self.assignee(&id)?,
+            attributes: Default::default(),
+        };
+        if let Some(raw) = &record.authenticate_raw
+            && let Ok(CheckinMessage::Authenticate(a)) =
+                CheckinMessage::decode(raw, &Limits::default())
+        {
+            device.serial = a.serial_number;
+            for (name, value) in [
+                ("model", a.model.or(a.product_name.clone())),
+                ("product_name", a.product_name),
+                ("model_name", a.model_name),
+                ("os", a.os_version),
+                ("device_name", a.device_name),
+            ] {
+                if let Some(v) = value {
+                    device.attributes.insert(name.to_owned(), AttrValue::Str(v));
+                }
+            }
+        }
+        if let Some(token) = portal_token::token_of(self.store.as_ref(), &id)? {
+            device.attributes.insert(
+                portal_token::PORTAL_TOKEN_ATTRIBUTE.to_owned(),
+                AttrValue::Str(token),
+            );
+        }
+        Ok(Some(device))
+    }
+
+    /// Reconciles one device: plan, enqueue, push.
+    pub fn reconcile(
+        &self,
+        device: &EnrollmentId,
+        now: SystemTime,
+    ) -> Result<ReconcileOutcome, ReconcileError> {
+        self.reconcile_with(device, now, KeyspaceBatch::new(), None, &[])
+    }
+
+    /// What `username` would get on `device` from its current inventory (changes nothing).
+    pub fn preview(
+        &self,
+        device: &EnrollmentId,
+        username: &str,
+        now: SystemTime,
+    ) -> Result<Preview, ReconcileError> {
+        let compiled = self.compiled()?;
+        let engine = self
+            .engine_device(device)?
+            .ok_or_else(|| ReconcileError::UnknownDevice(device.clone()))?;
+        let id = device.parent();
+        let store = self.store.as_ref();
+        Ok(compiled.preview(
+            &engine,
+            username,
+            &device_state::observed(store, &id)?,
+            &device_state::in_flight(store, &id)?,
+            &device_state::failures(store, &id)?,
+            unix_time(now),
+        )?)
+    }
+
+    fn reconcile_with(
+        &self,
+        device: &EnrollmentId,
+        now: SystemTime,
+        mut batch: KeyspaceBatch,
+        assignee: Option<&str>,
+        extra: &[CommandRequest],
+    ) -> Result<ReconcileOutcome, ReconcileError> {
+        let _serial = lock(&self.serial);
+        let id = device.parent();
+        let compiled = self.compiled()?;
+        let mut engine = self
+            .engine_device(&id)?
+            .ok_or_else(|| ReconcileError::UnknownDevice(id.clone()))?;
+        if let Some(a) = assignee {
+            engine.assignee = a.to_owned();
+        }
+        if compiled.user(&engine.assignee).is_none() {
+            tracing::warn!(enrollment_id = %id, assignee = %engine.assignee,
+                "assignee is not in the directory; planning for nobody");
+            engine.assignee = NOBODY_USERNAME.to_owned();
+        }
+        let store = self.store.as_ref();
+        let desired = compiled.desired(&engine)?;
+        let observed = device_state::observed(store, &id)?;
+        let in_flight = device_state::in_flight(store, &id)?;
+        let failures = device_state::failures(store, &id)?;
+        let plan = plan(&desired, &observed, &in_flight, &failures, unix_time(now));
+        let channels: BTreeSet<EnrollmentId> = store
+            .device_channels(&id)?
+            .into_iter()
+            .filter(|c| c.enabled)
+            .map(|c| c.id)
+            .collect();
+        let mut outcome = ReconcileOutcome {
+            assignee: engine.assignee.clone(),
+            problems: plan.problems.clone(),
+            gave_up: plan.gave_up.clone(),
+            ..ReconcileOutcome::default()
+        };
+        let mut enqueues = Vec::new();
+        let mut new_observed = observed.clone();
+        let in_flight_coll = collection(IN_FLIGHT_COLLECTION)?;
+        for intent in plan.intents {
+            let request = match command_request(&intent) {
+                Ok(r) => r,
+                Err(BuildError::Empty) => {
+                    new_observed.apply(&intent);
+                    continue;
+                }
+                Err(e) => {
+                    tracing::warn!(enrollment_id = %id, error = %e, "intent not sent");
+                    outcome.not_built.push(e.to_string());
+                    continue;
+                }
+            };
+            let channel = intent.channel().enrollment_id(&id)?;
+            if !channels.contains(&channel) {
+                continue;
+            }
+            let (command, entry) = self.new_command(
+                &channel,
+                request,
+                intent.item().map(|i| i.to_string()),
+                intent.is_removal(),
+            )?;
+            batch.put(
+                &in_flight_coll,
+                device_state::in_flight_key(&id, &command.uuid).as_bytes(),
+                &encode(&InFlight::Intent { intent })?,
+            );
+            enqueues.push(Enqueue {
+                command,
+                to: vec![channel],
+            });
+            outcome.enqueued.push(entry);
+        }
+        for request in extra {
+            let (command, entry) = self.new_command(&id, request.clone(), None, false)?;
+            batch.put(
+                &in_flight_coll,
+                device_state::in_flight_key(&id, &command.uuid).as_bytes(),
+                &encode(&InFlight::Inventory {
+                    request_type: command.request_type.clone(),
+                })?,
+            );
+            enqueues.push(Enqueue {
+                command,
+                to: vec![id.clone()],
+            });
+            outcome.enqueued.push(entry);
+        }
+        if new_observed != observed {
+            batch.put(
+                &collection(OBSERVED_COLLECTION)?,
+                id.as_str().as_bytes(),
+                &encode(&new_observed)?,
+            );
+        }
+        if batch.ops.is_empty() && enqueues.is_empty() {
+            return Ok(outcome);
+        }
+        match store.apply_with_enqueue(&batch, &enqueues, now)? {
+            CasOutcome::Applied => {}
+            _ => return Err(ReconcileError::Conflict),
+        }
+        if !enqueues.is_empty() {
+            self.metrics.add_queue_depth(enqueues.len() as i64);
+            let notify: Vec<EnrollmentId> = enqueues
+                .iter()
+                .flat_map(|e| e.to.iter().cloned())
+                .collect::<BTreeSet<_>>()
+                .into_iter()
+                .collect();
+            self.push.commands_enqueued(&notify);
+            tracing::info!(enrollment_id = %id, assignee = %outcome.assignee,
+                commands = enqueues.len(), "reconcile: commands enqueued");
+        }
+        Ok(outcome)
+    }
+
+    fn new_command(
+        &self,
+        channel: &EnrollmentId,
+        request: CommandRequest,
+        item: Option<String>,
+        removal: bool,
+    ) -> Result<(NewCommand, EnqueuedCommand), ReconcileError> {
+        let command = Command::new(new_uuid()?, request);
+        let body = command
+            .encode()
+            .map_err(|e| ReconcileError::Encode(e.to_string()))?;
+        let request_type = command.request_type().to_owned();
+        Ok((
+            NewCommand {
+                uuid: command.uuid.clone(),
+                request_type: request_type.clone(),
+                body,
+                priority: Priority::NORMAL,
+            },
+            EnqueuedCommand {
+                command_uuid: command.uuid,
+                request_type,
+                channel: channel.clone(),
+                item,
+                removal,
+            },
+        ))
+    }
+
+    /// Signs `username` in on `device`: assignee := user (with a session record), reconcile.
+    pub fn sign_in(
+        &self,
+        device: &EnrollmentId,
+        username: &str,
+        how: &str,
+        now: SystemTime,
+    ) -> Result<ReconcileOutcome, ReconcileError> {
+        let id = device.parent();
+        if username == NOBODY_USERNAME || self.compiled()?.user(username).is_none() {
+            return Err(ReconcileError::UnknownUser(username.to_owned()));
+        }
+        let now_ms = unix_millis(now);
+        let mut batch = KeyspaceBatch::new();
+        batch.put(
+            &Collection::new(ASSIGNEE_COLLECTION)?,
+            id.as_str().as_bytes(),
+            username.as_bytes(),
+        );
+        session_log::end(self.store.as_ref(), &mut batch, &id, "superseded", now_ms)?;
+        session_log::start(
+            &mut batch,
+            &id,
+            &session_log::Session {
+                username: username.to_owned(),
+                started_at: now_ms,
+                how: how.to_owned(),
+                ended_at: None,
+                ended_how: None,
+                clean_hand_off: None,
+            },
+        )?;
+        tracing::info!(enrollment_id = %id, username, how, "sign-in");
+        self.reconcile_with(&id, now, batch, Some(username), &[])
+    }
+
+    /// Signs the device out: assignee := nobody, reconcile, then ProfileList and
+    /// ManagedApplicationList to verify the hand-off.
+    pub fn sign_out(
+        &self,
+        device: &EnrollmentId,
+        how: &str,
+        now: SystemTime,
+    ) -> Result<ReconcileOutcome, ReconcileError> {
+        let id = device.parent();
+        let mut batch = KeyspaceBatch::new();
+        batch.put(
+            &Collection::new(ASSIGNEE_COLLECTION)?,
+            id.as_str().as_bytes(),
+            NOBODY_USERNAME.as_bytes(),
+        );
+        session_log::end(self.store.as_ref(), &mut batch, &id, how, unix_millis(now))?;
+        tracing::info!(enrollment_id = %id, how, "sign-out");
+        self.reconcile_with(
+            &id,
+            now,
+            batch,
+            Some(NOBODY_USERNAME),
+            &[
+                CommandRequest::ProfileList,
+                CommandRequest::ManagedApplicationList { identifiers: None },
+            ],
+        )
+    }
+
+    /// After an Authenticate (the queue was just cleared): forget the device's observed
+    /// inventory, in-flight commands and failures, end its session, assign it to nobody and
+    /// rotate its portal token.
+    pub fn device_authenticated(
+        &self,
+        device: &EnrollmentId,
+        now: SystemTime,
+    ) -> Result<(), ReconcileError> {
+        let _serial = lock(&self.serial);
+        let id = device.parent();
+        let store = self.store.as_ref();
+        let mut batch = KeyspaceBatch::new();
+        batch.delete(&collection(OBSERVED_COLLECTION)?, id.as_str().as_bytes());
+        let in_flight = collection(IN_FLIGHT_COLLECTION)?;
+        for k in device_state::in_flight_keys(store, &id)? {
+            batch.delete(&in_flight, k.as_bytes());
+        }
+        let failures = collection(FAILURES_COLLECTION)?;
+        for (k, _) in assignment_config::scan_json::<ItemFailures>(
+            store,
+            FAILURES_COLLECTION,
+            &device_state::key(&id, ""),
+        )? {
+            batch.delete(&failures, k.as_bytes());
+        }
+        batch.put(
+            &Collection::new(ASSIGNEE_COLLECTION)?,
+            id.as_str().as_bytes(),
+            NOBODY_USERNAME.as_bytes(),
+        );
+        session_log::end(store, &mut batch, &id, "re-enrollment", unix_millis(now))?;
+        portal_token::assign(store, &mut batch, &id, &portal_token::new_token()?)?;
+        match store.apply(&batch)? {
+            CasOutcome::Applied => Ok(()),
+            _ => Err(ReconcileError::Conflict),
+        }
+    }
+
+    /// After the first TokenUpdate of a channel: make sure the device has a portal token, then
+    /// reconcile (the baseline of nobody, incl. the sign-in web clip).
+    pub fn channel_enabled(
+        &self,
+        id: &EnrollmentId,
+        now: SystemTime,
+    ) -> Result<ReconcileOutcome, ReconcileError> {
+        let device = id.parent();
+        let store = self.store.as_ref();
+        if portal_token::token_of(store, &device)?.is_none() {
+            let mut batch = KeyspaceBatch::new();
+            portal_token::assign(store, &mut batch, &device, &portal_token::new_token()?)?;
+            store.apply(&batch)?;
+        }
+        self.reconcile(&device, now)
+    }
+
+    /// Hook for the command channel after a report was stored. Idle reports cost nothing;
+    /// errors are logged, never returned to the device.
+    pub fn after_report(&self, report: &CommandReport, now: SystemTime) {
+        if report.status == Status::Idle || report.status == Status::NotNow {
+            return;
+        }
+        if let Err(error) = self.record_result(report, now) {
+            tracing::warn!(enrollment_id = %report.enrollment_id(), %error, "recording a command result for the reconciler failed");
+        }
+    }
+
+    fn record_result(&self, report: &CommandReport, now: SystemTime) -> Result<(), ReconcileError> {
+        let Some(uuid) = &report.command_uuid else {
+            return Ok(());
+        };
+        let channel_id = report.enrollment_id();
+        let id = channel_id.parent();
+        let store = self.store.as_ref();
+        let key = device_state::in_flight_key(&id, uuid);
+        let record: Option<InFlight> = read_json(store, IN_FLIGHT_COLLECTION, &key)?;
+        let lists = report.response.contains_key("ProfileList")
+            || report.response.contains_key("ManagedApplicationList");
+        if record.is_none() && !lists {
+            return Ok(());
+        }
+        let inventory_type = match &record {
+            Some(InFlight::Inventory { request_type }) => Some(request_type.clone()),
+            Some(InFlight::Intent { .. }) => None,
+            None => store.command(uuid)?.map(|c| c.request_type),
+        };
+        let mut replaced = false;
+        {
+            let _serial = lock(&self.serial);
+            let mut batch = KeyspaceBatch::new();
+            let mut observed = device_state::observed(store, &id)?;
+            let before = observed.clone();
+            if record.is_some() {
+                batch.delete(&collection(IN_FLIGHT_COLLECTION)?, key.as_bytes());
+            }
+            let channel = match channel_id.user_part() {
+                Some(u) => Channel::User {
+                    short_name: u.to_owned(),
+                },
+                None => Channel::Device,
+            };
+            match (report.status, &record) {
+                (Status::Acknowledged, Some(InFlight::Intent { intent })) => {
+                    observed.apply(intent);
+                    if let Some(item) = intent.item() {
+                        batch.delete(
+                            &collection(FAILURES_COLLECTION)?,
+                            device_state::key(&id, item.as_str()).as_bytes(),
+                        );
+                    }
+                }
+                (Status::Error | Status::CommandFormatError, Some(InFlight::Intent { intent })) => {
+                    if let Some(item) = intent.item() {
+                        let k = device_state::key(&id, item.as_str());
+                        let mut f: ItemFailures = read_json(store, FAILURES_COLLECTION, &k)?
+                            .unwrap_or(ItemFailures {
+                                attempts: 0,
+                                last_failure: UnixTime(0),
+                            });
+                        f.attempts += 1;
+                        f.last_failure = unix_time(now);
+                        batch.put(
+                            &collection(FAILURES_COLLECTION)?,
+                            k.as_bytes(),
+                            &encode(&f)?,
+                        );
+                        tracing::info!(enrollment_id = %id, item = %item, attempts = f.attempts, "item failed on the device");
+                    }
+                }
+                _ => {}
+            }
+            if report.status == Status::Acknowledged {
+                match inventory_type.as_deref() {
+                    Some("ProfileList") => {
+                        if let Ok(Some(list)) = report.profile_list() {
+                            let inv = observed.channel_mut(&channel);
+                            inv.profiles = list
+                                .into_iter()
+                                .map(|p| {
+                                    (
+                                        p.identifier,
+                                        ObservedProfile {
+                                            payload_uuid: Arc::from(p.uuid.unwrap_or_default()),
+                                        },
+                                    )
+                                })
+                                .collect();
+                            replaced = true;
+                        }
+                    }
+                    Some("ManagedApplicationList") => {
+                        if let Ok(Some(list)) = report.managed_application_list() {
+                            let inv = observed.channel_mut(&channel);
+                            let old = std::mem::take(&mut inv.apps);
+                            inv.apps = list
+                                .into_iter()
+                                .map(|a| {
+                                    let prev = old.get(&a.identifier);
+                                    let app = ObservedApp {
+                                        status: baton_assign::AppStatus::from_report(
+                                            a.status.as_deref().unwrap_or(""),
+                                        ),
+                                        baton_managed: prev.is_some_and(|p| p.baton_managed),
+                                        config_hash: prev.and_then(|p| p.config_hash.clone()),
+                                    };
+                                    (a.identifier, app)
+                                })
+                                .collect();
+                            replaced = true;
+                        }
+                    }
+                    _ => {}
+                }
+            }
+            if observed != before {
+                batch.put(
+                    &collection(OBSERVED_COLLECTION)?,
+                    id.as_str().as_bytes(),
+                    &encode(&observed)?,
+                );
+            }
+            if !batch.ops.is_empty() {
+                store.apply(&batch)?;
+            }
+        }
+        if replaced {
+            let outcome = self.reconcile(&id, now)?;
+            let clean = !outcome.enqueued.iter().any(|c| c.removal);
+            session_log::record_hand_off(store, &id, clean)?;
+        }
+        Ok(())
+    }
+}

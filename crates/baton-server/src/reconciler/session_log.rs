@@ -1,0 +1,97 @@
+//! The per-device session log: who signed in, when and how, when and how the session ended,
+//! and whether the hand-off was clean (the device's inventory after sign-out showed none of the
+//! person's items). Keyspace collection [`SESSIONS_COLLECTION`], key `device|start millis`.
+
+use baton_proto::EnrollmentId;
+use baton_store::{Keyspace, KeyspaceBatch};
+use serde::{Deserialize, Serialize};
+
+use super::device_state::key;
+use crate::catalog::assignment_config::{RecordError, collection, encode, scan_json};
+
+/// Keyspace collection of sessions.
+pub const SESSIONS_COLLECTION: &str = "sessions";
+
+/// One session.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Session {
+    /// Who.
+    pub username: String,
+    /// Start, Unix milliseconds.
+    pub started_at: u64,
+    /// How it started (`admin`, `portal`).
+    pub how: String,
+    /// End, Unix milliseconds.
+    #[serde(default)]
+    pub ended_at: Option<u64>,
+    /// How it ended (`admin`, `portal`, `expired`, `re-enrollment`).
+    #[serde(default)]
+    pub ended_how: Option<String>,
+    /// After sign-out: true when the device reported none of the person's items.
+    #[serde(default)]
+    pub clean_hand_off: Option<bool>,
+}
+
+/// The sessions of a device, oldest first, with their keys.
+pub fn sessions(
+    store: &dyn Keyspace,
+    device: &EnrollmentId,
+) -> Result<Vec<(String, Session)>, RecordError> {
+    scan_json(store, SESSIONS_COLLECTION, &key(device, ""))
+}
+
+/// Adds the start of a session to `batch`.
+pub fn start(
+    batch: &mut KeyspaceBatch,
+    device: &EnrollmentId,
+    session: &Session,
+) -> Result<(), RecordError> {
+    batch.put(
+        &collection(SESSIONS_COLLECTION)?,
+        key(device, &format!("{:020}", session.started_at)).as_bytes(),
+        &encode(session)?,
+    );
+    Ok(())
+}
+
+/// Adds to `batch` the end of the device's open session, if any.
+pub fn end(
+    store: &dyn Keyspace,
+    batch: &mut KeyspaceBatch,
+    device: &EnrollmentId,
+    how: &str,
+    now_ms: u64,
+) -> Result<(), RecordError> {
+    if let Some((k, mut s)) = sessions(store, device)?.pop()
+        && s.ended_at.is_none()
+    {
+        s.ended_at = Some(now_ms);
+        s.ended_how = Some(how.to_owned());
+        batch.put(
+            &collection(SESSIONS_COLLECTION)?,
+            k.as_bytes(),
+            &encode(&s)?,
+        );
+    }
+    Ok(())
+}
+
+/// Records the hand-off result on the newest ended session that has none yet.
+pub fn record_hand_off(
+    store: &dyn Keyspace,
+    device: &EnrollmentId,
+    clean: bool,
+) -> Result<(), RecordError> {
+    if let Some((k, mut s)) = sessions(store, device)?.pop()
+        && s.ended_at.is_some()
+        && s.clean_hand_off.is_none()
+    {
+        s.clean_hand_off = Some(clean);
+        store.put(
+            &collection(SESSIONS_COLLECTION)?,
+            k.as_bytes(),
+            &encode(&s)?,
+        )?;
+    }
+    Ok(())
+}
