@@ -155,18 +155,31 @@ async fn enqueue_pushes_once_coalesces_bursts_and_pushes_user_channels_on_their_
     assert_eq!(p.header("apns-push-type"), Some("mdm"));
     assert_eq!(p.status, 200);
 
-    // Five commands at once: coalesced into one or two pushes.
+    // The device has not answered that push: new commands do not push it again (it fetches
+    // everything when it connects).
     let q = |n: u32| {
         server.queue(
             &device.udid,
             serde_json::json!({"request_type": "ProfileList", "command_uuid": format!("burst-{n}")}),
         )
     };
+    q(0).await;
+    tokio::time::sleep(SETTLE).await;
+    assert_eq!(
+        apns.pushes_to(&t).len(),
+        1,
+        "an unanswered push is not repeated"
+    );
+
+    // Once it has connected, five commands at once give exactly one push, however their
+    // enqueues are spread in time.
+    let r = server.connect(&device, device.idle()).await;
+    assert_eq!(r.status, 200);
     tokio::join!(q(1), q(2), q(3), q(4), q(5));
     apns.wait_for(&t, 2).await;
     tokio::time::sleep(SETTLE).await;
     let burst = apns.pushes_to(&t).len() - 1;
-    assert!((1..=2).contains(&burst), "5 enqueues gave {burst} pushes");
+    assert_eq!(burst, 1, "5 enqueues after a connect gave {burst} pushes");
 
     // A Shared iPad user channel has its own token and PushMagic.
     let (ut, um) = (token(0x22), magic(0x22));

@@ -8,6 +8,11 @@
 //!   ([`PushConfig::debounce`]), takes the whole set and sends it with
 //!   [`ApnsClient::push_many`]. Batches are sent one after another, so at most one push per
 //!   channel is in flight and requests arriving meanwhile are merged into the next batch.
+//! - A channel that was pushed and has not connected since is not pushed again for new
+//!   commands ([`push_outstanding`]): when it connects it fetches everything queued, so another
+//!   push adds nothing. Only the re-push below (after a full interval) pushes it again, which
+//!   covers a push APNs lost. This keeps bursts of enqueues (a sign-in queues dozens of
+//!   commands, a shift change thousands) to one push per channel, whatever their timing.
 //! - A channel is pushed on its own token (a `device:user` channel has its own). Disabled
 //!   channels, channels without a token and channels whose token is marked invalid are skipped.
 //! - Re-push: every [`PushConfig::repush_interval`] channels with queued or NotNow commands are
@@ -95,6 +100,8 @@ struct Target {
     id: EnrollmentId,
     token: PushToken,
     magic: PushMagic,
+    /// When the channel last connected (unix ms), if ever.
+    last_seen: Option<u64>,
 }
 
 /// Why a channel is not pushed.
@@ -173,6 +180,23 @@ pub fn repush_due(
     }
 }
 
+/// True when an earlier push to a channel is still unanswered: it was pushed less than
+/// `interval` ago and has not been seen since. A new enqueue does not push such a channel again.
+pub fn push_outstanding(
+    last_push: Option<SystemTime>,
+    last_seen_ms: Option<u64>,
+    now: SystemTime,
+    interval: Duration,
+) -> bool {
+    let Some(pushed) = last_push else {
+        return false;
+    };
+    let interval_ms = u64::try_from(interval.as_millis()).unwrap_or(u64::MAX);
+    let pushed_ms = unix_millis(pushed);
+    unix_millis(now).saturating_sub(pushed_ms) < interval_ms
+        && last_seen_ms.is_none_or(|seen| seen < pushed_ms)
+}
+
 fn lookup(store: &dyn Store, id: &EnrollmentId) -> Result<Result<Target, Skip>, StoreError> {
     let Some(e) = store.enrollment(id)? else {
         return Ok(Err(Skip::Unknown));
@@ -187,6 +211,7 @@ fn lookup(store: &dyn Store, id: &EnrollmentId) -> Result<Result<Target, Skip>, 
         id: id.clone(),
         token,
         magic,
+        last_seen: e.last_seen,
     }))
 }
 
@@ -383,8 +408,22 @@ impl PushService {
             }
         };
         let mut targets = Vec::new();
+        let now = SystemTime::now();
+        let last_push = lock(&self.last_push).clone();
+        let mut outstanding = 0u64;
         for (id, found) in looked_up {
             match found {
+                Ok(Ok(t))
+                    if push_outstanding(
+                        last_push.get(&t.id).copied(),
+                        t.last_seen,
+                        now,
+                        self.config.repush_interval,
+                    ) =>
+                {
+                    outstanding += 1;
+                    tracing::debug!(enrollment_id = %id, "push skipped: the last one is unanswered");
+                }
                 Ok(Ok(t)) => targets.push(t),
                 Ok(Err(Skip::Invalid)) => {
                     self.metrics.record("skipped_invalid_token");
@@ -397,6 +436,9 @@ impl PushService {
                     tracing::warn!(enrollment_id = %id, %error, "push skipped: store lookup failed");
                 }
             }
+        }
+        if outstanding > 0 {
+            self.metrics.coalesced(outstanding);
         }
         if targets.is_empty() {
             return 0;
@@ -606,6 +648,34 @@ mod tests {
 
     fn at(ms: u64) -> SystemTime {
         SystemTime::UNIX_EPOCH + Duration::from_millis(ms)
+    }
+
+    #[test]
+    fn an_unanswered_push_suppresses_new_pushes_until_seen_or_an_interval_passes() {
+        let interval = Duration::from_secs(300);
+        // Never pushed: push.
+        assert!(!push_outstanding(None, None, at(1_000), interval));
+        // Pushed at 1 s, never seen: outstanding until the interval has passed.
+        assert!(push_outstanding(Some(at(1_000)), None, at(2_000), interval));
+        assert!(!push_outstanding(
+            Some(at(1_000)),
+            None,
+            at(301_000),
+            interval
+        ));
+        // Seen before the push: still outstanding; seen after it: answered, push again.
+        assert!(push_outstanding(
+            Some(at(1_000)),
+            Some(500),
+            at(2_000),
+            interval
+        ));
+        assert!(!push_outstanding(
+            Some(at(1_000)),
+            Some(1_500),
+            at(2_000),
+            interval
+        ));
     }
 
     #[test]
