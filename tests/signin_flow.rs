@@ -196,15 +196,30 @@ async fn sign_in_and_out_converge_the_device() {
     assert_eq!(r.status, 200, "{}", r.text());
     let got = drain(&server, &device).await;
     let kinds: Vec<&str> = got.iter().map(Command::request_type).collect();
-    assert_eq!(kinds, ["RemoveProfile", "InstallProfile"], "{got:?}");
+    assert_eq!(
+        kinds,
+        ["RemoveProfile", "InstallProfile", "InstallProfile"],
+        "{got:?}"
+    );
     assert_eq!(
         got[0].request,
         CommandRequest::RemoveProfile {
             identifier: "com.baton.item.sign-in".into()
         }
     );
-    let mail_profile = installed_profile(&got[1]);
-    assert_eq!(mail_profile.identifier, format!("com.baton.item.{mail}"));
+    // Her rendered profile and the sign-out clip (distributed to everyone signed in).
+    let installs: Vec<Profile> = got[1..].iter().map(installed_profile).collect();
+    let mail_profile = installs
+        .iter()
+        .find(|p| p.identifier == format!("com.baton.item.{mail}"))
+        .expect("mail profile installed")
+        .clone();
+    assert!(
+        installs
+            .iter()
+            .any(|p| p.identifier == "com.baton.item.sign-out"),
+        "{installs:?}"
+    );
     assert_eq!(
         mail_profile.display_name.as_deref(),
         Some("Mail for alice@example.com")
@@ -215,7 +230,8 @@ async fn sign_in_and_out_converge_the_device() {
         .json();
     assert_eq!(view["assignee"], "alice");
 
-    // Sign out: only alice's profile leaves, the clip comes back, then the inventory queries.
+    // Sign out: only alice's items leave (her profile, the sign-out clip), the sign-in clip
+    // comes back, then the inventory queries.
     let r = server
         .api(
             Method::POST,
@@ -224,30 +240,28 @@ async fn sign_in_and_out_converge_the_device() {
         )
         .await;
     assert_eq!(r.status, 200, "{}", r.text());
-    let c1 = next(&server, &device, device.idle()).await.unwrap();
-    assert_eq!(
-        c1.request,
-        CommandRequest::RemoveProfile {
-            identifier: mail_profile.identifier.clone()
+    let mut body = device.idle();
+    let mut removed = Vec::new();
+    let mut clip_again = None;
+    let c3 = loop {
+        let c = next(&server, &device, body).await.unwrap();
+        match &c.request {
+            CommandRequest::RemoveProfile { identifier } => removed.push(identifier.clone()),
+            CommandRequest::InstallProfile { .. } => clip_again = Some(installed_profile(&c)),
+            CommandRequest::ProfileList => break c,
+            other => panic!("unexpected {other:?}"),
         }
-    );
-    let c2 = next(
-        &server,
-        &device,
-        device.report(Status::Acknowledged, c1.uuid.as_str()),
-    )
-    .await
-    .unwrap();
-    let clip_again = installed_profile(&c2);
+        body = device.report(Status::Acknowledged, c.uuid.as_str());
+    };
+    removed.sort();
+    let mut expected = vec![
+        mail_profile.identifier.clone(),
+        "com.baton.item.sign-out".to_owned(),
+    ];
+    expected.sort();
+    assert_eq!(removed, expected);
+    let clip_again = clip_again.expect("sign-in clip reinstalled");
     assert_eq!(clip_again.identifier, "com.baton.item.sign-in");
-    let c3 = next(
-        &server,
-        &device,
-        device.report(Status::Acknowledged, c2.uuid.as_str()),
-    )
-    .await
-    .unwrap();
-    assert_eq!(c3.request, CommandRequest::ProfileList);
     // The device reports what it really has: Wi-Fi and the clip.
     let list = [&wifi_profile, &clip_again]
         .iter()

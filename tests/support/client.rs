@@ -25,6 +25,8 @@ pub struct Reply {
     pub content_type: Option<String>,
     /// Body.
     pub body: Bytes,
+    /// All response headers (Location, Set-Cookie, ...).
+    pub headers: http::HeaderMap,
 }
 
 impl Reply {
@@ -165,6 +167,7 @@ impl HttpClient {
             .get(http::header::CONTENT_TYPE)
             .and_then(|v| v.to_str().ok())
             .map(str::to_owned);
+        let headers = response.headers().clone();
         let body = response
             .into_body()
             .collect()
@@ -175,6 +178,7 @@ impl HttpClient {
             status,
             content_type,
             body,
+            headers,
         })
     }
 

@@ -126,6 +126,8 @@ pub struct ServerConfig {
     pub enrollment: crate::enrollment::EnrollmentSettings,
     /// Multi-user assignment: the default sign-in web clip.
     pub assignment: crate::reconciler::AssignmentSettings,
+    /// Branding of the sign-in portal pages.
+    pub portal: crate::portal::PortalBranding,
 }
 
 impl ServerConfig {
@@ -153,6 +155,7 @@ impl ServerConfig {
             push: crate::push::PushConfig::default(),
             enrollment: crate::enrollment::EnrollmentSettings::default(),
             assignment: crate::reconciler::AssignmentSettings::default(),
+            portal: crate::portal::PortalBranding::default(),
         }
     }
 }
@@ -178,6 +181,7 @@ impl fmt::Debug for ServerConfig {
             .field("push", &self.push)
             .field("enrollment", &self.enrollment)
             .field("assignment", &self.assignment)
+            .field("portal", &self.portal)
             .finish()
     }
 }

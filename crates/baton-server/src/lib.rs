@@ -27,6 +27,7 @@ pub mod device_reply;
 pub mod directory;
 pub mod error_response;
 pub mod metrics;
+pub mod portal;
 pub mod push;
 pub mod reconciler;
 pub mod server;

@@ -362,8 +362,13 @@ async fn start_inner(
         &stop_rx,
         &mut tasks,
     )?;
-    let router = crate::app::router_with(Arc::clone(&state), extra);
     let tls_enabled = identity.is_some();
+    let extra = extra.merge(crate::portal::router(
+        Arc::clone(&state),
+        config.portal.clone(),
+        tls_enabled,
+    ));
+    let router = crate::app::router_with(Arc::clone(&state), extra);
     let serve = match identity {
         None => tokio::spawn(tls::serve_plain(listener, router, shutdown)),
         Some(identity) => {

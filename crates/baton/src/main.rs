@@ -10,6 +10,7 @@ use clap::{Parser, Subcommand};
 mod cli;
 mod enrollment_flags;
 mod inspect;
+mod portal_flags;
 mod push_flags;
 mod serve;
 

@@ -90,6 +90,9 @@ pub struct ServeArgs {
     /// Enrollment profile and device identity settings.
     #[command(flatten)]
     enrollment: crate::enrollment_flags::EnrollmentArgs,
+    /// Sign-in portal branding.
+    #[command(flatten)]
+    portal: crate::portal_flags::PortalArgs,
 }
 
 /// The config file: the same settings as the flags.
@@ -214,6 +217,7 @@ fn build_config(args: ServeArgs) -> anyhow::Result<ServerConfig> {
         repush_interval: file.repush_interval,
     })?;
     config.enrollment = args.enrollment.into_settings()?;
+    config.portal = args.portal.into_branding()?;
     Ok(config)
 }
 

@@ -1,15 +1,18 @@
 //! What a fresh server starts with: the nobody user (`multi-user-owner = true`, no password)
-//! and, when enabled, the sign-in web clip distributed to nobody. Seeded once (a marker in
+//! and, when enabled, the sign-in web clip distributed to nobody plus the sign-out web clip
+//! (same portal URL) distributed to every signed-in person (the user group
+//! [`SIGNED_IN_GROUP`], rule `not multi-user-owner`). Each is seeded once (a marker in
 //! [`SEED_COLLECTION`] remembers it), so an operator's later changes are not undone at restart.
 
 use baton_assign::{
-    CatalogItem, DistributionId, ItemContent, ItemId, NOBODY_USERNAME, Scope, User,
+    CatalogItem, DistributionId, Group, GroupId, ItemContent, ItemId, Membership, NOBODY_USERNAME,
+    Rule, Scope, User,
 };
 use baton_store::{CasOutcome, KeyspaceBatch, Store};
 
 use super::assignment_config::{RecordError, collection, encode, read_json};
 use super::{DISTRIBUTIONS_COLLECTION, DistributionRecord, ITEMS_COLLECTION, TargetInput};
-use crate::directory::{USERS_COLLECTION, UserRecord};
+use crate::directory::{GROUPS_COLLECTION, USERS_COLLECTION, UserRecord};
 
 /// Keyspace collection of seeding markers.
 pub const SEED_COLLECTION: &str = "assignment_seed";
@@ -17,6 +20,17 @@ pub const SEED_COLLECTION: &str = "assignment_seed";
 pub const SIGN_IN_ITEM: &str = "sign-in";
 /// Id of its default distribution (to nobody).
 pub const SIGN_IN_DISTRIBUTION: &str = "sign-in-to-nobody";
+
+/// Id of the default sign-out web clip item.
+pub const SIGN_OUT_ITEM: &str = "sign-out";
+/// Label of the default sign-out web clip.
+pub const SIGN_OUT_LABEL: &str = "Sign out";
+/// Id of its default distribution (to [`SIGNED_IN_GROUP`]).
+pub const SIGN_OUT_DISTRIBUTION: &str = "sign-out-to-signed-in";
+/// Id of the user group of everyone but the nobody user.
+pub const SIGNED_IN_GROUP: &str = "signed-in-users";
+/// The rule of [`SIGNED_IN_GROUP`].
+pub const SIGNED_IN_RULE: &str = "not multi-user-owner";
 
 /// The URL template of the sign-in clip: the portal plus the device's portal token.
 pub fn sign_in_url(public_url: &str) -> String {
@@ -85,6 +99,9 @@ pub fn seed(
         );
         batch.put(&seeds, SIGN_IN_ITEM.as_bytes(), b"1");
     }
+    if sign_in_clip.is_some() && store.get(&seeds, SIGN_OUT_ITEM.as_bytes())?.is_none() {
+        seed_sign_out(&mut batch, public_url)?;
+    }
     if batch.ops.is_empty() {
         return Ok(());
     }
@@ -95,4 +112,60 @@ pub fn seed(
             reason: "seeding conflicted".into(),
         }),
     }
+}
+
+/// Adds the sign-out clip, the signed-in user group and the distribution between them.
+fn seed_sign_out(batch: &mut KeyspaceBatch, public_url: &str) -> Result<(), RecordError> {
+    let id = ItemId::new(SIGN_OUT_ITEM)?;
+    let item = CatalogItem {
+        id: id.clone(),
+        name: SIGN_OUT_LABEL.to_owned(),
+        scope: Scope::User,
+        leaves_on_sign_out: true,
+        content: ItemContent::WebClip {
+            label: SIGN_OUT_LABEL.to_owned(),
+            url: sign_in_url(public_url),
+            sign_in: false,
+            full_screen: true,
+            removable: false,
+        },
+    };
+    let rule = Rule::parse(SIGNED_IN_RULE).map_err(|e| RecordError::Corrupt {
+        collection: SEED_COLLECTION.into(),
+        reason: format!("signed-in rule: {e}"),
+    })?;
+    let group = Group {
+        id: GroupId::new(SIGNED_IN_GROUP)?,
+        name: "Everyone signed in (all users but nobody)".into(),
+        members: Membership::UserRule { rule },
+    };
+    let distribution = DistributionRecord {
+        id: DistributionId::new(SIGN_OUT_DISTRIBUTION)?,
+        name: "Sign-out web clip for signed-in people".into(),
+        item: id,
+        target: TargetInput::Groups {
+            groups: vec![group.id.clone()],
+        },
+    };
+    batch.put(
+        &collection(GROUPS_COLLECTION)?,
+        SIGNED_IN_GROUP.as_bytes(),
+        &encode(&group)?,
+    );
+    batch.put(
+        &collection(ITEMS_COLLECTION)?,
+        SIGN_OUT_ITEM.as_bytes(),
+        &encode(&item)?,
+    );
+    batch.put(
+        &collection(DISTRIBUTIONS_COLLECTION)?,
+        SIGN_OUT_DISTRIBUTION.as_bytes(),
+        &encode(&distribution)?,
+    );
+    batch.put(
+        &collection(SEED_COLLECTION)?,
+        SIGN_OUT_ITEM.as_bytes(),
+        b"1",
+    );
+    Ok(())
 }

@@ -19,6 +19,7 @@
 pub mod command_build;
 pub mod device_state;
 pub mod portal_token;
+pub mod progress;
 pub mod session_log;
 pub mod settings;
 
@@ -488,6 +489,7 @@ impl Reconciler {
                 ended_at: None,
                 ended_how: None,
                 clean_hand_off: None,
+                ready_at: None,
             },
         )?;
         tracing::info!(enrollment_id = %id, username, how, "sign-in");
@@ -578,6 +580,58 @@ impl Reconciler {
         self.reconcile(&device, now)
     }
 
+    /// How far `device` is from its current assignee's desired state.
+    pub fn progress(
+        &self,
+        device: &EnrollmentId,
+        now: SystemTime,
+    ) -> Result<progress::DeviceProgress, ReconcileError> {
+        let id = device.parent();
+        let compiled = self.compiled()?;
+        let mut engine = self
+            .engine_device(&id)?
+            .ok_or_else(|| ReconcileError::UnknownDevice(id.clone()))?;
+        if compiled.user(&engine.assignee).is_none() {
+            engine.assignee = NOBODY_USERNAME.to_owned();
+        }
+        let store = self.store.as_ref();
+        let desired = compiled.desired(&engine)?;
+        Ok(progress::measure(
+            &compiled,
+            &desired,
+            &device_state::observed(store, &id)?,
+            &device_state::failures(store, &id)?,
+            unix_time(now),
+        ))
+    }
+
+    /// When the device's open session has no ready time yet and the device is ready, records
+    /// `now` as its ready time (the sign-in-to-ready figure). Returns the session's ready time.
+    pub fn note_ready(
+        &self,
+        device: &EnrollmentId,
+        now: SystemTime,
+    ) -> Result<Option<u64>, ReconcileError> {
+        let id = device.parent();
+        let store = self.store.as_ref();
+        let Some((_, session)) = session_log::open_session(store, &id)? else {
+            return Ok(None);
+        };
+        if session.ready_at.is_some() {
+            return Ok(session.ready_at);
+        }
+        // Cheap gate first: an unanswered install or removal means not ready yet.
+        if !device_state::in_flight(store, &id)?.is_empty() || !self.progress(&id, now)?.ready {
+            return Ok(None);
+        }
+        let now_ms = unix_millis(now);
+        if session_log::record_ready(store, &id, now_ms)? {
+            tracing::info!(enrollment_id = %id, username = %session.username,
+                sign_in_to_ready_ms = now_ms.saturating_sub(session.started_at), "device ready");
+        }
+        Ok(session_log::open_session(store, &id)?.and_then(|(_, s)| s.ready_at))
+    }
+
     /// Hook for the command channel after a report was stored. Idle reports cost nothing;
     /// errors are logged, never returned to the device.
     pub fn after_report(&self, report: &CommandReport, now: SystemTime) {
@@ -586,6 +640,11 @@ impl Reconciler {
         }
         if let Err(error) = self.record_result(report, now) {
             tracing::warn!(enrollment_id = %report.enrollment_id(), %error, "recording a command result for the reconciler failed");
+        }
+        if report.status == Status::Acknowledged
+            && let Err(error) = self.note_ready(report.enrollment_id(), now)
+        {
+            tracing::warn!(enrollment_id = %report.enrollment_id(), %error, "checking readiness failed");
         }
     }
 

@@ -30,6 +30,9 @@ pub struct Session {
     /// After sign-out: true when the device reported none of the person's items.
     #[serde(default)]
     pub clean_hand_off: Option<bool>,
+    /// When the device first had every item of the person installed, Unix milliseconds.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ready_at: Option<u64>,
 }
 
 /// The sessions of a device, oldest first, with their keys.
@@ -74,6 +77,37 @@ pub fn end(
         );
     }
     Ok(())
+}
+
+/// The device's open session (not ended), with its key.
+pub fn open_session(
+    store: &dyn Keyspace,
+    device: &EnrollmentId,
+) -> Result<Option<(String, Session)>, RecordError> {
+    Ok(sessions(store, device)?
+        .pop()
+        .filter(|(_, s)| s.ended_at.is_none()))
+}
+
+/// Records `now_ms` as the ready time of the open session, unless it has one. True when
+/// recorded.
+pub fn record_ready(
+    store: &dyn Keyspace,
+    device: &EnrollmentId,
+    now_ms: u64,
+) -> Result<bool, RecordError> {
+    if let Some((k, mut s)) = open_session(store, device)?
+        && s.ready_at.is_none()
+    {
+        s.ready_at = Some(now_ms);
+        store.put(
+            &collection(SESSIONS_COLLECTION)?,
+            k.as_bytes(),
+            &encode(&s)?,
+        )?;
+        return Ok(true);
+    }
+    Ok(false)
 }
 
 /// Records the hand-off result on the newest ended session that has none yet.

@@ -1,0 +1,911 @@
+//! The sign-in portal end to end, as a person uses it: a baton-sim device enrolls (pushes go to
+//! a mock APNs) and gets the "Sign in" web clip; the test taps it, GETs the page, fills in the
+//! form (action + CSRF token from the HTML) and posts it with cookies like a browser; the
+//! person's items are pushed, fetched and acknowledged; the progress page reaches "ready"
+//! (recorded in the session log); the "Sign out" clip leads to sign-out, which removes exactly
+//! the person's items, and ProfileList proves the device clean. Also the refusals: unknown
+//! device token, wrong password / unknown user (one uniform message), missing and replayed CSRF
+//! tokens, a 10 MB field, and a storm of 20 concurrent sign-ins on one device.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::time::{Duration, Instant};
+
+use base64::Engine as _;
+use baton_apns::mock::MockApns;
+use baton_apns::testing::TestPki;
+use baton_e2e::device::TOPIC;
+use baton_e2e::{Pki, Reply, ServerOptions, TestServer};
+use baton_proto::Profile;
+use baton_server::identity::testing::DeviceCertificateSpec;
+use baton_server::portal::pages::{IN_USE_HEADING, READY_FOR_NEXT, WRONG_CREDENTIALS};
+use baton_server::push::PushConfig;
+use baton_server::reconciler::AssignmentSettings;
+use baton_sim::{ServerEndpoints, ServerTrust, SimDevice, SimOptions, Transport};
+use http::Method;
+use serde_json::json;
+use tempfile::TempDir;
+
+const UDID: &str = "00008120-0001A2B3C4D5E6F7";
+const FORM: &str = "application/x-www-form-urlencoded";
+
+/// A mock APNs with a push certificate for the devices' topic.
+struct Apns {
+    _pki: TestPki,
+    mock: MockApns,
+    dir: TempDir,
+}
+
+impl Apns {
+    async fn start() -> Self {
+        let pki = TestPki::generate().unwrap();
+        let mock = MockApns::start_with_pki(&pki).await.unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("apns-ca.pem"), &pki.ca_cert_pem).unwrap();
+        let (cert, key) = pki.client_cert_with_uid(Some(TOPIC)).unwrap();
+        let mut both = cert;
+        both.extend_from_slice(&key);
+        std::fs::write(dir.path().join("push.pem"), both).unwrap();
+        Self {
+            _pki: pki,
+            mock,
+            dir,
+        }
+    }
+
+    fn config(&self) -> PushConfig {
+        PushConfig {
+            cert_file: Some(self.dir.path().join("push.pem")),
+            apns_url: self.mock.base_url(),
+            apns_ca_files: vec![self.dir.path().join("apns-ca.pem")],
+            apns_public_roots: false,
+            debounce: Duration::from_millis(20),
+            repush_interval: Duration::from_secs(3600),
+            ..PushConfig::default()
+        }
+    }
+
+    /// Waits until the token got at least `n` pushes (5 s at most); returns how many it got.
+    async fn wait_for(&self, token_hex: &str, n: usize) -> usize {
+        let deadline = Instant::now() + Duration::from_secs(5);
+        loop {
+            let got = self
+                .mock
+                .pushes()
+                .into_iter()
+                .filter(|p| p.token.as_deref() == Some(token_hex))
+                .count();
+            if got >= n || Instant::now() > deadline {
+                return got;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
+}
+
+fn profile_xml(identifier: &str, display: &str) -> String {
+    Profile::new(identifier, "7D3C1E2A-0000-4C3B-9D2E-0A1B2C3D4E5F")
+        .with_display_name(display)
+        .to_xml()
+        .map(|b| String::from_utf8(b).unwrap())
+        .unwrap()
+}
+
+/// A TLS server with the default multi-user setup, alice and bob, a Wi-Fi profile for every
+/// device and a mail profile for alice and bob; plus an enrolled, converged sim device.
+async fn setup(apns: &Apns, tls: bool) -> (TestServer, SimDevice) {
+    let pki = Pki::generate();
+    let server = TestServer::start(
+        &pki,
+        ServerOptions {
+            tls,
+            assignment: AssignmentSettings::default(),
+            push: apns.config(),
+            ..ServerOptions::default()
+        },
+    )
+    .await;
+    for (name, full) in [("alice", "Alice <Liddell>"), ("bob", "Bob Builder")] {
+        let r = server
+            .api(
+                Method::POST,
+                "/api/v1/users",
+                Some(json!({"username": name, "password": format!("pw-{name}"),
+                    "full_name": full, "email": format!("{name}@example.com")})),
+            )
+            .await;
+        assert_eq!(r.status, 201, "{}", r.text());
+    }
+    let b64 = |s: String| base64::engine::general_purpose::STANDARD.encode(s);
+    for (name, display, target) in [
+        ("wifi", "Corp Wi-Fi", json!("all")),
+        (
+            "mail",
+            "Mail for $USER.email",
+            json!({"users": ["alice", "bob"]}),
+        ),
+    ] {
+        let r = server
+            .api(
+                Method::POST,
+                "/api/v1/items",
+                Some(json!({"id": name, "name": name, "kind": "profile",
+                    "mobileconfig": b64(profile_xml(&format!("upload.{name}"), display))})),
+            )
+            .await;
+        assert_eq!(r.status, 201, "{}", r.text());
+        let item = r.json()["id"].as_str().unwrap().to_owned();
+        let r = server
+            .api(
+                Method::POST,
+                "/api/v1/distributions",
+                Some(json!({"item": item, "target": target})),
+            )
+            .await;
+        assert_eq!(r.status, 201, "{}", r.text());
+    }
+    let identity = pki
+        .trusted
+        .issue_device(UDID, &DeviceCertificateSpec::default())
+        .unwrap();
+    let mut device = SimDevice::with_udid(
+        UDID,
+        ServerEndpoints::baton(&server.running().local_url()),
+        identity.into(),
+        SimOptions::default(),
+        Transport::new(&ServerTrust::AcceptAny).unwrap(),
+    )
+    .unwrap();
+    device.enroll_checkins().await.unwrap();
+    assert!(
+        apns.wait_for(device.push_token_hex(), 1).await >= 1,
+        "no push after enrollment"
+    );
+    let done = device.connect_until_idle().await.unwrap();
+    assert!(!done.is_empty());
+    (server, device)
+}
+
+/// The path of the URL a web clip opens (the test server's public URL is not its address).
+fn clip_path(device: &SimDevice, label: &str) -> String {
+    let url = device
+        .tap_web_clip(Some(label))
+        .unwrap_or_else(|| panic!("no {label:?} web clip on the device"));
+    let at = url.find("/portal/").expect("portal URL");
+    url[at..].to_owned()
+}
+
+/// A minimal browser: keeps the portal cookie and posts forms.
+#[derive(Default)]
+struct Browser {
+    cookie: Option<String>,
+}
+
+impl Browser {
+    fn headers(&self) -> Vec<(&'static str, String)> {
+        self.cookie.iter().map(|c| ("Cookie", c.clone())).collect()
+    }
+
+    async fn get(&mut self, server: &TestServer, path: &str) -> Reply {
+        let r = server
+            .client
+            .send(Method::GET, path, &self.headers(), Vec::new())
+            .await
+            .unwrap();
+        self.keep_cookie(&r);
+        r
+    }
+
+    async fn post(&mut self, server: &TestServer, path: &str, fields: &[(&str, &str)]) -> Reply {
+        let mut headers = self.headers();
+        headers.push(("Content-Type", FORM.to_owned()));
+        let r = server
+            .client
+            .send(
+                Method::POST,
+                path,
+                &headers,
+                encode_form(fields).into_bytes(),
+            )
+            .await
+            .unwrap();
+        self.keep_cookie(&r);
+        r
+    }
+
+    fn keep_cookie(&mut self, r: &Reply) {
+        if let Some(c) = r.headers.get(http::header::SET_COOKIE) {
+            let c = c.to_str().unwrap();
+            let pair = c.split(';').next().unwrap().to_owned();
+            self.cookie = pair
+                .split_once('=')
+                .filter(|(_, v)| !v.is_empty())
+                .map(|_| pair.clone());
+        }
+    }
+}
+
+fn encode_form(fields: &[(&str, &str)]) -> String {
+    let enc = |s: &str| {
+        s.bytes()
+            .map(|b| match b {
+                b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                    (b as char).to_string()
+                }
+                _ => format!("%{b:02X}"),
+            })
+            .collect::<String>()
+    };
+    fields
+        .iter()
+        .map(|(k, v)| format!("{}={}", enc(k), enc(v)))
+        .collect::<Vec<_>>()
+        .join("&")
+}
+
+/// The value of `attr="..."` after `marker` in `html`.
+fn attr_after(html: &str, marker: &str, attr: &str) -> String {
+    let at = html
+        .find(marker)
+        .unwrap_or_else(|| panic!("{marker} not in {html}"));
+    let rest = &html[at..];
+    let needle = format!("{attr}=\"");
+    let start = rest.find(&needle).unwrap() + needle.len();
+    let end = rest[start..].find('"').unwrap();
+    rest[start..start + end].to_owned()
+}
+
+/// POSTs a form over a raw connection, writing and reading at once (the server answers before
+/// it has read a too-large body, which a request-then-response client reports as a broken
+/// pipe, while browsers show the answer). Returns the status line.
+async fn raw_post(addr: std::net::SocketAddr, path: &str, body: Vec<u8>) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let (mut rd, mut wr) = stream.into_split();
+    let head = format!(
+        "POST {path} HTTP/1.1\r\nHost: {addr}\r\nContent-Type: {FORM}\r\n\
+         Content-Length: {}\r\nConnection: close\r\n\r\n",
+        body.len()
+    );
+    let writer = tokio::spawn(async move {
+        let _ = wr.write_all(head.as_bytes()).await;
+        let _ = wr.write_all(&body).await;
+    });
+    let mut answer = Vec::new();
+    let mut buf = [0u8; 4096];
+    loop {
+        match tokio::time::timeout(Duration::from_secs(10), rd.read(&mut buf)).await {
+            Ok(Ok(0)) | Ok(Err(_)) | Err(_) => break,
+            Ok(Ok(n)) => {
+                answer.extend_from_slice(&buf[..n]);
+                if answer.windows(4).any(|w| w == b"\r\n\r\n") {
+                    break;
+                }
+            }
+        }
+    }
+    writer.abort();
+    let text = String::from_utf8_lossy(&answer);
+    text.lines().next().unwrap_or_default().to_owned()
+}
+
+/// (action, csrf) of the page's form.
+fn form_of(r: &Reply) -> (String, String) {
+    assert_eq!(r.status, 200, "{}", r.text());
+    let html = r.text();
+    (
+        attr_after(&html, "<form", "action"),
+        attr_after(&html, "name=\"csrf\"", "value"),
+    )
+}
+
+async fn assignee(server: &TestServer) -> String {
+    let view = server
+        .api(Method::GET, &format!("/api/v1/devices/{UDID}"), None)
+        .await
+        .json();
+    view["assignee"].as_str().unwrap().to_owned()
+}
+
+fn location(r: &Reply) -> String {
+    r.headers
+        .get(http::header::LOCATION)
+        .map(|v| v.to_str().unwrap().to_owned())
+        .unwrap_or_default()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_person_signs_in_and_out_through_the_portal() {
+    let started = Instant::now();
+    let apns = Apns::start().await;
+    let (server, mut device) = setup(&apns, true).await;
+    let token_hex = device.push_token_hex().to_owned();
+    let mut pushes = apns.wait_for(&token_hex, 1).await;
+    let signed_out_profiles: Vec<String> = device
+        .profiles()
+        .iter()
+        .map(|p| p.identifier.clone())
+        .collect();
+    assert!(signed_out_profiles.contains(&"com.baton.item.sign-in".to_owned()));
+    assert!(signed_out_profiles.contains(&"com.baton.item.wifi".to_owned()));
+    assert!(device.tap_web_clip(Some("Sign out")).is_none());
+
+    // Tap "Sign in": the form.
+    let portal = clip_path(&device, "Sign in");
+    let mut browser = Browser::default();
+    let page = browser.get(&server, &portal).await;
+    assert_eq!(
+        page.content_type.as_deref(),
+        Some("text/html; charset=utf-8")
+    );
+    let html = page.text();
+    assert!(html.contains("<html lang=\"en\">"), "{html}");
+    assert!(html.contains("name=\"viewport\""));
+    assert!(html.contains("<label for=\"password\">"));
+    let (action, csrf) = form_of(&page);
+    assert_eq!(action, format!("{portal}/sign-in"));
+
+    // Sign in as alice.
+    let r = browser
+        .post(
+            &server,
+            &action,
+            &[
+                ("username", "alice"),
+                ("password", "pw-alice"),
+                ("csrf", &csrf),
+            ],
+        )
+        .await;
+    assert_eq!(r.status, 303, "{}", r.text());
+    assert_eq!(location(&r), format!("{portal}/progress"));
+    let set_cookie = r.headers[http::header::SET_COOKIE]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    for attr in [
+        "HttpOnly",
+        "SameSite=Strict",
+        "Secure",
+        &format!("Path={portal}"),
+    ] {
+        assert!(set_cookie.contains(attr), "{set_cookie}");
+    }
+    assert!(
+        !set_cookie.contains("Max-Age"),
+        "a session cookie: {set_cookie}"
+    );
+    assert!(browser.cookie.is_some());
+    assert_eq!(assignee(&server).await, "alice");
+
+    // Progress before the device fetched anything: pending, refreshing.
+    let r = browser.get(&server, &location(&r)).await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    let html = r.text();
+    assert!(
+        html.contains("http-equiv=\"refresh\" content=\"2\""),
+        "{html}"
+    );
+    assert!(html.contains("Pending"), "{html}");
+
+    // Pushed, fetched, acknowledged.
+    pushes = apns.wait_for(&token_hex, pushes + 1).await;
+    let done = device.connect_until_idle().await.unwrap();
+    let kinds: Vec<&str> = done.iter().map(|c| c.request_type.as_str()).collect();
+    assert_eq!(
+        kinds,
+        ["RemoveProfile", "InstallProfile", "InstallProfile"],
+        "{done:?}"
+    );
+    assert!(
+        done.iter()
+            .all(|c| c.status == baton_proto::Status::Acknowledged)
+    );
+    let mail = device
+        .profiles()
+        .iter()
+        .find(|p| p.identifier == "com.baton.item.mail")
+        .expect("mail profile installed");
+    assert_eq!(
+        mail.display_name.as_deref(),
+        Some("Mail for alice@example.com")
+    );
+
+    // The ready time is in the session log even before anyone looks at the page.
+    let sessions = server
+        .api(
+            Method::GET,
+            &format!("/api/v1/devices/{UDID}/sessions"),
+            None,
+        )
+        .await
+        .json();
+    let s = &sessions["sessions"][0];
+    assert_eq!(s["username"], "alice");
+    assert_eq!(s["how"], "portal");
+    let ready_at = s["ready_at"].as_u64().expect("ready_at recorded");
+    assert!(ready_at >= s["started_at"].as_u64().unwrap());
+
+    let r = browser.get(&server, &format!("{portal}/progress")).await;
+    let html = r.text();
+    assert!(html.contains("Your device is ready"), "{html}");
+    assert!(!html.contains("http-equiv=\"refresh\""));
+    assert!(!html.contains("Pending"));
+
+    // The "Sign out" clip (same portal URL) shows who is signed in (escaped) and a form.
+    assert!(device.tap_web_clip(Some("Sign in")).is_none());
+    let out_portal = clip_path(&device, "Sign out");
+    assert_eq!(out_portal, portal);
+    let page = browser.get(&server, &out_portal).await;
+    let html = page.text();
+    assert!(
+        html.contains("Signed in as Alice &lt;Liddell&gt;"),
+        "{html}"
+    );
+    let (action, csrf) = form_of(&page);
+    assert_eq!(action, format!("{portal}/sign-out"));
+    let r = browser.post(&server, &action, &[("csrf", &csrf)]).await;
+    assert_eq!(r.status, 303, "{}", r.text());
+    assert_eq!(location(&r), format!("{portal}/signed-out"));
+    assert!(browser.cookie.is_none(), "cookie cleared");
+    assert_eq!(assignee(&server).await, "nobody");
+    let r = browser.get(&server, &format!("{portal}/signed-out")).await;
+    assert_eq!(r.status, 200);
+    assert!(r.text().contains("Signing out"), "{}", r.text());
+
+    // The device removes exactly alice's items and reports its inventory.
+    apns.wait_for(&token_hex, pushes + 1).await;
+    let done = device.connect_until_idle().await.unwrap();
+    let kinds: Vec<&str> = done.iter().map(|c| c.request_type.as_str()).collect();
+    assert_eq!(
+        kinds,
+        [
+            "RemoveProfile",
+            "RemoveProfile",
+            "InstallProfile",
+            "ProfileList",
+            "ManagedApplicationList"
+        ],
+        "{done:?}"
+    );
+    let mut now: Vec<String> = device
+        .profiles()
+        .iter()
+        .map(|p| p.identifier.clone())
+        .collect();
+    let mut before = signed_out_profiles.clone();
+    now.sort();
+    before.sort();
+    assert_eq!(now, before, "back to the signed-out baseline (Wi-Fi stays)");
+    let r = browser.get(&server, &format!("{portal}/signed-out")).await;
+    let html = r.text();
+    assert!(html.contains(READY_FOR_NEXT), "{html}");
+    assert!(!html.contains("http-equiv=\"refresh\""));
+    let sessions = server
+        .api(
+            Method::GET,
+            &format!("/api/v1/devices/{UDID}/sessions"),
+            None,
+        )
+        .await
+        .json();
+    let s = &sessions["sessions"][0];
+    assert_eq!(s["ended_how"], "portal");
+    assert_eq!(s["clean_hand_off"], true, "{sessions}");
+
+    // Back on the sign-in form.
+    let page = browser.get(&server, &portal).await;
+    assert!(form_of(&page).0.ends_with("/sign-in"));
+    eprintln!(
+        "portal e2e (sign-in to clean sign-out): {:?}",
+        started.elapsed()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_portal_refuses_bad_input_and_storms() {
+    let apns = Apns::start().await;
+    let (server, device) = setup(&apns, false).await;
+    let portal = clip_path(&device, "Sign in");
+    let mut browser = Browser::default();
+
+    // Unknown device token: a generic 404 page.
+    for path in [
+        "/portal/not-a-token",
+        "/portal/AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA",
+    ] {
+        let r = browser.get(&server, path).await;
+        assert_eq!(r.status, 404, "{}", r.text());
+        assert!(!r.text().contains("<form"));
+    }
+    let r = browser
+        .post(
+            &server,
+            "/portal/not-a-token/sign-in",
+            &[("username", "alice")],
+        )
+        .await;
+    assert_eq!(r.status, 404);
+
+    // Wrong password and unknown user: the same status and message; nothing assigned.
+    let mut bodies = Vec::new();
+    for (user, password) in [("alice", "wrong"), ("mallory", "pw-alice"), ("nobody", "")] {
+        let (action, csrf) = form_of(&browser.get(&server, &portal).await);
+        let r = browser
+            .post(
+                &server,
+                &action,
+                &[("username", user), ("password", password), ("csrf", &csrf)],
+            )
+            .await;
+        assert_eq!(r.status, 422, "{}", r.text());
+        let html = r.text();
+        assert!(html.contains(WRONG_CREDENTIALS), "{html}");
+        assert!(
+            !html.contains(password) || password.is_empty(),
+            "password echoed"
+        );
+        assert!(browser.cookie.is_none());
+        // The re-rendered form carries a fresh CSRF token.
+        let (_, fresh) = form_of(&Reply {
+            status: http::StatusCode::OK,
+            ..r.clone()
+        });
+        assert_ne!(fresh, csrf);
+        bodies.push(html.replace(&fresh, "").replace(user, ""));
+    }
+    assert_eq!(
+        bodies[0], bodies[1],
+        "uniform error for unknown user vs wrong password"
+    );
+    assert_eq!(assignee(&server).await, "nobody");
+
+    // Missing CSRF token: 400. Replayed CSRF token: 400 even with the right password.
+    let (action, csrf) = form_of(&browser.get(&server, &portal).await);
+    let r = browser
+        .post(
+            &server,
+            &action,
+            &[("username", "alice"), ("password", "pw-alice")],
+        )
+        .await;
+    assert_eq!(r.status, 400, "{}", r.text());
+    let r = browser
+        .post(
+            &server,
+            &action,
+            &[
+                ("username", "alice"),
+                ("password", "wrong"),
+                ("csrf", &csrf),
+            ],
+        )
+        .await;
+    assert_eq!(r.status, 422);
+    let r = browser
+        .post(
+            &server,
+            &action,
+            &[
+                ("username", "alice"),
+                ("password", "pw-alice"),
+                ("csrf", &csrf),
+            ],
+        )
+        .await;
+    assert_eq!(r.status, 400, "replay: {}", r.text());
+    assert_eq!(assignee(&server).await, "nobody");
+    // A CSRF token of another device's page does not work here either.
+    let (_, csrf) = form_of(&browser.get(&server, &portal).await);
+    let r = browser
+        .post(
+            &server,
+            "/portal/not-a-token/sign-in",
+            &[
+                ("username", "alice"),
+                ("password", "pw-alice"),
+                ("csrf", &csrf),
+            ],
+        )
+        .await;
+    assert_eq!(r.status, 404);
+
+    // A 10 MB field: 413, nothing assigned.
+    let (action, csrf) = form_of(&browser.get(&server, &portal).await);
+    let huge = "A".repeat(10 * 1024 * 1024);
+    let body = encode_form(&[("username", "alice"), ("password", &huge), ("csrf", &csrf)]);
+    let status = raw_post(server.running().local_addr(), &action, body.into_bytes()).await;
+    assert!(status.starts_with("HTTP/1.1 413"), "{status}");
+    assert_eq!(assignee(&server).await, "nobody");
+
+    // A storm: 20 browsers post the form at once; exactly one wins.
+    let mut forms = Vec::new();
+    for _ in 0..20 {
+        forms.push(form_of(&browser.get(&server, &portal).await));
+    }
+    let server = std::sync::Arc::new(server);
+    let mut tasks = Vec::new();
+    for (i, (action, csrf)) in forms.into_iter().enumerate() {
+        let server = std::sync::Arc::clone(&server);
+        let (user, pw) = if i % 2 == 0 {
+            ("alice", "pw-alice")
+        } else {
+            ("bob", "pw-bob")
+        };
+        tasks.push(tokio::spawn(async move {
+            let mut b = Browser::default();
+            let r = b
+                .post(
+                    &server,
+                    &action,
+                    &[("username", user), ("password", pw), ("csrf", &csrf)],
+                )
+                .await;
+            (user, r)
+        }));
+    }
+    let mut winners = Vec::new();
+    let mut in_use = 0;
+    for t in tasks {
+        let (user, r) = t.await.unwrap();
+        match r.status.as_u16() {
+            303 => winners.push(user),
+            409 => {
+                assert!(r.text().contains(IN_USE_HEADING), "{}", r.text());
+                in_use += 1;
+            }
+            other => panic!("unexpected {other}: {}", r.text()),
+        }
+    }
+    assert_eq!(winners.len(), 1, "exactly one sign-in wins: {winners:?}");
+    assert_eq!(in_use, 19);
+    assert_eq!(assignee(&server).await, winners[0]);
+    let sessions = server
+        .api(
+            Method::GET,
+            &format!("/api/v1/devices/{UDID}/sessions"),
+            None,
+        )
+        .await
+        .json();
+    assert_eq!(
+        sessions["sessions"].as_array().unwrap().len(),
+        1,
+        "{sessions}"
+    );
+
+    // Signed in: another sign-in (fresh form from the signed-in page is a sign-out form,
+    // so use a form obtained before) is refused with the "in use" page.
+    let page = browser.get(&server, &portal).await;
+    assert!(page.text().contains("Signed in as"));
+}
+
+/// The Chromium binary, when one is installed.
+fn chromium() -> Option<std::path::PathBuf> {
+    let path = std::env::var_os("PATH")?;
+    ["chromium", "chromium-browser", "google-chrome"]
+        .iter()
+        .flat_map(|name| std::env::split_paths(&path).map(move |dir| dir.join(name)))
+        .find(|p| p.is_file())
+}
+
+/// Where screenshots go: `<target>/portal-screenshots/`.
+fn screenshot_dir() -> std::path::PathBuf {
+    let target = std::env::var_os("CARGO_TARGET_DIR").map_or_else(
+        || std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../target"),
+        std::path::PathBuf::from,
+    );
+    target.join("portal-screenshots")
+}
+
+/// Renders `url` in headless Chromium at iPhone size and checks the PNG: right size, not blank.
+async fn screenshot(chromium: &std::path::Path, url: &str, name: &str) -> std::path::PathBuf {
+    let dir = screenshot_dir();
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join(format!("{name}.png"));
+    let _ = std::fs::remove_file(&file);
+    let profile = tempfile::tempdir().unwrap();
+    let mut child = tokio::process::Command::new(chromium)
+        .args([
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--no-first-run",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
+            "--hide-scrollbars",
+        ])
+        .arg(format!("--user-data-dir={}", profile.path().display()))
+        .arg(format!("--screenshot={}", file.display()))
+        .arg("--window-size=390,844")
+        .arg(url)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let status = tokio::time::timeout(Duration::from_secs(90), child.wait())
+        .await
+        .expect("chromium finished within 90 s")
+        .unwrap();
+    assert!(status.success(), "chromium failed for {name}: {status}");
+    let png = std::fs::read(&file).unwrap_or_else(|e| panic!("{name}: no screenshot: {e}"));
+    assert_eq!(&png[..8], b"\x89PNG\r\n\x1a\n", "{name}: not a PNG");
+    let width = u32::from_be_bytes(png[16..20].try_into().unwrap());
+    let height = u32::from_be_bytes(png[20..24].try_into().unwrap());
+    assert_eq!((width, height), (390, 844), "{name}");
+    // A blank 390x844 page compresses to a few hundred bytes; text and buttons make it larger.
+    assert!(
+        png.len() > 4_000,
+        "{name}: {} bytes, looks blank",
+        png.len()
+    );
+    file
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn portal_pages_render_in_headless_chromium() {
+    let Some(chromium) = chromium() else {
+        eprintln!("NOTICE: chromium is not installed; skipping the headless-browser portal check");
+        return;
+    };
+    let apns = Apns::start().await;
+    let (server, mut device) = setup(&apns, false).await;
+    let base = server.running().local_url();
+    let portal = clip_path(&device, "Sign in");
+    let mut shots = vec![screenshot(&chromium, &format!("{base}{portal}"), "sign-in").await];
+    let mut browser = Browser::default();
+    let (action, csrf) = form_of(&browser.get(&server, &portal).await);
+    let r = browser
+        .post(
+            &server,
+            &action,
+            &[("username", "bob"), ("password", "pw-bob"), ("csrf", &csrf)],
+        )
+        .await;
+    assert_eq!(r.status, 303, "{}", r.text());
+    shots.push(screenshot(&chromium, &format!("{base}{portal}/progress"), "progress").await);
+    apns.wait_for(device.push_token_hex(), 2).await;
+    device.connect_until_idle().await.unwrap();
+    shots.push(screenshot(&chromium, &format!("{base}{portal}/progress"), "ready").await);
+    shots.push(screenshot(&chromium, &format!("{base}{portal}"), "signed-in").await);
+    for s in &shots {
+        eprintln!("screenshot: {}", s.display());
+    }
+}
+
+/// A measurement, not a check (run with `--ignored --nocapture`): the server-side cost of a
+/// portal sign-in for a person with 50 profiles and 30 apps: the whole POST (CSRF, argon2id
+/// check, device lock, assignment, reconcile, enqueue of 81 commands) and the reconcile alone.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "measurement; prints timings"]
+async fn measure_sign_in_with_50_profiles_and_30_apps() {
+    let apns = Apns::start().await;
+    let pki = Pki::generate();
+    let server = TestServer::start(
+        &pki,
+        ServerOptions {
+            tls: false,
+            assignment: AssignmentSettings::default(),
+            push: apns.config(),
+            ..ServerOptions::default()
+        },
+    )
+    .await;
+    let r = server
+        .api(
+            Method::POST,
+            "/api/v1/users",
+            Some(json!({"username": "carol", "password": "pw-carol", "full_name": "Carol"})),
+        )
+        .await;
+    assert_eq!(r.status, 201, "{}", r.text());
+    let b64 = |s: String| base64::engine::general_purpose::STANDARD.encode(s);
+    for i in 0..80 {
+        let body = if i < 50 {
+            json!({"id": format!("p{i:02}"), "kind": "profile",
+                "mobileconfig": b64(profile_xml(&format!("load.p{i}"), "Profile for $USER.username"))})
+        } else {
+            json!({"id": format!("a{i:02}"), "kind": "app",
+                "bundle_id": format!("com.example.app{i}"), "itunes_store_id": 1_000_000 + i})
+        };
+        let r = server.api(Method::POST, "/api/v1/items", Some(body)).await;
+        assert_eq!(r.status, 201, "{}", r.text());
+        let item = r.json()["id"].as_str().unwrap().to_owned();
+        let r = server
+            .api(
+                Method::POST,
+                "/api/v1/distributions",
+                Some(json!({"item": item, "target": {"users": ["carol"]}})),
+            )
+            .await;
+        assert_eq!(r.status, 201, "{}", r.text());
+    }
+    let identity = pki
+        .trusted
+        .issue_device(UDID, &DeviceCertificateSpec::default())
+        .unwrap();
+    let mut device = SimDevice::with_udid(
+        UDID,
+        ServerEndpoints::baton(&server.running().local_url()),
+        identity.into(),
+        SimOptions::default(),
+        Transport::new(&ServerTrust::AcceptAny).unwrap(),
+    )
+    .unwrap();
+    device.enroll_checkins().await.unwrap();
+    device.connect_until_idle().await.unwrap();
+    let portal = clip_path(&device, "Sign in");
+    let services = server.running().services().clone();
+    let id = baton_proto::EnrollmentId::device(UDID).unwrap();
+    let mut posts = Vec::new();
+    let mut reconciles = Vec::new();
+    for round in 0..6 {
+        let mut browser = Browser::default();
+        let (action, csrf) = form_of(&browser.get(&server, &portal).await);
+        let t = Instant::now();
+        let r = browser
+            .post(
+                &server,
+                &action,
+                &[
+                    ("username", "carol"),
+                    ("password", "pw-carol"),
+                    ("csrf", &csrf),
+                ],
+            )
+            .await;
+        posts.push(t.elapsed());
+        assert_eq!(r.status, 303, "{}", r.text());
+        if round == 0 {
+            let n = server.commands(UDID).await.len();
+            eprintln!("commands queued after the first sign-in: {n}");
+        }
+        device.connect_until_idle().await.unwrap();
+        let (s, i) = (services.clone(), id.clone());
+        tokio::task::spawn_blocking(move || {
+            s.reconciler
+                .sign_out(&i, "admin", std::time::SystemTime::now())
+        })
+        .await
+        .unwrap()
+        .unwrap();
+        device.connect_until_idle().await.unwrap();
+        let (s, i) = (services.clone(), id.clone());
+        let d = tokio::task::spawn_blocking(move || {
+            let t = Instant::now();
+            let o = s
+                .reconciler
+                .sign_in(&i, "carol", "admin", std::time::SystemTime::now())
+                .unwrap();
+            (t.elapsed(), o.enqueued.len())
+        })
+        .await
+        .unwrap();
+        reconciles.push(d.0);
+        device.connect_until_idle().await.unwrap();
+        let (s, i) = (services.clone(), id.clone());
+        tokio::task::spawn_blocking(move || {
+            s.reconciler
+                .sign_out(&i, "admin", std::time::SystemTime::now())
+        })
+        .await
+        .unwrap()
+        .unwrap();
+        device.connect_until_idle().await.unwrap();
+    }
+    posts.sort();
+    reconciles.sort();
+    eprintln!(
+        "portal sign-in POST (argon2id + reconcile + enqueue, 50 profiles + 30 apps): median {:?}, min {:?}, max {:?}",
+        posts[posts.len() / 2],
+        posts[0],
+        posts[posts.len() - 1]
+    );
+    eprintln!(
+        "Reconciler::sign_in alone: median {:?}, min {:?}, max {:?}",
+        reconciles[reconciles.len() / 2],
+        reconciles[0],
+        reconciles[reconciles.len() - 1]
+    );
+}
