@@ -8,84 +8,17 @@
 use std::time::{Duration, Instant};
 
 use base64::Engine as _;
-use baton_apns::mock::MockApns;
-use baton_apns::testing::TestPki;
-use baton_e2e::device::TOPIC;
-use baton_e2e::{Pki, Reply, ServerOptions, TestServer};
-use baton_proto::{Profile, Status};
+use baton_e2e::portal::{Apns, Browser, clip_path, profile_xml};
+use baton_e2e::{Pki, ServerOptions, TestServer};
+use baton_proto::Status;
 use baton_server::identity::testing::DeviceCertificateSpec;
 use baton_server::portal::pages::READY_FOR_NEXT;
-use baton_server::push::PushConfig;
 use baton_server::reconciler::AssignmentSettings;
 use baton_sim::{ServerEndpoints, ServerTrust, SimDevice, SimOptions, Transport};
 use http::Method;
 use serde_json::json;
-use tempfile::TempDir;
 
 const UDID: &str = "00008120-0002B3C4D5E6F7A8";
-const FORM: &str = "application/x-www-form-urlencoded";
-
-/// A mock APNs with a push certificate for the devices' topic.
-struct Apns {
-    _pki: TestPki,
-    mock: MockApns,
-    dir: TempDir,
-}
-
-impl Apns {
-    async fn start() -> Self {
-        let pki = TestPki::generate().unwrap();
-        let mock = MockApns::start_with_pki(&pki).await.unwrap();
-        let dir = tempfile::tempdir().unwrap();
-        std::fs::write(dir.path().join("apns-ca.pem"), &pki.ca_cert_pem).unwrap();
-        let (cert, key) = pki.client_cert_with_uid(Some(TOPIC)).unwrap();
-        let mut both = cert;
-        both.extend_from_slice(&key);
-        std::fs::write(dir.path().join("push.pem"), both).unwrap();
-        Self {
-            _pki: pki,
-            mock,
-            dir,
-        }
-    }
-
-    fn config(&self) -> PushConfig {
-        PushConfig {
-            cert_file: Some(self.dir.path().join("push.pem")),
-            apns_url: self.mock.base_url(),
-            apns_ca_files: vec![self.dir.path().join("apns-ca.pem")],
-            apns_public_roots: false,
-            debounce: Duration::from_millis(20),
-            repush_interval: Duration::from_secs(3600),
-            ..PushConfig::default()
-        }
-    }
-
-    /// Waits until the token got at least `n` pushes (5 s at most); returns how many it got.
-    async fn wait_for(&self, token_hex: &str, n: usize) -> usize {
-        let deadline = Instant::now() + Duration::from_secs(5);
-        loop {
-            let got = self
-                .mock
-                .pushes()
-                .into_iter()
-                .filter(|p| p.token.as_deref() == Some(token_hex))
-                .count();
-            if got >= n || Instant::now() > deadline {
-                return got;
-            }
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        }
-    }
-}
-
-fn profile_xml(identifier: &str, display: &str) -> String {
-    Profile::new(identifier, "7D3C1E2A-0000-4C3B-9D2E-0A1B2C3D4E5F")
-        .with_display_name(display)
-        .to_xml()
-        .map(|b| String::from_utf8(b).unwrap())
-        .unwrap()
-}
 
 /// Creates a profile item and distributes it to `target`.
 async fn distribute(
@@ -166,106 +99,6 @@ async fn enroll(server: &TestServer, pki: &Pki, options: SimOptions) -> SimDevic
     .unwrap();
     device.enroll_checkins().await.unwrap();
     device
-}
-
-/// The path of the URL a web clip opens (the test server's public URL is not its address).
-fn clip_path(device: &SimDevice, label: &str) -> String {
-    let url = device
-        .tap_web_clip(Some(label))
-        .unwrap_or_else(|| panic!("no {label:?} web clip on the device"));
-    let at = url.find("/portal/").expect("portal URL");
-    url[at..].to_owned()
-}
-
-/// A minimal browser: keeps the portal cookie and posts forms.
-#[derive(Default)]
-struct Browser {
-    cookie: Option<String>,
-}
-
-impl Browser {
-    fn headers(&self) -> Vec<(&'static str, String)> {
-        self.cookie.iter().map(|c| ("Cookie", c.clone())).collect()
-    }
-
-    async fn get(&mut self, server: &TestServer, path: &str) -> Reply {
-        let r = server
-            .client
-            .send(Method::GET, path, &self.headers(), Vec::new())
-            .await
-            .unwrap();
-        self.keep_cookie(&r);
-        r
-    }
-
-    async fn post(&mut self, server: &TestServer, path: &str, fields: &[(&str, &str)]) -> Reply {
-        let mut headers = self.headers();
-        headers.push(("Content-Type", FORM.to_owned()));
-        let body = fields
-            .iter()
-            .map(|(k, v)| format!("{}={}", encode(k), encode(v)))
-            .collect::<Vec<_>>()
-            .join("&");
-        let r = server
-            .client
-            .send(Method::POST, path, &headers, body.into_bytes())
-            .await
-            .unwrap();
-        self.keep_cookie(&r);
-        r
-    }
-
-    fn keep_cookie(&mut self, r: &Reply) {
-        if let Some(c) = r.headers.get(http::header::SET_COOKIE) {
-            let pair = c.to_str().unwrap().split(';').next().unwrap().to_owned();
-            self.cookie = pair
-                .split_once('=')
-                .filter(|(_, v)| !v.is_empty())
-                .map(|_| pair.clone());
-        }
-    }
-
-    /// Opens the portal page and submits its form with `fields` (+ the page's CSRF token);
-    /// returns the form's action and the answer.
-    async fn submit(
-        &mut self,
-        server: &TestServer,
-        portal: &str,
-        fields: &[(&str, &str)],
-    ) -> (String, Reply) {
-        let page = self.get(server, portal).await;
-        assert_eq!(page.status, 200, "{}", page.text());
-        let html = page.text();
-        let action = attr_after(&html, "<form", "action");
-        let csrf = attr_after(&html, "name=\"csrf\"", "value");
-        let mut all = fields.to_vec();
-        all.push(("csrf", &csrf));
-        let r = self.post(server, &action, &all).await;
-        (action, r)
-    }
-}
-
-fn encode(s: &str) -> String {
-    s.bytes()
-        .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
-                (b as char).to_string()
-            }
-            _ => format!("%{b:02X}"),
-        })
-        .collect()
-}
-
-/// The value of `attr="..."` after `marker` in `html`.
-fn attr_after(html: &str, marker: &str, attr: &str) -> String {
-    let at = html
-        .find(marker)
-        .unwrap_or_else(|| panic!("{marker} not in {html}"));
-    let rest = &html[at..];
-    let needle = format!("{attr}=\"");
-    let start = rest.find(&needle).unwrap() + needle.len();
-    let end = rest[start..].find('"').unwrap();
-    rest[start..start + end].to_owned()
 }
 
 /// Signs `user` in through the portal; asserts the redirect to the progress page.

@@ -6,6 +6,7 @@
 
 pub mod client;
 pub mod device;
+pub mod portal;
 pub mod replay;
 pub mod server;
 
