@@ -479,6 +479,19 @@ impl CompiledConfig {
             .and_then(|&i| self.config.directory.users.get(i))
     }
 
+    /// The ids of the groups (user groups, then device groups, each sorted) that `username`
+    /// and `device` are in when `username` is signed in on it. Empty for an unknown user.
+    /// Session policy uses this to find the rules that apply to a sign-in.
+    pub fn groups_of(&self, device: &Device, username: &str) -> Vec<GroupId> {
+        let Some(&ui) = self.users.get(username) else {
+            return Vec::new();
+        };
+        let bits = self.member_groups(device, ui);
+        let mut ids: Vec<&CompiledGroup> = bits.ones().filter_map(|g| self.groups.get(g)).collect();
+        ids.sort_by_key(|g| (g.kind == GroupKind::Devices, g.id.clone()));
+        ids.into_iter().map(|g| g.id.clone()).collect()
+    }
+
     /// The groups (user and device) the pair (device, user) is in.
     pub(crate) fn member_groups(&self, device: &Device, user_index: usize) -> Bits {
         let mut bits = self

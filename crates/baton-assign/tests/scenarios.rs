@@ -514,3 +514,19 @@ fn config_round_trips_through_json() {
     assert_eq!(back, cfg);
     assert!(json.contains(r#""rule": "dept = \"nursing\"""#));
 }
+
+#[test]
+fn groups_of_lists_user_groups_then_device_groups() {
+    let cfg = compiled();
+    let ipad = device("IPAD-1", "iPad", DeviceKind::Ordinary, "carol");
+    let phone = device("PHONE-1", "iPhone", DeviceKind::Ordinary, "carol");
+    let names = |v: Vec<GroupId>| v.iter().map(|g| g.to_string()).collect::<Vec<_>>();
+    assert_eq!(
+        names(cfg.groups_of(&ipad, "carol")),
+        ["nurses", "staff", "nurse-ipads"]
+    );
+    assert_eq!(names(cfg.groups_of(&phone, "carol")), ["nurses", "staff"]);
+    assert_eq!(names(cfg.groups_of(&ipad, "bob")), ["staff"]);
+    assert_eq!(names(cfg.groups_of(&ipad, "nobody")), ["owners"]);
+    assert!(cfg.groups_of(&ipad, "mallory").is_empty());
+}

@@ -467,12 +467,24 @@ impl Reconciler {
         how: &str,
         now: SystemTime,
     ) -> Result<ReconcileOutcome, ReconcileError> {
+        self.sign_in_with(device, username, how, now, KeyspaceBatch::new())
+    }
+
+    /// [`Self::sign_in`], also writing `batch` (e.g. the session's lease) in the same
+    /// transaction as the assignment and its commands.
+    pub fn sign_in_with(
+        &self,
+        device: &EnrollmentId,
+        username: &str,
+        how: &str,
+        now: SystemTime,
+        mut batch: KeyspaceBatch,
+    ) -> Result<ReconcileOutcome, ReconcileError> {
         let id = device.parent();
         if username == NOBODY_USERNAME || self.compiled()?.user(username).is_none() {
             return Err(ReconcileError::UnknownUser(username.to_owned()));
         }
         let now_ms = unix_millis(now);
-        let mut batch = KeyspaceBatch::new();
         batch.put(
             &Collection::new(ASSIGNEE_COLLECTION)?,
             id.as_str().as_bytes(),
@@ -504,8 +516,19 @@ impl Reconciler {
         how: &str,
         now: SystemTime,
     ) -> Result<ReconcileOutcome, ReconcileError> {
+        self.sign_out_with(device, how, now, KeyspaceBatch::new())
+    }
+
+    /// [`Self::sign_out`], also writing `batch` (e.g. deleting the session's lease) in the
+    /// same transaction.
+    pub fn sign_out_with(
+        &self,
+        device: &EnrollmentId,
+        how: &str,
+        now: SystemTime,
+        mut batch: KeyspaceBatch,
+    ) -> Result<ReconcileOutcome, ReconcileError> {
         let id = device.parent();
-        let mut batch = KeyspaceBatch::new();
         batch.put(
             &Collection::new(ASSIGNEE_COLLECTION)?,
             id.as_str().as_bytes(),
