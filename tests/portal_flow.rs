@@ -11,6 +11,7 @@
 use std::time::{Duration, Instant};
 
 use base64::Engine as _;
+use baton_e2e::chromium::{self, Chromium};
 use baton_e2e::portal::{Apns, Browser, FORM, attr_after, clip_path, encode_form, profile_xml};
 use baton_e2e::{Pki, Reply, ServerOptions, TestServer};
 use baton_server::identity::testing::DeviceCertificateSpec;
@@ -522,73 +523,13 @@ async fn the_portal_refuses_bad_input_and_storms() {
     assert!(page.text().contains("Signed in as"));
 }
 
-/// The Chromium binary, when one is installed.
-fn chromium() -> Option<std::path::PathBuf> {
-    let path = std::env::var_os("PATH")?;
-    ["chromium", "chromium-browser", "google-chrome"]
-        .iter()
-        .flat_map(|name| std::env::split_paths(&path).map(move |dir| dir.join(name)))
-        .find(|p| p.is_file())
-}
-
-/// Where screenshots go: `<target>/portal-screenshots/`.
-fn screenshot_dir() -> std::path::PathBuf {
-    let target = std::env::var_os("CARGO_TARGET_DIR").map_or_else(
-        || std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../target"),
-        std::path::PathBuf::from,
-    );
-    target.join("portal-screenshots")
-}
-
-/// Renders `url` in headless Chromium at iPhone size and checks the PNG: right size, not blank.
-async fn screenshot(chromium: &std::path::Path, url: &str, name: &str) -> std::path::PathBuf {
-    let dir = screenshot_dir();
-    std::fs::create_dir_all(&dir).unwrap();
-    let file = dir.join(format!("{name}.png"));
-    let _ = std::fs::remove_file(&file);
-    let profile = tempfile::tempdir().unwrap();
-    let mut child = tokio::process::Command::new(chromium)
-        .args([
-            "--headless",
-            "--no-sandbox",
-            "--disable-gpu",
-            "--no-first-run",
-            "--disable-background-networking",
-            "--disable-component-update",
-            "--disable-sync",
-            "--hide-scrollbars",
-        ])
-        .arg(format!("--user-data-dir={}", profile.path().display()))
-        .arg(format!("--screenshot={}", file.display()))
-        .arg("--window-size=390,844")
-        .arg(url)
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .kill_on_drop(true)
-        .spawn()
-        .unwrap();
-    let status = tokio::time::timeout(Duration::from_secs(90), child.wait())
-        .await
-        .expect("chromium finished within 90 s")
-        .unwrap();
-    assert!(status.success(), "chromium failed for {name}: {status}");
-    let png = std::fs::read(&file).unwrap_or_else(|e| panic!("{name}: no screenshot: {e}"));
-    assert_eq!(&png[..8], b"\x89PNG\r\n\x1a\n", "{name}: not a PNG");
-    let width = u32::from_be_bytes(png[16..20].try_into().unwrap());
-    let height = u32::from_be_bytes(png[20..24].try_into().unwrap());
-    assert_eq!((width, height), (390, 844), "{name}");
-    // A blank 390x844 page compresses to a few hundred bytes; text and buttons make it larger.
-    assert!(
-        png.len() > 4_000,
-        "{name}: {} bytes, looks blank",
-        png.len()
-    );
-    file
-}
-
+/// A person uses the portal in a real browser (headless Chromium driven over DevTools): types
+/// a wrong password, then the right one, watches the progress page reload itself until ready,
+/// signs out and watches the sign-out progress until the device is ready for the next person.
+/// Screenshots of every page are saved under `<target>/portal-screenshots/`.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn portal_pages_render_in_headless_chromium() {
-    let Some(chromium) = chromium() else {
+async fn a_person_uses_the_portal_in_headless_chromium() {
+    let Some(binary) = chromium::binary() else {
         eprintln!("NOTICE: chromium is not installed; skipping the headless-browser portal check");
         return;
     };
@@ -596,22 +537,82 @@ async fn portal_pages_render_in_headless_chromium() {
     let (server, mut device) = setup(&apns, false).await;
     let base = server.running().local_url();
     let portal = clip_path(&device, "Sign in");
-    let mut shots = vec![screenshot(&chromium, &format!("{base}{portal}"), "sign-in").await];
-    let mut browser = Browser::default();
-    let (action, csrf) = form_of(&browser.get(&server, &portal).await);
-    let r = browser
-        .post(
-            &server,
-            &action,
-            &[("username", "bob"), ("password", "pw-bob"), ("csrf", &csrf)],
-        )
-        .await;
-    assert_eq!(r.status, 303, "{}", r.text());
-    shots.push(screenshot(&chromium, &format!("{base}{portal}/progress"), "progress").await);
+    let mut browser = Chromium::launch(&binary).await.unwrap();
+    let mut shots = Vec::new();
+
+    browser.goto(&format!("{base}{portal}")).await.unwrap();
+    assert!(
+        browser
+            .text()
+            .await
+            .unwrap()
+            .contains("Sign in to this device")
+    );
+    shots.push(browser.screenshot("sign-in").await.unwrap());
+
+    browser.fill("#username", "bob").await.unwrap();
+    browser.fill("#password", "not-bobs").await.unwrap();
+    browser.click("button[type=submit]").await.unwrap();
+    assert!(browser.text().await.unwrap().contains(WRONG_CREDENTIALS));
+    assert_eq!(assignee(&server).await, "nobody");
+    shots.push(browser.screenshot("sign-in-error").await.unwrap());
+
+    // The username is kept; the password is typed again.
+    browser.fill("#password", "pw-bob").await.unwrap();
+    browser.click("button[type=submit]").await.unwrap();
+    assert_eq!(browser.path().await.unwrap(), format!("{portal}/progress"));
+    assert_eq!(assignee(&server).await, "bob");
+    let cookies = browser.cookies(&format!("{base}{portal}")).await.unwrap();
+    let cookie = cookies
+        .iter()
+        .find(|c| c["name"] == "baton_portal")
+        .expect("the portal cookie is set");
+    assert_eq!(cookie["httpOnly"], true);
+    assert_eq!(cookie["sameSite"], "Strict");
+    assert_eq!(cookie["session"], true, "a session cookie: {cookie}");
+    shots.push(browser.screenshot("progress").await.unwrap());
+
+    // The device fetches bob's items; the page reloads itself until it says ready.
     apns.wait_for(device.push_token_hex(), 2).await;
     device.connect_until_idle().await.unwrap();
-    shots.push(screenshot(&chromium, &format!("{base}{portal}/progress"), "ready").await);
-    shots.push(screenshot(&chromium, &format!("{base}{portal}"), "signed-in").await);
+    browser
+        .wait_until("document.body.innerText.includes('Your device is ready')")
+        .await
+        .unwrap();
+    shots.push(browser.screenshot("ready").await.unwrap());
+
+    browser.goto(&format!("{base}{portal}")).await.unwrap();
+    assert!(
+        browser
+            .text()
+            .await
+            .unwrap()
+            .contains("Signed in as Bob Builder")
+    );
+    shots.push(browser.screenshot("signed-in").await.unwrap());
+
+    let pushes = apns.wait_for(device.push_token_hex(), 0).await;
+    browser
+        .click("form[action$='/sign-out'] button")
+        .await
+        .unwrap();
+    assert_eq!(
+        browser.path().await.unwrap(),
+        format!("{portal}/signed-out")
+    );
+    assert_eq!(assignee(&server).await, "nobody");
+    shots.push(browser.screenshot("signing-out").await.unwrap());
+    apns.wait_for(device.push_token_hex(), pushes + 1).await;
+    device.connect_until_idle().await.unwrap();
+    browser
+        .wait_until(&format!(
+            "document.body.innerText.includes({})",
+            serde_json::to_string(READY_FOR_NEXT).unwrap()
+        ))
+        .await
+        .unwrap();
+    shots.push(browser.screenshot("signed-out").await.unwrap());
+    browser.close().await;
     for s in &shots {
         eprintln!("screenshot: {}", s.display());
     }

@@ -4,6 +4,7 @@
 //! certificate, and the replay runner for `fixtures/replay/*.yaml`.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+pub mod chromium;
 pub mod client;
 pub mod device;
 pub mod portal;

@@ -78,6 +78,7 @@ impl Page {
              font-size:1.125rem;padding:.6rem .75rem;border:2px solid #555;border-radius:8px}}\n\
              button{{width:100%;min-height:48px;margin-top:1.5rem;font-size:1.125rem;font-weight:600;\
              border:0;border-radius:8px;background:var(--accent);color:var(--on-accent)}}\n\
+             button.secondary{{background:#fff;color:#111;border:2px solid #555}}\n\
              :focus-visible{{outline:3px solid #111;outline-offset:2px}}\n\
              .alert{{border-left:6px solid #b00020;background:#fdecee;padding:.75rem 1rem;color:#5f0010}}\n\
              .reminder{{background:#f3f3f3;padding:.75rem 1rem;border-radius:8px}}\n\

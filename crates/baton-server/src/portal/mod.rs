@@ -21,6 +21,7 @@ pub mod device_lock;
 pub mod html;
 pub mod pages;
 pub mod routes;
+pub mod stay_prompt;
 
 use std::sync::Arc;
 

@@ -47,12 +47,80 @@ pub fn sign_in(device_token: &str, csrf: &str, error: Option<&str>, username: &s
     page
 }
 
-/// The page of a signed-in device: who, and the sign-out form.
-pub fn signed_in(device_token: &str, full_name: &str, csrf: &str) -> Page {
+/// When a signed-in session ends on its own, as the portal shows it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum SessionEnd {
+    /// Persistent ("Stay signed in" answered yes): until sign-out.
+    UntilSignOut,
+    /// Leased: automatic sign-out at this time.
+    At {
+        /// The end, Unix milliseconds.
+        end_ms: u64,
+        /// True when the end is inside the warning window.
+        soon: bool,
+        /// Minutes left (rounded up).
+        minutes_left: u64,
+    },
+}
+
+/// `HH:MM UTC` of a Unix-millisecond time.
+fn clock(ms: u64) -> String {
+    let minutes = (ms / 60_000) % (24 * 60);
+    format!("{:02}:{:02} UTC", minutes / 60, minutes % 60)
+}
+
+fn session_end_html(end: Option<SessionEnd>) -> String {
+    match end {
+        None => String::new(),
+        Some(SessionEnd::UntilSignOut) => {
+            "<p>You stay signed in on this device until you sign out.</p>\n".to_owned()
+        }
+        Some(SessionEnd::At {
+            end_ms,
+            soon: true,
+            minutes_left,
+        }) => format!(
+            "<p class=\"alert\" role=\"alert\">You will be signed out automatically at {} \
+             (in {} minute{}). Save your work.</p>\n",
+            clock(end_ms),
+            minutes_left,
+            if minutes_left == 1 { "" } else { "s" }
+        ),
+        Some(SessionEnd::At { end_ms, .. }) => format!(
+            "<p>You will be signed out automatically at {}.</p>\n",
+            clock(end_ms)
+        ),
+    }
+}
+
+/// "Stay signed in?": yes or no, both posting to the prompt's action.
+pub fn stay_signed_in(device_token: &str, csrf: &str) -> Page {
     let body = format!(
-        "<p><a href=\"/portal/{token}/progress\">Show setup progress</a></p>\n\
+        "<p>Stay signed in on this device until you sign out? Choose No if other people \
+         use this device.</p>\n\
+         <form method=\"post\" action=\"/portal/{token}/stay\">\n{csrf}\n\
+         <button type=\"submit\" name=\"answer\" value=\"yes\">Yes</button>\n\
+         <button type=\"submit\" name=\"answer\" value=\"no\" class=\"secondary\">No</button>\n\
+         </form>",
+        token = escape(device_token),
+        csrf = hidden_csrf(csrf),
+    );
+    Page::new("Stay signed in?", body)
+}
+
+/// The page of a signed-in device: who, when the session ends, and the sign-out form.
+pub fn signed_in(
+    device_token: &str,
+    full_name: &str,
+    csrf: &str,
+    end: Option<SessionEnd>,
+) -> Page {
+    let body = format!(
+        "{end}<p><a href=\"/portal/{token}/progress\">Show setup progress</a></p>\n\
          <form method=\"post\" action=\"/portal/{token}/sign-out\">\n{csrf}\n\
          <button type=\"submit\">Sign out</button>\n</form>",
+        end = session_end_html(end),
         token = escape(device_token),
         csrf = hidden_csrf(csrf),
     );
@@ -84,14 +152,16 @@ fn item_list(progress: &DeviceProgress) -> String {
 }
 
 /// Sign-in progress: every item of the person's desired state, refreshing until ready.
-pub fn progress(device_token: &str, progress: &DeviceProgress) -> Page {
+pub fn progress(device_token: &str, progress: &DeviceProgress, end: Option<SessionEnd>) -> Page {
     let installed = progress
         .items
         .iter()
         .filter(|i| i.state == ItemState::Installed)
         .count();
-    let mut body = format!(
-        "<p role=\"status\">{installed} of {} items installed.</p>\n",
+    let mut body = session_end_html(end);
+    let _ = writeln!(
+        body,
+        "<p role=\"status\">{installed} of {} items installed.</p>",
         progress.items.len()
     );
     body.push_str(&item_list(progress));
@@ -168,14 +238,58 @@ mod tests {
             ready: false,
         };
         let b = PortalBranding::default();
-        let html = progress("tok", &p).render(&b);
+        let html = progress("tok", &p, None).render(&b);
         assert!(html.contains("http-equiv=\"refresh\""));
         assert!(html.contains("Mail &lt;corp&gt;"));
         assert!(html.contains("Pending"));
         p.items[0].state = ItemState::Installed;
         p.ready = true;
-        let html = progress("tok", &p).render(&b);
+        let html = progress("tok", &p, None).render(&b);
         assert!(!html.contains("http-equiv=\"refresh\""));
         assert!(html.contains("Your device is ready"));
+    }
+
+    #[test]
+    fn session_end_is_shown_with_a_warning_when_close() {
+        let b = PortalBranding::default();
+        // 1970-01-01 17:30 UTC.
+        let end_ms = (17 * 60 + 30) * 60_000;
+        let calm = signed_in(
+            "tok",
+            "Alice",
+            "c",
+            Some(SessionEnd::At {
+                end_ms,
+                soon: false,
+                minutes_left: 90,
+            }),
+        )
+        .render(&b);
+        assert!(calm.contains("signed out automatically at 17:30 UTC"), "{calm}");
+        assert!(!calm.contains("role=\"alert\""));
+        let soon = signed_in(
+            "tok",
+            "Alice",
+            "c",
+            Some(SessionEnd::At {
+                end_ms,
+                soon: true,
+                minutes_left: 1,
+            }),
+        )
+        .render(&b);
+        assert!(soon.contains("role=\"alert\""));
+        assert!(soon.contains("(in 1 minute)"), "{soon}");
+        let kept = signed_in("tok", "Alice", "c", Some(SessionEnd::UntilSignOut)).render(&b);
+        assert!(kept.contains("until you sign out"));
+    }
+
+    #[test]
+    fn the_stay_prompt_offers_yes_and_no_with_csrf() {
+        let html = stay_signed_in("tok", "c1").render(&PortalBranding::default());
+        assert!(html.contains("action=\"/portal/tok/stay\""));
+        assert!(html.contains("name=\"answer\" value=\"yes\""));
+        assert!(html.contains("name=\"answer\" value=\"no\""));
+        assert!(html.contains("name=\"csrf\" value=\"c1\""));
     }
 }

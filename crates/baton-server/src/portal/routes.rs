@@ -190,7 +190,7 @@ pub async fn device_page(State(portal): State<Arc<Portal>>, Path(token): Path<St
         let name = display_name(portal, &assignee)?;
         Ok(Reply::page(
             StatusCode::OK,
-            pages::signed_in(&token, &name, &csrf),
+            pages::signed_in(&token, &name, &csrf, None),
         ))
     })
     .await
@@ -338,7 +338,7 @@ pub async fn progress(State(portal): State<Arc<Portal>>, Path(token): Path<Strin
         }
         Ok(Reply::page(
             StatusCode::OK,
-            pages::progress(&token, &progress),
+            pages::progress(&token, &progress, None),
         ))
     })
     .await
