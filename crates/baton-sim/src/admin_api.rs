@@ -1,5 +1,6 @@
 //! A small client of Baton's admin API (`/api/v1`, Bearer key): queue a command to many
-//! devices, read a command's state. Used by the `command-cycle` benchmark and the CLI.
+//! devices, read a command's state, create users, groups, catalog items and distributions,
+//! sign a device out and read its session log. Used by the benchmarks and the CLI.
 
 use bytes::Bytes;
 use http::Method;
@@ -105,5 +106,61 @@ impl AdminApi {
     pub async fn device(&self, id: &str) -> Result<Json, SimError> {
         self.call(Method::GET, &format!("/api/v1/devices/{id}"), None)
             .await
+    }
+
+    /// `POST /api/v1/users/import` with a JSON array of users
+    /// (`{"username","password",...}`); returns how many were created.
+    pub async fn import_users(&self, users: &[Json]) -> Result<u64, SimError> {
+        let body = Json::Array(users.to_vec());
+        let reply = self
+            .call(Method::POST, "/api/v1/users/import", Some(&body))
+            .await?;
+        reply["imported"]
+            .as_u64()
+            .ok_or_else(|| SimError::Admin(format!("no imported count in {reply}")))
+    }
+
+    /// `POST /api/v1/groups`; returns the group's id.
+    pub async fn create_group(&self, group: &Json) -> Result<String, SimError> {
+        self.create("/api/v1/groups", group).await
+    }
+
+    /// `POST /api/v1/items`; returns the item's id.
+    pub async fn create_item(&self, item: &Json) -> Result<String, SimError> {
+        self.create("/api/v1/items", item).await
+    }
+
+    /// `POST /api/v1/distributions`; returns the distribution's id.
+    pub async fn create_distribution(&self, distribution: &Json) -> Result<String, SimError> {
+        self.create("/api/v1/distributions", distribution).await
+    }
+
+    async fn create(&self, path: &str, body: &Json) -> Result<String, SimError> {
+        let reply = self.call(Method::POST, path, Some(body)).await?;
+        reply["id"]
+            .as_str()
+            .map(str::to_owned)
+            .ok_or_else(|| SimError::Admin(format!("{path}: no id in {reply}")))
+    }
+
+    /// `POST /api/v1/devices/{id}/sign-out` (an operator's forced sign-out).
+    pub async fn sign_out(&self, id: &str) -> Result<Json, SimError> {
+        self.call(
+            Method::POST,
+            &format!("/api/v1/devices/{id}/sign-out"),
+            Some(&serde_json::json!({})),
+        )
+        .await
+    }
+
+    /// `GET /api/v1/devices/{id}/sessions`: the session log, oldest first.
+    pub async fn sessions(&self, id: &str) -> Result<Vec<Json>, SimError> {
+        let reply = self
+            .call(Method::GET, &format!("/api/v1/devices/{id}/sessions"), None)
+            .await?;
+        reply["sessions"]
+            .as_array()
+            .cloned()
+            .ok_or_else(|| SimError::Admin(format!("no sessions in {reply}")))
     }
 }

@@ -69,6 +69,11 @@ pub struct SimOptions {
     pub app_install: AppInstallTiming,
     /// Safety bound on commands processed in one command-channel session.
     pub max_commands_per_session: usize,
+    /// What the App Store would install for an `iTunesStoreID` (decimal, as text): the app's
+    /// bundle identifier, which iOS then reports in ManagedApplicationList and accepts in
+    /// RemoveApplication. Store ids not listed install as `store.app<id>`.
+    #[serde(default)]
+    pub app_store: BTreeMap<String, String>,
 }
 
 impl Default for SimOptions {
@@ -82,6 +87,7 @@ impl Default for SimOptions {
             shared_ipad: false,
             app_install: AppInstallTiming::NextSession,
             max_commands_per_session: 10_000,
+            app_store: BTreeMap::new(),
         }
     }
 }

@@ -84,6 +84,10 @@ pub enum SimError {
     /// A TLS setting could not be built.
     #[error("TLS: {0}")]
     Tls(String),
+    /// A portal page was not what a person expects (no form, an error page, not ready in
+    /// time).
+    #[error("portal: {0}")]
+    Portal(String),
 }
 
 impl SimError {

@@ -141,6 +141,12 @@ impl Fleet {
         self.devices.iter_mut().find(|d| d.udid() == udid)
     }
 
+    /// Adds an already enrolled device (e.g. one a test built with its own identity); it is
+    /// saved with the fleet.
+    pub fn adopt(&mut self, device: SimDevice) {
+        self.devices.push(device);
+    }
+
     /// The transport.
     pub fn transport(&self) -> &Transport {
         &self.transport

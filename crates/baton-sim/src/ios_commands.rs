@@ -758,7 +758,14 @@ fn profile_list(ctx: &ChannelContext<'_>) -> CommandAnswer {
 fn install_application(ctx: &mut ChannelContext<'_>, app: &InstallApplication) -> CommandAnswer {
     let (identifier, source) = match &app.source {
         AppSource::Identifier(id) => (id.clone(), id.clone()),
-        AppSource::ITunesStoreId(n) => (format!("store.app{n}"), format!("iTunesStoreID {n}")),
+        AppSource::ITunesStoreId(n) => (
+            ctx.options
+                .app_store
+                .get(&n.to_string())
+                .cloned()
+                .unwrap_or_else(|| format!("store.app{n}")),
+            format!("iTunesStoreID {n}"),
+        ),
         AppSource::ManifestUrl(url) => {
             let stem = url
                 .rsplit('/')

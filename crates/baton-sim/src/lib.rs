@@ -12,6 +12,8 @@
 //! - [`SimOptions`]: NotNow policy, latency, failure injection, Shared iPad mode.
 //! - [`Fleet`]: many devices concurrently, saved to a directory; [`PushWatcher`] reads a mock
 //!   APNs server's records.
+//! - [`browser`] and [`html_form`]: the person at the device, opening a web clip's URL,
+//!   reading forms and submitting them with cookies, as the sign-in portal needs.
 //! - [`bench`]: the load scenarios behind `baton-sim bench`.
 //!
 //! What it is not: a model of iOS beyond the commands listed in [`ios_commands`]; unknown
@@ -24,10 +26,12 @@
 mod admin_api;
 mod behaviour;
 pub mod bench;
+pub mod browser;
 mod device;
 mod enrollment_profile;
 mod error;
 mod fleet;
+pub mod html_form;
 mod identity;
 mod inventory;
 pub mod ios_commands;

@@ -100,6 +100,8 @@ pub fn client_tls_config(trust: &ServerTrust) -> Result<rustls::ClientConfig, Si
 pub struct HttpReply {
     /// Status code.
     pub status: u16,
+    /// Response headers.
+    pub headers: http::HeaderMap,
     /// Body.
     pub body: Bytes,
 }
@@ -162,13 +164,17 @@ impl Transport {
             .map_err(|_| failed("timed out".into()))?
             .map_err(|e| failed(format!("{e:?}")))?;
         let status = response.status().as_u16();
-        let body = response
-            .into_body()
+        let (parts, body) = response.into_parts();
+        let body = body
             .collect()
             .await
             .map_err(|e| failed(e.to_string()))?
             .to_bytes();
-        Ok(HttpReply { status, body })
+        Ok(HttpReply {
+            status,
+            headers: parts.headers,
+            body,
+        })
     }
 
     /// GET `url`; any status other than 200 is an error.

@@ -266,6 +266,22 @@ fn apps_go_installing_then_managed_and_remove_of_unknown_app_errors() {
         AppSource::ITunesStoreId(42),
     )));
     assert_eq!(ch.inventory.apps["store.app42"].status, AppStatus::Managed);
+    // With the App Store's answer for the id, the app carries its bundle id and can be removed
+    // by it, as on iOS.
+    let mut options = SimOptions::default();
+    options
+        .app_store
+        .insert("43".into(), "com.example.store43".into());
+    let mut ch = Channel::new(options);
+    ch.run(CommandRequest::InstallApplication(InstallApplication::new(
+        AppSource::ITunesStoreId(43),
+    )));
+    assert!(ch.inventory.apps.contains_key("com.example.store43"));
+    let a = ch.run(CommandRequest::RemoveApplication {
+        identifier: "com.example.store43".into(),
+    });
+    assert_eq!(a.status, Status::Acknowledged);
+    assert!(ch.inventory.apps.is_empty());
 }
 
 #[test]

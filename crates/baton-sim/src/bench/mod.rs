@@ -7,8 +7,14 @@
 //! - [`command_cycle`]: one command queued to every device through the admin API, then every
 //!   device fetches and acknowledges it: time to 100%.
 //! - [`enroll`]: SCEP enrollments per second (keys and requests prepared before the clock).
-//! - `sign-in-to-ready` and `shift-change` need the sign-in portal and are reported as not
-//!   available ([`not_available`]).
+//! - [`sign_in_to_ready`]: N people sign in on N devices through the portal; per-device time
+//!   from the sign-in POST until the progress page says ready.
+//! - [`shift_change`]: every device signed in, then each person signs out and the next one
+//!   signs in: time until every device is ready for its new person, and until every sign-out
+//!   was verified clean.
+//! - [`sign_in_flow`] and [`population`]: the person-and-device portal flows and the users and
+//!   catalog the two sign-in scenarios create.
+//! - [`not_available`]: the report of a scenario a server cannot run.
 //!
 //! CPU is read from `/proc/<pid>/stat` (user + system time) for the simulator itself and,
 //! when given, the server process, so each report states CPU per request for both.
@@ -18,6 +24,10 @@ pub mod command_cycle;
 pub mod cpu;
 pub mod enroll;
 pub mod latency;
+pub mod population;
+pub mod shift_change;
+pub mod sign_in_flow;
+pub mod sign_in_to_ready;
 
 use std::time::Duration;
 

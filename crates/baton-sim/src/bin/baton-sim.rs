@@ -143,16 +143,32 @@ struct BenchArgs {
     /// Devices (checkin, command-cycle) or enrollments (enroll).
     #[arg(long, default_value_t = 1000)]
     count: usize,
-    /// Keep-alive connections (checkin) or operations in flight (others).
-    #[arg(long, default_value_t = 64)]
+    /// Keep-alive connections (checkin) or operations in flight (others; for the sign-in
+    /// scenarios: people signing in or out at once).
+    #[arg(long, visible_alias = "concurrency", default_value_t = 64)]
     connections: usize,
+    /// Profile items per person (sign-in-to-ready: 50, shift-change: 5).
+    #[arg(long)]
+    profiles: Option<usize>,
+    /// App items per person (sign-in-to-ready: 30, shift-change: 2).
+    #[arg(long)]
+    apps: Option<usize>,
+    /// Give up on one device's sign-in or sign-out after this many seconds.
+    #[arg(long, default_value_t = 120)]
+    device_timeout: u64,
+    /// Label of the server's sign-in web clip.
+    #[arg(long, default_value = "Sign in")]
+    sign_in_label: String,
+    /// Label of the server's sign-out web clip.
+    #[arg(long, default_value = "Sign out")]
+    sign_out_label: String,
     /// How long the checkin scenario sends, seconds.
     #[arg(long, default_value_t = 20)]
     duration: u64,
     /// Stop the checkin scenario after this many requests.
     #[arg(long)]
     requests: Option<u64>,
-    /// Admin API key (command-cycle).
+    /// Admin API key (command-cycle, sign-in-to-ready, shift-change).
     #[arg(long, env = "BATON_API_KEY", hide_env_values = true)]
     api_key: Option<String>,
     /// The command for command-cycle, in the admin API's JSON form.
@@ -277,6 +293,33 @@ async fn enroll_up_to(
         bail!("some enrollments failed");
     }
     Ok(())
+}
+
+/// The fleet in `--dir` for `origin`, enrolled up to `--count` devices.
+async fn open_fleet(
+    args: &BenchArgs,
+    origin: &str,
+    transport: &Transport,
+    progress: bool,
+) -> anyhow::Result<Fleet> {
+    let mut fleet = Fleet::open(&args.dir.dir, Some(origin), transport.clone())?;
+    if fleet.server() != origin {
+        bail!(
+            "fleet {} belongs to {}, not {origin}",
+            args.dir.dir.display(),
+            fleet.server()
+        );
+    }
+    enroll_up_to(
+        &mut fleet,
+        origin,
+        args.count,
+        args.challenge.clone(),
+        options(args.sha1, false),
+        progress,
+    )
+    .await?;
+    Ok(fleet)
 }
 
 fn save_report(report: &ScenarioReport, out: Option<&Path>) -> anyhow::Result<PathBuf> {
@@ -415,17 +458,32 @@ async fn bench_command(
     let origin = origin_of(&args.server)?;
     let report = match args.scenario {
         Scenario::SignInToReady | Scenario::ShiftChange => {
-            let name = if args.scenario == Scenario::SignInToReady {
-                "sign-in-to-ready"
-            } else {
-                "shift-change"
+            let Some(key) = args.api_key.as_deref() else {
+                bail!("the sign-in scenarios need --api-key (or BATON_API_KEY)");
             };
-            bench::not_available(
-                name,
-                &origin,
-                "not measured: this scenario needs the sign-in issue (portal sign-in, \
-                 assignment and reconcile); nothing was sent to the server",
-            )
+            let shift = args.scenario == Scenario::ShiftChange;
+            let mut fleet = open_fleet(&args, &origin, &transport, progress).await?;
+            let admin = AdminApi::new(&origin, key, transport.clone());
+            let mut flow = bench::sign_in_flow::FlowSettings::new(&origin)?;
+            flow.sign_in_label = args.sign_in_label.clone();
+            flow.sign_out_label = args.sign_out_label.clone();
+            flow.timeout = Duration::from_secs(args.device_timeout);
+            let settings = bench::sign_in_to_ready::SignInBench {
+                profiles: args.profiles.unwrap_or(if shift { 5 } else { 50 }),
+                apps: args.apps.unwrap_or(if shift { 2 } else { 30 }),
+                concurrency: args.connections,
+                server_pid: args.server_pid,
+                progress,
+                flow,
+                devices: Some(args.count),
+            };
+            let report = if shift {
+                bench::shift_change::run(&mut fleet, &admin, &settings).await
+            } else {
+                bench::sign_in_to_ready::run(&mut fleet, &admin, &settings).await
+            };
+            fleet.save()?;
+            report?
         }
         Scenario::Enroll => {
             bench::enroll::run(
@@ -443,23 +501,7 @@ async fn bench_command(
             .await?
         }
         Scenario::Checkin | Scenario::CommandCycle => {
-            let mut fleet = Fleet::open(&args.dir.dir, Some(&origin), transport.clone())?;
-            if fleet.server() != origin {
-                bail!(
-                    "fleet {} belongs to {}, not {origin}",
-                    args.dir.dir.display(),
-                    fleet.server()
-                );
-            }
-            enroll_up_to(
-                &mut fleet,
-                &origin,
-                args.count,
-                args.challenge.clone(),
-                options(args.sha1, false),
-                progress,
-            )
-            .await?;
+            let mut fleet = open_fleet(&args, &origin, &transport, progress).await?;
             if args.scenario == Scenario::Checkin {
                 bench::checkin::run(
                     &fleet,
