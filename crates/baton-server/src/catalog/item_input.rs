@@ -83,6 +83,9 @@ pub struct ItemInput {
     /// certificate: rfc822Name template.
     #[serde(default)]
     pub email: Option<String>,
+    /// certificate: validity in days (default 365).
+    #[serde(default)]
+    pub validity_days: Option<u32>,
     /// settings: plist XML of an array of Settings dictionaries.
     #[serde(default)]
     pub settings: Option<String>,
@@ -207,7 +210,15 @@ impl ItemInput {
                 issued_per: self.issued_per.unwrap_or(IssuedPer::User),
                 subject: self.subject.clone().ok_or_else(|| field("subject", kind))?,
                 email: self.email.clone(),
-                validity_days: 365,
+                validity_days: match self.validity_days {
+                    None => 365,
+                    Some(days @ 1..=3650) => days,
+                    Some(_) => {
+                        return Err(ItemInputError::Field(
+                            "certificate validity_days must be 1..=3650".into(),
+                        ));
+                    }
+                },
             },
             "settings" => ItemContent::Settings {
                 template: self

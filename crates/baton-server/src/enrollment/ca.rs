@@ -305,6 +305,12 @@ impl CertificateAuthority {
         usage.critical().digital_signature();
         if request.public_key.id() == Id::RSA {
             usage.key_encipherment();
+        } else if matches!(
+            request.profile,
+            CertificateProfile::UserClient { email: Some(_) }
+        ) {
+            // S/MIME encryption to an EC key is key agreement (ECDH).
+            usage.key_agreement();
         }
         builder.append_extension(usage.build()?)?;
         let mut eku = ExtendedKeyUsage::new();

@@ -1,20 +1,46 @@
 //! Turns an engine [`Intent`] into the MDM [`CommandRequest`] that carries it out: rendered
 //! profiles as InstallProfile, web clips as a profile with one `com.apple.webClip.managed`
-//! payload, removals by PayloadIdentifier or bundle id, apps, and Settings.
+//! payload, issued certificates as a profile with one `com.apple.security.pkcs12` payload,
+//! removals by PayloadIdentifier or bundle id, apps, and Settings.
+//!
+//! [`command_request`] is pure; [`build_command`] also issues the certificate of an
+//! InstallCertificate intent through a [`CertificateIssuer`] (a new key and certificate each
+//! time: the PKCS#12 is only ever in the queued command).
 
-use baton_assign::{AppSource as EngineSource, Intent};
+use std::time::SystemTime;
+
+use baton_assign::{AppSource as EngineSource, Channel, Intent};
 use baton_proto::plist::{Dictionary, Value};
 use baton_proto::{
-    AppSource, CommandRequest, InstallApplication, Profile, Setting, WebClipPayload, derive_uuid,
+    AppSource, CommandRequest, EnrollmentId, InstallApplication, Pkcs12Payload, Profile, Setting,
+    WebClipPayload, derive_uuid,
 };
+
+use super::certificate_issuer::{CertificateIssuer, ItemCertificateRequest};
 
 /// Why an intent cannot become a command.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum BuildError {
-    /// Issuing certificates from the built-in CA for catalog items is not built yet.
-    #[error("certificate items are not built yet (item {0})")]
-    CertificateNotBuilt(String),
+    /// The server has no certificate authority to issue certificate items from (it runs
+    /// without the built-in CA).
+    #[error("certificate item {0} not sent: this server has no built-in CA to issue it")]
+    NoCertificateAuthority(String),
+    /// `com.apple.security.pkcs12` is not allowed on a Shared iPad user channel (Apple's
+    /// profile schema); certificate items must have device scope.
+    #[error(
+        "certificate item {0} not sent: PKCS#12 payloads are not allowed on a Shared iPad user \
+         channel (give the item device scope)"
+    )]
+    CertificateOnUserChannel(String),
+    /// Issuing the certificate failed (e.g. a rendered subject that is not a valid name).
+    #[error("certificate item {item} not issued: {reason}")]
+    Certificate {
+        /// The certificate item.
+        item: String,
+        /// Why.
+        reason: String,
+    },
     /// A rendered plist (configuration, settings) is not what the command needs.
     #[error("rendered plist: {0}")]
     Plist(String),
@@ -26,6 +52,76 @@ pub enum BuildError {
     Empty,
 }
 
+/// The command for an intent, with the serial number of the certificate issued for it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct BuiltCommand {
+    /// The command.
+    pub request: CommandRequest,
+    /// The serial of the certificate issued for an InstallCertificate intent.
+    pub issued_serial: Option<u64>,
+}
+
+/// The command for `intent` on `device`; InstallCertificate intents issue a new certificate
+/// with `issuer` (none: [`BuildError::NoCertificateAuthority`]).
+pub fn build_command(
+    intent: &Intent,
+    issuer: Option<&dyn CertificateIssuer>,
+    device: &EnrollmentId,
+    now: SystemTime,
+) -> Result<BuiltCommand, BuildError> {
+    let Intent::InstallCertificate {
+        channel,
+        item,
+        identifier,
+        payload_uuid,
+        subject,
+        email,
+        validity_days,
+        ..
+    } = intent
+    else {
+        return Ok(BuiltCommand {
+            request: command_request(intent)?,
+            issued_serial: None,
+        });
+    };
+    if matches!(channel, Channel::User { .. }) {
+        return Err(BuildError::CertificateOnUserChannel(item.to_string()));
+    }
+    let Some(issuer) = issuer else {
+        return Err(BuildError::NoCertificateAuthority(item.to_string()));
+    };
+    let failed = |reason: String| BuildError::Certificate {
+        item: item.to_string(),
+        reason,
+    };
+    let identity = issuer
+        .issue(
+            &ItemCertificateRequest {
+                subject,
+                email: email.as_deref(),
+                validity_days: *validity_days,
+                hint: format!("{device} item:{item}"),
+                friendly_name: item.as_str(),
+            },
+            now,
+        )
+        .map_err(|e| failed(e.to_string()))?;
+    let mut p12 = Pkcs12Payload::new(identity.pkcs12, Some(identity.password));
+    p12.file_name = Some(format!("{item}.p12"));
+    let profile = Profile::new(identifier.to_string(), payload_uuid.to_string())
+        .with_display_name(format!("Certificate {}", identity.subject))
+        .with_payload(p12.into_payload(
+            format!("{identifier}.pkcs12"),
+            derive_uuid(&format!("{payload_uuid}.pkcs12")),
+        ));
+    let payload = profile.to_xml().map_err(|e| failed(e.to_string()))?;
+    Ok(BuiltCommand {
+        request: CommandRequest::InstallProfile { payload },
+        issued_serial: Some(identity.serial),
+    })
+}
+
 fn dictionary(xml: &str) -> Result<Dictionary, BuildError> {
     match Value::from_reader_xml(xml.as_bytes()) {
         Ok(Value::Dictionary(d)) => Ok(d),
@@ -34,7 +130,8 @@ fn dictionary(xml: &str) -> Result<Dictionary, BuildError> {
     }
 }
 
-/// The command request for `intent`.
+/// The command request for `intent`; certificates need [`build_command`]
+/// ([`BuildError::NoCertificateAuthority`] here).
 pub fn command_request(intent: &Intent) -> Result<CommandRequest, BuildError> {
     Ok(match intent {
         Intent::RemoveApplication { bundle_id, .. } => CommandRequest::RemoveApplication {
@@ -46,7 +143,7 @@ pub fn command_request(intent: &Intent) -> Result<CommandRequest, BuildError> {
             }
         }
         Intent::InstallCertificate { item, .. } => {
-            return Err(BuildError::CertificateNotBuilt(item.to_string()));
+            return Err(BuildError::NoCertificateAuthority(item.to_string()));
         }
         Intent::InstallProfile { profile, .. } => CommandRequest::InstallProfile {
             payload: profile.as_bytes().to_vec(),
@@ -132,10 +229,13 @@ pub fn command_request(intent: &Intent) -> Result<CommandRequest, BuildError> {
 mod tests {
     use std::sync::Arc;
 
-    use baton_assign::{Channel, ItemId};
+    use baton_assign::ItemId;
     use baton_proto::Limits;
 
     use super::*;
+    use crate::enrollment::ca::{CaConfig, CertificateAuthority};
+    use crate::enrollment::registry::InMemoryCertificateRegistry;
+    use crate::reconciler::certificate_issuer::BuiltInCaIssuer;
 
     #[test]
     fn web_clip_becomes_a_profile_with_a_web_clip_payload() {
@@ -161,6 +261,100 @@ mod tests {
         );
         let text = String::from_utf8(payload).unwrap();
         assert!(text.contains("https://b/portal/TOKEN"));
+    }
+
+    fn certificate_intent(channel: Channel, subject: &str) -> Intent {
+        Intent::InstallCertificate {
+            channel,
+            item: ItemId::new("vpn-cert").unwrap(),
+            identifier: Arc::from("com.baton.item.vpn-cert"),
+            payload_uuid: Arc::from("AAAAAAAA-BBBB-CCCC-DDDD-EEEEEEEEEEEE"),
+            issued_per: baton_assign::IssuedPer::User,
+            subject: subject.into(),
+            email: Some("alice@example.com".into()),
+            validity_days: 7,
+        }
+    }
+
+    fn issuer() -> BuiltInCaIssuer {
+        let now = SystemTime::now();
+        let ca = CertificateAuthority::generate(&CaConfig::default(), now).unwrap();
+        BuiltInCaIssuer::new(Arc::new(ca), Arc::new(InMemoryCertificateRegistry::new()))
+    }
+
+    #[test]
+    fn certificate_becomes_a_pkcs12_profile_with_the_intent_identifiers() {
+        let issuer = issuer();
+        let device = EnrollmentId::device("UDID-1").unwrap();
+        let intent = certificate_intent(Channel::Device, "CN=alice,O=Example");
+        let built = build_command(&intent, Some(&issuer), &device, SystemTime::now()).unwrap();
+        let serial = built.issued_serial.unwrap();
+        let CommandRequest::InstallProfile { payload } = built.request else {
+            panic!("not InstallProfile")
+        };
+        let profile = Profile::parse(&payload, &Limits::default()).unwrap();
+        assert_eq!(profile.identifier, "com.baton.item.vpn-cert");
+        assert_eq!(profile.uuid, "AAAAAAAA-BBBB-CCCC-DDDD-EEEEEEEEEEEE");
+        assert_eq!(profile.payloads.len(), 1);
+        let p = &profile.payloads[0];
+        assert_eq!(p.payload_type, "com.apple.security.pkcs12");
+        assert_eq!(p.identifier, "com.baton.item.vpn-cert.pkcs12");
+        let Some(Value::Data(der)) = p.content.get("PayloadContent") else {
+            panic!("no PayloadContent data: {:?}", p.content)
+        };
+        let Some(Value::String(password)) = p.content.get("Password") else {
+            panic!("no Password")
+        };
+        let parsed = openssl::pkcs12::Pkcs12::from_der(der)
+            .unwrap()
+            .parse2(password)
+            .unwrap();
+        let cert = parsed.cert.unwrap();
+        assert_eq!(
+            crate::enrollment::ca::name_one_line(cert.subject_name()),
+            "CN=alice, O=Example"
+        );
+        let serial_bn = cert.serial_number().to_bn().unwrap();
+        assert_eq!(
+            serial_bn.to_dec_str().unwrap().to_string(),
+            serial.to_string()
+        );
+        // Two builds of the same intent issue two certificates.
+        let again = build_command(&intent, Some(&issuer), &device, SystemTime::now()).unwrap();
+        assert_ne!(again.issued_serial, Some(serial));
+    }
+
+    #[test]
+    fn certificates_without_a_ca_on_a_user_channel_or_with_a_bad_subject_are_not_built() {
+        let device = EnrollmentId::device("UDID-1").unwrap();
+        let now = SystemTime::now();
+        let intent = certificate_intent(Channel::Device, "CN=alice");
+        assert_eq!(
+            build_command(&intent, None, &device, now),
+            Err(BuildError::NoCertificateAuthority("vpn-cert".into()))
+        );
+        assert_eq!(
+            command_request(&intent),
+            Err(BuildError::NoCertificateAuthority("vpn-cert".into()))
+        );
+        let issuer = issuer();
+        let user = certificate_intent(
+            Channel::User {
+                short_name: "alice".into(),
+            },
+            "CN=alice",
+        );
+        assert_eq!(
+            build_command(&user, Some(&issuer), &device, now),
+            Err(BuildError::CertificateOnUserChannel("vpn-cert".into()))
+        );
+        let bad = certificate_intent(Channel::Device, "CN=alice\nO=evil");
+        let err = build_command(&bad, Some(&issuer), &device, now).unwrap_err();
+        assert!(
+            matches!(&err, BuildError::Certificate { item, reason } if item == "vpn-cert" && reason.contains("control")),
+            "{err}"
+        );
+        assert!(err.to_string().contains("vpn-cert"));
     }
 
     #[test]
