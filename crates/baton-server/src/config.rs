@@ -128,6 +128,8 @@ pub struct ServerConfig {
     pub assignment: crate::reconciler::AssignmentSettings,
     /// Branding of the sign-in portal pages.
     pub portal: crate::portal::PortalBranding,
+    /// Sessions: default lease, how often leases are checked.
+    pub session: crate::session_policy::SessionSettings,
 }
 
 impl ServerConfig {
@@ -156,6 +158,7 @@ impl ServerConfig {
             enrollment: crate::enrollment::EnrollmentSettings::default(),
             assignment: crate::reconciler::AssignmentSettings::default(),
             portal: crate::portal::PortalBranding::default(),
+            session: crate::session_policy::SessionSettings::default(),
         }
     }
 }
@@ -182,6 +185,7 @@ impl fmt::Debug for ServerConfig {
             .field("enrollment", &self.enrollment)
             .field("assignment", &self.assignment)
             .field("portal", &self.portal)
+            .field("session", &self.session)
             .finish()
     }
 }

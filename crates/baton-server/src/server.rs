@@ -1,7 +1,8 @@
 //! Starting and stopping a whole server from a [`ServerConfig`]: open the store in the data
 //! directory, settle the API key, load the built-in CA and extra device CAs as trust anchors,
 //! build the router (device routes, admin API, SCEP), bind the listener (TLS or plain HTTP), and
-//! run the background tasks (last-seen flushing, webhook delivery, push dispatch and re-push).
+//! run the background tasks (last-seen flushing, webhook delivery, push dispatch and re-push,
+//! the session sweeper).
 
 use std::io;
 use std::net::SocketAddr;
@@ -292,12 +293,21 @@ async fn start_inner(
     ));
     let push = push.unwrap_or_else(|| Arc::clone(&push_service) as Arc<dyn PushSink>);
 
-    let reconciler = Arc::new(crate::reconciler::Reconciler::new(
+    let mut reconciler = crate::reconciler::Reconciler::new(
         Arc::clone(&store),
         Arc::clone(&push),
         Arc::clone(&metrics),
         config.assignment.clone(),
-    ));
+    );
+    // Certificate items are issued by the built-in CA (none: they are reported not built).
+    if let Some(scep) = &scep {
+        reconciler =
+            reconciler.with_certificate_issuer(Arc::new(crate::reconciler::BuiltInCaIssuer::new(
+                Arc::clone(scep.service().ca()),
+                Arc::clone(scep.service().registry()),
+            )));
+    }
+    let reconciler = Arc::new(reconciler);
     {
         let store = Arc::clone(&store);
         let public_url = config.public_url.clone();
@@ -319,10 +329,20 @@ async fn start_inner(
         push_service,
         events,
         reconciler,
+        session: Arc::new(crate::session_policy::SessionRules::new(config.session)),
         api_key,
         body_limits: config.body_limits,
         plist_limits: Limits::default().with_max_body_bytes(config.body_limits.device),
     });
+
+    // Automatic sign-out: sweeps at once (leases outlive restarts), then on its schedule.
+    tasks.push(tokio::spawn(crate::session_policy::sweeper::run(
+        Arc::clone(&store),
+        Arc::clone(&state.reconciler),
+        Arc::clone(&state.session),
+        crate::session_policy::sweeper::log_only(),
+        stop_rx.clone(),
+    )));
 
     tasks.push(tokio::spawn(flush_last_seen(
         Arc::clone(&store),

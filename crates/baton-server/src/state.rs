@@ -31,6 +31,8 @@ pub struct Services {
     pub events: EventSink,
     /// The assignment reconciler (directory, catalog, distributions -> commands).
     pub reconciler: Arc<Reconciler>,
+    /// Session settings (default lease) and the lease sweeper's wake-up signal.
+    pub session: Arc<crate::session_policy::SessionRules>,
     /// Hash of the admin API key.
     pub api_key: ApiKeyHash,
     /// Request-body bounds per route kind.

@@ -9,6 +9,7 @@
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use std::time::Duration;
 
 use anyhow::{Context, bail};
 use baton_server::config::{ServerConfig, Transport, WebhookConfig};
@@ -26,7 +27,8 @@ pub struct ServeArgs {
     /// TOML config file with the same settings (kebab-case keys: `data`, `listen`, `public-url`,
     /// `plain-http`, `tls-cert`, `tls-key`, `api-key`, `device-ca`, `scep-challenge`,
     /// `webhook-url`, `webhook-secret`, `push-cert`, `push-key`, `push-cert-password`, `apns-url`,
-    /// `apns-ca`, `repush-interval`). Flags and BATON_* variables override it.
+    /// `apns-ca`, `repush-interval`, `default-lease`, `lease-check-interval`). Flags and BATON_*
+    /// variables override it.
     #[arg(long, env = "BATON_CONFIG", value_name = "FILE")]
     config: Option<PathBuf>,
     /// Data directory (database, CA, generated TLS certificate) [default: ./baton-data].
@@ -84,6 +86,14 @@ pub struct ServeArgs {
         hide_env_values = true
     )]
     webhook_secret: Option<String>,
+    /// How long a sign-in holds a device when no device group sets a lease, in seconds
+    /// (1 to 7776000) [default: 86400].
+    #[arg(long, env = "BATON_DEFAULT_LEASE", value_name = "SECONDS")]
+    default_lease: Option<u64>,
+    /// How often ended leases and disabled users are looked for, in seconds (1 to 3600)
+    /// [default: 30]. Known lease ends are also acted on when they come.
+    #[arg(long, env = "BATON_LEASE_CHECK_INTERVAL", value_name = "SECONDS")]
+    lease_check_interval: Option<u64>,
     /// APNs push settings.
     #[command(flatten)]
     push: crate::push_flags::PushArgs,
@@ -118,6 +128,10 @@ struct FileConfig {
     #[serde(default)]
     apns_ca: Vec<PathBuf>,
     repush_interval: Option<u64>,
+    #[serde(alias = "default_lease")]
+    default_lease: Option<u64>,
+    #[serde(alias = "lease_check_interval")]
+    lease_check_interval: Option<u64>,
 }
 
 fn read_file_config(path: &Path) -> anyhow::Result<FileConfig> {
@@ -216,6 +230,13 @@ fn build_config(args: ServeArgs) -> anyhow::Result<ServerConfig> {
         apns_ca: file.apns_ca,
         repush_interval: file.repush_interval,
     })?;
+    if let Some(secs) = args.default_lease.or(file.default_lease) {
+        config.session.default_lease = Duration::from_secs(secs);
+    }
+    if let Some(secs) = args.lease_check_interval.or(file.lease_check_interval) {
+        config.session.lease_check_interval = Duration::from_secs(secs);
+    }
+    config.session.validate()?;
     config.enrollment = args.enrollment.into_settings()?;
     config.portal = args.portal.into_branding()?;
     Ok(config)
@@ -380,6 +401,36 @@ mod tests {
             .is_err()
         );
         assert!(build_config(parse(&["--webhook-secret", "s"])).is_err());
+    }
+
+    #[test]
+    fn session_flags_and_file_keys() {
+        let config = build_config(parse(&[])).unwrap();
+        assert_eq!(config.session.default_lease, Duration::from_secs(86_400));
+        assert_eq!(config.session.lease_check_interval, Duration::from_secs(30));
+        let config = build_config(parse(&[
+            "--default-lease",
+            "5",
+            "--lease-check-interval",
+            "2",
+        ]))
+        .unwrap();
+        assert_eq!(config.session.default_lease, Duration::from_secs(5));
+        assert_eq!(config.session.lease_check_interval, Duration::from_secs(2));
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("baton.toml");
+        std::fs::write(
+            &file,
+            "default_lease = 600
+lease-check-interval = 10
+",
+        )
+        .unwrap();
+        let config = build_config(parse(&["--config", file.to_str().unwrap()])).unwrap();
+        assert_eq!(config.session.default_lease, Duration::from_secs(600));
+        assert_eq!(config.session.lease_check_interval, Duration::from_secs(10));
+        assert!(build_config(parse(&["--default-lease", "0"])).is_err());
+        assert!(build_config(parse(&["--lease-check-interval", "0"])).is_err());
     }
 
     #[test]

@@ -1,5 +1,6 @@
 //! Who has a device and what they would get: `POST /api/v1/devices/{id}/sign-in`
-//! `{"username"}` and `POST /api/v1/devices/{id}/sign-out` (operator actions),
+//! `{"username","persistent"?}` and `POST /api/v1/devices/{id}/sign-out` (operator actions;
+//! the sign-in writes the session's lease in the same transaction, the sign-out deletes it),
 //! `GET /api/v1/devices/{id}/preview?user=NAME` (engine explanation and plan; changes
 //! nothing), `GET /api/v1/devices/{id}/sessions` (the session log) and `GET /api/v1/lint`.
 
@@ -8,7 +9,7 @@ use std::time::SystemTime;
 use axum::Json;
 use axum::extract::{Path, Query, State};
 use baton_assign::{Preview, Severity};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
 use super::blocking;
@@ -16,6 +17,7 @@ use super::devices::parse_id;
 use crate::error_response::ApiError;
 use crate::reconciler::ReconcileOutcome;
 use crate::reconciler::session_log;
+use crate::session_policy::{Lease, sign_in as session};
 use crate::state::AppState;
 
 /// `POST /api/v1/devices/{id}/sign-in` body.
@@ -23,22 +25,44 @@ use crate::state::AppState;
 pub struct SignInBody {
     /// Who signs in.
     pub username: String,
+    /// Ask for a persistent session (no lease end). Refused with 409 on a shared-mode device
+    /// and when a user group of the user says `never`.
+    #[serde(default)]
+    pub persistent: bool,
 }
 
-/// `POST /api/v1/devices/{id}/sign-in`.
+/// `POST /api/v1/devices/{id}/sign-in` answer: the reconcile plus the lease.
+#[derive(Debug, Serialize)]
+pub struct SignInAnswer {
+    /// The reconcile (assignee, commands enqueued, problems).
+    #[serde(flatten)]
+    pub outcome: ReconcileOutcome,
+    /// The session's lease.
+    pub lease: Lease,
+}
+
+/// `POST /api/v1/devices/{id}/sign-in`. A disabled user is refused with 409.
 pub async fn sign_in(
     State(state): State<AppState>,
     Path(id): Path<String>,
     Json(body): Json<SignInBody>,
-) -> Result<Json<ReconcileOutcome>, ApiError> {
+) -> Result<Json<SignInAnswer>, ApiError> {
     let id = parse_id(&id)?;
     blocking(move || {
-        Ok(Json(state.reconciler.sign_in(
+        let signed_in = session::sign_in(
+            state.store.as_ref(),
+            &state.reconciler,
+            &state.session,
             &id,
             &body.username,
             "admin",
+            body.persistent,
             SystemTime::now(),
-        )?))
+        )?;
+        Ok(Json(SignInAnswer {
+            outcome: signed_in.outcome,
+            lease: signed_in.lease,
+        }))
     })
     .await
 }
@@ -50,7 +74,8 @@ pub async fn sign_out(
 ) -> Result<Json<ReconcileOutcome>, ApiError> {
     let id = parse_id(&id)?;
     blocking(move || {
-        Ok(Json(state.reconciler.sign_out(
+        Ok(Json(session::sign_out(
+            &state.reconciler,
             &id,
             "admin",
             SystemTime::now(),

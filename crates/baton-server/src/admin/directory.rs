@@ -1,7 +1,11 @@
-//! Users and groups: `POST`/`GET /api/v1/users`, `GET`/`DELETE /api/v1/users/{name}`,
+//! Users and groups: `POST`/`GET /api/v1/users`, `GET`/`PATCH`/`DELETE /api/v1/users/{name}`,
 //! `POST /api/v1/users/import` (a JSON array, or CSV `username,password,full_name,email`),
 //! `POST`/`GET /api/v1/groups`, `DELETE /api/v1/groups/{id}`. Passwords are hashed with
 //! argon2id at once; neither passwords nor hashes are ever returned or logged.
+//!
+//! `PATCH /api/v1/users/{name}` takes `{"disabled"?, "full_name"?, "email"?, "password"?}`.
+//! Disabling (or deleting) a user wakes the session sweeper, which signs the user out of every
+//! device at once; the portal refuses a disabled user's sign-in.
 
 use std::time::SystemTime;
 
@@ -15,6 +19,7 @@ use serde_json::{Value, json};
 
 use super::blocking;
 use crate::catalog::assignment_config::{all_json, collection, encode, read_json};
+use crate::directory::user_record::UserPatch;
 use crate::directory::{
     GROUPS_COLLECTION, GroupInput, GroupRecord, USERS_COLLECTION, UserInput, UserRecord, UserView,
 };
@@ -178,7 +183,47 @@ pub async fn delete_user(
             return Err(ApiError::NotFound(format!("unknown user {name:?}")));
         }
         changed(&state);
+        // A deleted user is signed out everywhere, like a disabled one.
+        state.session.wake_sweeper();
         Ok(StatusCode::NO_CONTENT)
+    })
+    .await
+}
+
+/// `PATCH /api/v1/users/{name}`: disable or enable, change the display name, e-mail or
+/// password. 404 for an unknown user; 400 for unknown fields, an empty password, or disabling
+/// (or setting a password on) `nobody`.
+pub async fn patch_user(
+    State(state): State<AppState>,
+    Path(name): Path<String>,
+    body: Bytes,
+) -> Result<Json<UserView>, ApiError> {
+    let patch: UserPatch = serde_json::from_slice(&body)
+        .map_err(|e| ApiError::BadRequest(format!("user patch: {e}")))?;
+    blocking(move || {
+        let store = state.store.as_ref();
+        let users = collection(USERS_COLLECTION)?;
+        let old = store
+            .get(&users, name.as_bytes())?
+            .ok_or_else(|| ApiError::NotFound(format!("unknown user {name:?}")))?;
+        let mut record: UserRecord = crate::catalog::assignment_config::decode(USERS_COLLECTION, &old)?;
+        let effect = patch
+            .apply(&mut record)
+            .map_err(|e| ApiError::BadRequest(e.to_string()))?;
+        match store.compare_and_swap(&users, name.as_bytes(), Some(&old), Some(&encode(&record)?))? {
+            CasOutcome::Applied => {}
+            _ => return Err(ApiError::Conflict("concurrent change, retry".into())),
+        }
+        if effect.directory_changed {
+            changed(&state);
+        }
+        if effect.disabled_changed {
+            tracing::info!(username = %name, disabled = record.disabled, "user disabled flag changed");
+            if record.disabled {
+                state.session.wake_sweeper();
+            }
+        }
+        Ok(Json(UserView::from(&record)))
     })
     .await
 }

@@ -8,6 +8,9 @@
 //! - Users, groups, items, distributions, sign-in/out, preview, sessions, lint:
 //!   [`directory`], [`catalog`], [`assignment`].
 //! - `GET`/`PUT /api/v1/push-certificate`, `POST /api/v1/devices/{id}/push`: pushes ([`push`]).
+//! - `GET`/`PUT /api/v1/session-policy`, `GET /api/v1/devices/{id}/session-policy`: session
+//!   rules ([`session_policy`]).
+//! - `GET /api/v1/sign-in-log`: the sign-in log, JSON or CSV ([`sign_in_log`]).
 //!
 //! `{id}` is an enrollment id: the UDID (or EnrollmentID), or `UDID:user` for a user channel.
 //! Errors are JSON (see [`crate::error_response::ApiError`]). Store calls run on the blocking pool.
@@ -19,6 +22,8 @@ pub mod commands;
 pub mod devices;
 pub mod directory;
 pub mod push;
+pub mod session_policy;
+pub mod sign_in_log;
 
 use axum::Router;
 use axum::extract::{DefaultBodyLimit, Request, State};
@@ -72,7 +77,9 @@ fn assignment_routes(state: &AppState) -> Router<AppState> {
         .route("/api/v1/users/import", post(directory::import_users))
         .route(
             "/api/v1/users/{name}",
-            get(directory::show_user).delete(directory::delete_user),
+            get(directory::show_user)
+                .patch(directory::patch_user)
+                .delete(directory::delete_user),
         )
         .route(
             "/api/v1/groups",
@@ -102,6 +109,15 @@ fn assignment_routes(state: &AppState) -> Router<AppState> {
         .route("/api/v1/devices/{id}/preview", get(assignment::preview))
         .route("/api/v1/devices/{id}/sessions", get(assignment::sessions))
         .route("/api/v1/lint", get(assignment::lint))
+        .route(
+            "/api/v1/session-policy",
+            get(session_policy::show).put(session_policy::replace),
+        )
+        .route(
+            "/api/v1/devices/{id}/session-policy",
+            get(session_policy::effective_for_device),
+        )
+        .route("/api/v1/sign-in-log", get(sign_in_log::list))
 }
 
 /// Rejects requests without the right bearer token (401 JSON).

@@ -54,6 +54,7 @@ pub fn seed(
             user: User::nobody(),
             password_hash: None,
             created_at: now,
+            disabled: false,
         };
         batch.put(
             &collection(USERS_COLLECTION)?,

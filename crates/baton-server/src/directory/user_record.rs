@@ -1,12 +1,17 @@
-//! A stored user: the engine's [`User`] plus its password hash, and what the admin API
-//! accepts ([`UserInput`]) and shows ([`UserView`], never the hash).
+//! A stored user: the engine's [`User`] plus its password hash and whether it is disabled,
+//! and what the admin API accepts ([`UserInput`], [`UserPatch`]) and shows ([`UserView`],
+//! never the hash). A disabled user cannot sign in and is signed out of every device by the
+//! session sweeper ([`is_disabled`]).
 
 use std::collections::BTreeMap;
 
-use baton_assign::{AttrValue, User};
+use baton_assign::{AttrValue, NOBODY_USERNAME, User};
+use baton_store::Keyspace;
 use serde::{Deserialize, Serialize};
 
+use super::USERS_COLLECTION;
 use super::password::{PasswordError, hash_password};
+use crate::catalog::assignment_config::{RecordError, read_json};
 
 /// A user as stored in the `users` collection.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -20,6 +25,16 @@ pub struct UserRecord {
     /// Creation time, Unix seconds.
     #[serde(default)]
     pub created_at: u64,
+    /// Disabled by an operator: refused at sign-in, signed out everywhere. Records written
+    /// before this field existed read as enabled.
+    #[serde(default)]
+    pub disabled: bool,
+}
+
+/// True when `username` is a disabled user. Unknown users are not disabled (their sign-in
+/// fails on the password instead).
+pub fn is_disabled(store: &dyn Keyspace, username: &str) -> Result<bool, RecordError> {
+    Ok(read_json::<UserRecord>(store, USERS_COLLECTION, username)?.is_some_and(|r| r.disabled))
 }
 
 /// `POST /api/v1/users` body (and one entry of an import). Its `Debug` output hides the
@@ -83,7 +98,79 @@ impl UserInput {
             },
             password_hash,
             created_at: now,
+            disabled: false,
         })
+    }
+}
+
+/// `PATCH /api/v1/users/{name}` body: every field optional, unknown fields refused. Its
+/// `Debug` output hides the password.
+#[derive(Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UserPatch {
+    /// Disable (true) or enable (false) the user.
+    #[serde(default)]
+    pub disabled: Option<bool>,
+    /// New display name; `""` clears it.
+    #[serde(default)]
+    pub full_name: Option<String>,
+    /// New e-mail address; `""` clears it.
+    #[serde(default)]
+    pub email: Option<String>,
+    /// New clear-text password (hashed at once); must not be empty.
+    #[serde(default)]
+    pub password: Option<String>,
+}
+
+impl std::fmt::Debug for UserPatch {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("UserPatch")
+            .field("disabled", &self.disabled)
+            .field("full_name", &self.full_name)
+            .field("email", &self.email)
+            .field("password", &self.password.as_ref().map(|_| "<redacted>"))
+            .finish()
+    }
+}
+
+/// What a patch changed.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct PatchEffect {
+    /// `disabled` changed.
+    pub disabled_changed: bool,
+    /// Something the engine sees (`full_name`, `email`) changed: reconcile.
+    pub directory_changed: bool,
+}
+
+impl UserPatch {
+    /// Applies the patch to `record` (hashing a new password).
+    pub fn apply(self, record: &mut UserRecord) -> Result<PatchEffect, UserInputError> {
+        let mut effect = PatchEffect::default();
+        if record.user.username == NOBODY_USERNAME
+            && (self.disabled == Some(true) || self.password.is_some())
+        {
+            return Err(UserInputError::NobodyFixed);
+        }
+        if let Some(disabled) = self.disabled {
+            effect.disabled_changed = disabled != record.disabled;
+            record.disabled = disabled;
+        }
+        for (new, field) in [
+            (self.full_name, &mut record.user.full_name),
+            (self.email, &mut record.user.email),
+        ] {
+            if let Some(v) = new {
+                let v = Some(v).filter(|s| !s.is_empty());
+                effect.directory_changed |= v != *field;
+                *field = v;
+            }
+        }
+        match self.password.as_deref() {
+            None => {}
+            Some("") => return Err(UserInputError::NoPassword),
+            Some(p) => record.password_hash = Some(hash_password(p)?),
+        }
+        Ok(effect)
     }
 }
 
@@ -100,6 +187,9 @@ pub enum UserInputError {
     /// A password is required.
     #[error("a password is required")]
     NoPassword,
+    /// The nobody user cannot be disabled or given a password.
+    #[error("the nobody user cannot be disabled or given a password")]
+    NobodyFixed,
     /// Hashing failed.
     #[error(transparent)]
     Password(#[from] PasswordError),
@@ -120,6 +210,8 @@ pub struct UserView {
     pub attributes: BTreeMap<String, AttrValue>,
     /// Whether a password is set.
     pub has_password: bool,
+    /// Disabled: cannot sign in, signed out everywhere.
+    pub disabled: bool,
 }
 
 impl From<&UserRecord> for UserView {
@@ -131,6 +223,7 @@ impl From<&UserRecord> for UserView {
             email: r.user.email.clone(),
             attributes: r.user.attributes.clone(),
             has_password: r.password_hash.is_some(),
+            disabled: r.disabled,
         }
     }
 }
@@ -156,5 +249,80 @@ mod tests {
             serde_json::from_str(r#"{"username":"nobody","password":"x"}"#).unwrap();
         assert!(!format!("{bad:?}").contains("\"x\""));
         assert!(matches!(bad.into_record(0), Err(UserInputError::Reserved)));
+    }
+
+    fn record(name: &str) -> UserRecord {
+        UserRecord {
+            user: User::new(name),
+            password_hash: None,
+            created_at: 1,
+            disabled: false,
+        }
+    }
+
+    #[test]
+    fn old_records_read_as_enabled() {
+        let old: UserRecord =
+            serde_json::from_str(r#"{"username":"alice","password_hash":"h","created_at":3}"#)
+                .unwrap();
+        assert!(!old.disabled);
+        let view = serde_json::to_value(UserView::from(&old)).unwrap();
+        assert_eq!(view["disabled"], false);
+    }
+
+    #[test]
+    fn patch_disables_and_edits() {
+        let mut r = record("alice");
+        let patch: UserPatch =
+            serde_json::from_str(r#"{"disabled":true,"email":"a@x","full_name":""}"#).unwrap();
+        let effect = patch.apply(&mut r).unwrap();
+        assert!(r.disabled);
+        assert_eq!(r.user.email.as_deref(), Some("a@x"));
+        assert_eq!(
+            effect,
+            PatchEffect {
+                disabled_changed: true,
+                directory_changed: true
+            }
+        );
+        // Same value again: nothing changed.
+        let again: UserPatch = serde_json::from_str(r#"{"disabled":true}"#).unwrap();
+        assert_eq!(again.apply(&mut r).unwrap(), PatchEffect::default());
+        let enable: UserPatch = serde_json::from_str(r#"{"disabled":false}"#).unwrap();
+        assert!(enable.apply(&mut r).unwrap().disabled_changed);
+        assert!(!r.disabled);
+        // Unknown fields, empty passwords and disabling nobody are refused.
+        assert!(serde_json::from_str::<UserPatch>(r#"{"disable":true}"#).is_err());
+        let empty: UserPatch = serde_json::from_str(r#"{"password":""}"#).unwrap();
+        assert!(matches!(
+            empty.apply(&mut r),
+            Err(UserInputError::NoPassword)
+        ));
+        let mut nobody = record(NOBODY_USERNAME);
+        let off: UserPatch = serde_json::from_str(r#"{"disabled":true}"#).unwrap();
+        assert!(matches!(
+            off.apply(&mut nobody),
+            Err(UserInputError::NobodyFixed)
+        ));
+        assert!(!nobody.disabled);
+        let secret: UserPatch = serde_json::from_str(r#"{"password":"hunter2"}"#).unwrap();
+        assert!(!format!("{secret:?}").contains("hunter2"));
+    }
+
+    #[test]
+    fn is_disabled_reads_the_store() {
+        let store = baton_store::SledStore::temporary().unwrap();
+        let users = baton_store::Collection::new(USERS_COLLECTION).unwrap();
+        let mut r = record("alice");
+        store
+            .put(&users, b"alice", &serde_json::to_vec(&r).unwrap())
+            .unwrap();
+        assert!(!is_disabled(&store, "alice").unwrap());
+        r.disabled = true;
+        store
+            .put(&users, b"alice", &serde_json::to_vec(&r).unwrap())
+            .unwrap();
+        assert!(is_disabled(&store, "alice").unwrap());
+        assert!(!is_disabled(&store, "nobody-such").unwrap());
     }
 }

@@ -70,6 +70,14 @@ impl CsrfTokens {
         Ok(token)
     }
 
+    /// Drops every token that expired by `now`. Returns how many.
+    pub fn forget_expired(&self, now: Instant) -> usize {
+        let mut issued = self.lock();
+        let before = issued.len();
+        issued.retain(|_, i| i.expires > now);
+        before - issued.len()
+    }
+
     /// Consumes `token`: true when it was issued for `device_token` and has not expired.
     /// Whatever the answer, the token cannot be used again.
     pub fn redeem(&self, token: &str, device_token: &str, now: Instant) -> bool {
@@ -100,5 +108,8 @@ mod tests {
         assert!(!csrf.redeem("", "dev-a", now));
         let t = csrf.issue("dev-a", now).unwrap();
         assert!(!csrf.redeem(&t, "dev-a", now + CSRF_LIFETIME), "expired");
+        let _ = csrf.issue("dev-a", now).unwrap();
+        let _ = csrf.issue("dev-a", now + CSRF_LIFETIME).unwrap();
+        assert_eq!(csrf.forget_expired(now + CSRF_LIFETIME), 1);
     }
 }

@@ -10,9 +10,17 @@
 //! - `POST /portal/{token}/sign-out`, `GET /portal/{token}/signed-out`: sign-out and its
 //!   progress until "Device is ready for the next person".
 //!
+//! - `GET/POST /portal/{token}/stay`: "Stay signed in?" after a sign-in the session rules
+//!   allow to be persistent ([`crate::session_policy::prompt_allowed`]); unanswered prompts
+//!   become `interrupted` sign-in log entries ([`routes::sweep_prompts`]).
+//!
+//! Every attempt goes to the sign-in log ([`crate::sign_in_log`]) with its risk
+//! ([`crate::sign_in_risk`]); repeated failures lock the user or device out
+//! ([`crate::lockout`]). Sign-ins are leased ([`crate::session_policy`]).
+//!
 //! No JavaScript; every page is escaped HTML ([`html`]). Form bodies are bounded by
-//! [`MAX_FORM_BYTES`]. Passwords and tokens are never logged.
-//! Not built yet: "Keep me signed in" (the cookie is a session cookie), sign-in risk signals.
+//! [`MAX_FORM_BYTES`]. Passwords and tokens are never logged. The source address is the TCP
+//! peer; proxy headers are not trusted.
 
 pub mod branding;
 pub mod cookie;
@@ -49,23 +57,99 @@ pub struct Portal {
     pub locks: device_lock::DeviceLocks,
     /// Mark cookies `Secure` (the server speaks TLS).
     pub secure_cookies: bool,
+    /// Brute-force protection.
+    pub lockout: crate::lockout::Lockout,
 }
 
 /// The portal routes over `services`.
 pub fn router(services: AppState, branding: PortalBranding, secure_cookies: bool) -> Router {
-    let portal = Arc::new(Portal {
-        services,
-        branding,
-        csrf: csrf::CsrfTokens::default(),
-        locks: device_lock::DeviceLocks::default(),
-        secure_cookies,
-    });
+    router_with(&Arc::new(Portal::new(services, branding, secure_cookies)))
+}
+
+impl Portal {
+    /// The portal over `services` with the default lockout settings.
+    pub fn new(services: AppState, branding: PortalBranding, secure_cookies: bool) -> Self {
+        let lockout = crate::lockout::Lockout::new(
+            Arc::clone(&services.store),
+            crate::lockout::LockoutSettings::default(),
+        );
+        Portal {
+            services,
+            branding,
+            csrf: csrf::CsrfTokens::default(),
+            locks: device_lock::DeviceLocks::default(),
+            secure_cookies,
+            lockout,
+        }
+    }
+}
+
+/// The portal routes over a shared [`Portal`] (the server also hands it to the housekeeping
+/// task, [`housekeeping`]).
+pub fn router_with(portal: &Arc<Portal>) -> Router {
+    let portal = Arc::clone(portal);
     Router::new()
         .route("/portal/{token}", get(routes::device_page))
         .route("/portal/{token}/sign-in", post(routes::sign_in))
+        .route(
+            "/portal/{token}/stay",
+            get(routes::stay_page).post(routes::stay),
+        )
         .route("/portal/{token}/progress", get(routes::progress))
         .route("/portal/{token}/sign-out", post(routes::sign_out))
         .route("/portal/{token}/signed-out", get(routes::signed_out))
         .layer(DefaultBodyLimit::max(MAX_FORM_BYTES))
         .with_state(portal)
+}
+
+/// How long sign-in log entries are kept.
+pub const SIGN_IN_LOG_RETENTION: std::time::Duration =
+    std::time::Duration::from_secs(90 * 24 * 3600);
+
+/// The portal's periodic chores, every `every` until `stop` turns true: unanswered
+/// "Stay signed in?" prompts become `interrupted` entries, CSRF tokens and lockout records
+/// that ended are dropped, and sign-in log entries older than [`SIGN_IN_LOG_RETENTION`] are
+/// pruned.
+pub async fn housekeeping(
+    portal: Arc<Portal>,
+    every: std::time::Duration,
+    mut stop: tokio::sync::watch::Receiver<bool>,
+) {
+    let mut ticker = tokio::time::interval(every);
+    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut last_prune: Option<std::time::Instant> = None;
+    loop {
+        tokio::select! {
+            _ = ticker.tick() => {}
+            _ = stop.changed() => return,
+        }
+        if *stop.borrow() {
+            return;
+        }
+        let prune = last_prune.is_none_or(|t| t.elapsed() >= std::time::Duration::from_secs(3600));
+        if prune {
+            last_prune = Some(std::time::Instant::now());
+        }
+        let p = Arc::clone(&portal);
+        let result = tokio::task::spawn_blocking(move || -> Result<(), String> {
+            let now = std::time::SystemTime::now();
+            routes::sweep_prompts(&p, now).map_err(|e| e.to_string())?;
+            p.csrf.forget_expired(std::time::Instant::now());
+            if prune {
+                let cutoff = baton_store::unix_millis(now)
+                    .saturating_sub(SIGN_IN_LOG_RETENTION.as_millis() as u64);
+                let store = p.services.store.as_ref();
+                let pruned = crate::sign_in_log::prune(store, cutoff).map_err(|e| e.to_string())?;
+                let dropped = p.lockout.prune(now).map_err(|e| e.to_string())?;
+                tracing::debug!(pruned, dropped, "portal housekeeping");
+            }
+            Ok(())
+        })
+        .await;
+        match result {
+            Ok(Ok(())) => {}
+            Ok(Err(error)) => tracing::warn!(%error, "portal housekeeping failed"),
+            Err(error) => tracing::warn!(%error, "portal housekeeping task failed"),
+        }
+    }
 }

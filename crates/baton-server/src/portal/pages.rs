@@ -9,6 +9,8 @@ use crate::reconciler::progress::{DeviceProgress, ItemState};
 
 /// The uniform message for an unknown user or a wrong password.
 pub const WRONG_CREDENTIALS: &str = "Wrong username or password.";
+/// What a disabled user sees after typing the right password.
+pub const DISABLED_USER: &str = "This account cannot sign in. Ask your administrator.";
 /// Heading of the page refusing a sign-in on a device someone else holds.
 pub const IN_USE_HEADING: &str = "This device is in use";
 /// What the signed-out page says once the device is clean.
@@ -110,12 +112,7 @@ pub fn stay_signed_in(device_token: &str, csrf: &str) -> Page {
 }
 
 /// The page of a signed-in device: who, when the session ends, and the sign-out form.
-pub fn signed_in(
-    device_token: &str,
-    full_name: &str,
-    csrf: &str,
-    end: Option<SessionEnd>,
-) -> Page {
+pub fn signed_in(device_token: &str, full_name: &str, csrf: &str, end: Option<SessionEnd>) -> Page {
     let body = format!(
         "{end}<p><a href=\"/portal/{token}/progress\">Show setup progress</a></p>\n\
          <form method=\"post\" action=\"/portal/{token}/sign-out\">\n{csrf}\n\
@@ -265,7 +262,10 @@ mod tests {
             }),
         )
         .render(&b);
-        assert!(calm.contains("signed out automatically at 17:30 UTC"), "{calm}");
+        assert!(
+            calm.contains("signed out automatically at 17:30 UTC"),
+            "{calm}"
+        );
         assert!(!calm.contains("role=\"alert\""));
         let soon = signed_in(
             "tok",

@@ -6,18 +6,28 @@ use std::time::{Instant, SystemTime};
 
 use axum::Form;
 use axum::extract::rejection::FormRejection;
-use axum::extract::{Path, State};
+use axum::extract::{ConnectInfo, FromRequestParts, Path, State};
+use axum::http::request::Parts;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use baton_assign::NOBODY_USERNAME;
 use baton_proto::EnrollmentId;
+use baton_store::{KeyspaceBatch, unix_millis};
 use serde::Deserialize;
 
 use super::html::Page;
+use super::pages::SessionEnd;
+use super::stay_prompt::{self, PendingPrompt};
 use super::{Portal, cookie, device_lock, pages};
 use crate::catalog::assignment_config::read_json;
+use crate::directory::user_record::is_disabled;
 use crate::directory::{USERS_COLLECTION, UserRecord, hash_password, verify_password};
+use crate::lockout::Verdict;
 use crate::reconciler::portal_token;
+use crate::session_policy::sign_in::{SessionSignInError, policy_for};
+use crate::session_policy::{lease, prompt_allowed, record as policy_record};
+use crate::sign_in_log::{self, ReasonCode, SignInEntry, SignInHow, SignInResult};
+use crate::sign_in_risk;
 
 /// A portal page with its status and extra headers.
 struct Reply {
@@ -131,6 +141,26 @@ pub enum PortalError {
     /// Random bytes were not available.
     #[error("random: {0}")]
     Random(#[from] openssl::error::ErrorStack),
+    /// Signing in with a lease failed.
+    #[error(transparent)]
+    SignIn(#[from] SessionSignInError),
+}
+
+/// The client's address as the server saw it (no proxy headers are trusted).
+#[derive(Debug, Clone, Default)]
+pub struct SourceAddress(pub Option<String>);
+
+impl<S: Send + Sync> FromRequestParts<S> for SourceAddress {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
+        Ok(SourceAddress(
+            parts
+                .extensions
+                .get::<ConnectInfo<std::net::SocketAddr>>()
+                .map(|ConnectInfo(a)| a.ip().to_string()),
+        ))
+    }
 }
 
 /// Runs `f` on the blocking pool and renders its reply (or a generic failure page).
@@ -188,9 +218,10 @@ pub async fn device_page(State(portal): State<Arc<Portal>>, Path(token): Path<St
             ));
         }
         let name = display_name(portal, &assignee)?;
+        let end = session_end(portal, &device, SystemTime::now())?;
         Ok(Reply::page(
             StatusCode::OK,
-            pages::signed_in(&token, &name, &csrf, None),
+            pages::signed_in(&token, &name, &csrf, end),
         ))
     })
     .await
@@ -216,6 +247,39 @@ impl std::fmt::Debug for SignInForm {
             .field("username", &self.username)
             .finish_non_exhaustive()
     }
+}
+
+/// How the device's current session ends, for the pages.
+fn session_end(
+    portal: &Portal,
+    device: &EnrollmentId,
+    now: SystemTime,
+) -> Result<Option<SessionEnd>, PortalError> {
+    let store = portal.services.store.as_ref();
+    let Some(lease) = lease::get(store, device)? else {
+        return Ok(None);
+    };
+    let Some(end_ms) = lease.expires_at_ms else {
+        return Ok(Some(SessionEnd::UntilSignOut));
+    };
+    let warn_before = policy_record::load(store)?.warn_before();
+    let left_ms = end_ms.saturating_sub(unix_millis(now));
+    Ok(Some(SessionEnd::At {
+        end_ms,
+        soon: lease::warning(&lease, now, warn_before).is_some(),
+        minutes_left: left_ms.div_ceil(60_000),
+    }))
+}
+
+/// The "Stay signed in?" form's fields.
+#[derive(Debug, Deserialize, Default)]
+pub struct StayForm {
+    /// `yes` or `no`.
+    #[serde(default)]
+    pub answer: String,
+    /// The form's CSRF token.
+    #[serde(default)]
+    pub csrf: String,
 }
 
 /// The sign-out form's fields.
@@ -268,10 +332,70 @@ fn credentials_ok(portal: &Portal, username: &str, password: &str) -> Result<boo
     }
 }
 
-/// `POST /portal/{token}/sign-in`.
+/// A sign-in log entry for a portal attempt on `device`.
+fn attempt(
+    now: SystemTime,
+    username: &str,
+    device: &EnrollmentId,
+    source: &SourceAddress,
+    result: SignInResult,
+    reason: ReasonCode,
+) -> SignInEntry {
+    SignInEntry::new(
+        now,
+        username,
+        device.as_str(),
+        SignInHow::Portal,
+        result,
+        reason,
+    )
+    .with_source_address(source.0.clone())
+}
+
+/// Stores a refused attempt (and its webhook event).
+fn log_refusal(portal: &Portal, entry: &SignInEntry) -> Result<(), PortalError> {
+    sign_in_log::append(
+        portal.services.store.as_ref(),
+        &portal.services.events,
+        entry,
+    )?;
+    Ok(())
+}
+
+/// The sign-in form again with `message`, a new CSRF token and `status`.
+fn sign_in_again(
+    portal: &Portal,
+    token: &str,
+    status: StatusCode,
+    message: &str,
+    username: &str,
+) -> Result<Reply, PortalError> {
+    let csrf = portal.csrf.issue(token, Instant::now())?;
+    Ok(Reply::page(
+        status,
+        pages::sign_in(token, &csrf, Some(message), username),
+    ))
+}
+
+/// The lockout message: when to try again.
+fn locked_message(until_ms: u64, now: SystemTime) -> String {
+    let minutes = until_ms
+        .saturating_sub(unix_millis(now))
+        .div_ceil(60_000)
+        .max(1);
+    format!(
+        "Too many sign-in attempts. Try again in {minutes} minute{}.",
+        if minutes == 1 { "" } else { "s" }
+    )
+}
+
+/// `POST /portal/{token}/sign-in`: CSRF, lockout, credentials (checked every time), disabled
+/// users, the device lock, then the sign-in with a lease; the "Stay signed in?" prompt when
+/// the session rules allow it. Every attempt goes to the sign-in log.
 pub async fn sign_in(
     State(portal): State<Arc<Portal>>,
     Path(token): Path<String>,
+    source: SourceAddress,
     form: Result<Form<SignInForm>, FormRejection>,
 ) -> Response {
     let form = match form {
@@ -289,36 +413,321 @@ pub async fn sign_in(
             tracing::info!(enrollment_id = %device, "portal sign-in without a valid CSRF token");
             return Ok(Reply::bad_request());
         }
+        let now = SystemTime::now();
         let username = form.username.trim().to_owned();
+        let store = portal.services.store.as_ref();
+        let entry = |result, reason| attempt(now, &username, &device, &source, result, reason);
+        if let Verdict::LockedOut { until_ms, scope } =
+            portal.lockout.check(&username, &device, now)?
+        {
+            tracing::info!(enrollment_id = %device, username = %username, result = "locked_out",
+                scope = scope.as_str(), "portal sign-in refused");
+            log_refusal(
+                portal,
+                &entry(SignInResult::Failure, ReasonCode::LockedOut).with_detail(format!(
+                    "{} locked until {}",
+                    scope.as_str(),
+                    crate::timestamp::rfc3339_millis(until_ms)
+                )),
+            )?;
+            return sign_in_again(
+                portal,
+                &token,
+                StatusCode::TOO_MANY_REQUESTS,
+                &locked_message(until_ms, now),
+                &username,
+            );
+        }
         if !credentials_ok(portal, &username, &form.password)? {
             tracing::info!(enrollment_id = %device, username = %username, result = "wrong_credentials",
                 "portal sign-in refused");
-            let csrf = portal.csrf.issue(&token, Instant::now())?;
-            return Ok(Reply::page(
-                StatusCode::UNPROCESSABLE_ENTITY,
-                pages::sign_in(&token, &csrf, Some(pages::WRONG_CREDENTIALS), &username),
-            ));
+            let started = portal.lockout.record_failure(&username, &device, now)?;
+            let mut failure = entry(SignInResult::Failure, ReasonCode::BadCredentials);
+            if let Some(s) = &started {
+                failure = failure.with_detail(format!(
+                    "{} locked until {} (lockout {})",
+                    s.scope.as_str(),
+                    crate::timestamp::rfc3339_millis(s.until_ms),
+                    s.lockout_number
+                ));
+            }
+            log_refusal(portal, &failure)?;
+            return match started {
+                Some(s) => sign_in_again(
+                    portal,
+                    &token,
+                    StatusCode::TOO_MANY_REQUESTS,
+                    &locked_message(s.until_ms, now),
+                    &username,
+                ),
+                None => sign_in_again(
+                    portal,
+                    &token,
+                    StatusCode::UNPROCESSABLE_ENTITY,
+                    pages::WRONG_CREDENTIALS,
+                    &username,
+                ),
+            };
+        }
+        if is_disabled(store, &username)? {
+            tracing::info!(enrollment_id = %device, username = %username, result = "disabled_user",
+                "portal sign-in refused");
+            log_refusal(
+                portal,
+                &entry(SignInResult::Failure, ReasonCode::DisabledUser),
+            )?;
+            return sign_in_again(
+                portal,
+                &token,
+                StatusCode::FORBIDDEN,
+                pages::DISABLED_USER,
+                &username,
+            );
         }
         let lock = portal.locks.of(device.as_str());
         let Some(_held) = device_lock::try_hold(&lock) else {
             tracing::info!(enrollment_id = %device, username = %username, result = "busy",
                 "portal sign-in refused");
+            log_refusal(
+                portal,
+                &entry(SignInResult::Failure, ReasonCode::Policy)
+                    .with_detail("another sign-in on this device was in progress"),
+            )?;
             return Ok(Reply::in_use());
         };
         let reconciler = &portal.services.reconciler;
         if reconciler.assignee(&device)? != NOBODY_USERNAME {
             tracing::info!(enrollment_id = %device, username = %username, result = "in_use",
                 "portal sign-in refused");
+            log_refusal(
+                portal,
+                &entry(SignInResult::Failure, ReasonCode::Policy)
+                    .with_detail("someone else is signed in on this device"),
+            )?;
             return Ok(Reply::in_use());
         }
-        let outcome = reconciler.sign_in(&device, &username, "portal", SystemTime::now())?;
+        let risk = sign_in_risk::assess(store, &portal.lockout, &username, &device, now)?;
+        portal.lockout.record_success(&username, &device, now)?;
+        let rules = &portal.services.session;
+        let policy = policy_for(store, reconciler, rules, &device, &username)?;
+        let prompt = prompt_allowed(&policy, !risk.is_high());
+        let success = entry(SignInResult::Success, ReasonCode::Success).with_risk(&risk);
+        let mut extra = KeyspaceBatch::new();
+        // A prompt still pending from an earlier sign-in was never answered.
+        let abandoned = stay_prompt::get(store, &device)?.map(|p| {
+            interrupted_entry(&device, &p, now)
+        });
+        if let Some(e) = &abandoned {
+            sign_in_log::append_to_batch(&mut extra, e)?;
+        }
+        if prompt {
+            stay_prompt::put(
+                &mut extra,
+                &device,
+                &PendingPrompt {
+                    username: username.clone(),
+                    shown_at_ms: unix_millis(now),
+                    source_address: source.0.clone(),
+                    risk_reasons: success.risk_reasons.clone(),
+                },
+            )?;
+        } else {
+            stay_prompt::delete(&mut extra, &device)?;
+            sign_in_log::append_to_batch(&mut extra, &success)?;
+        }
+        let signed = crate::session_policy::sign_in::sign_in_with(
+            store, reconciler, rules, &device, &username, "portal", false, now, extra,
+        )?;
+        let events = &portal.services.events;
+        if let Some(e) = &abandoned {
+            sign_in_log::publish(events, e);
+        }
+        if !prompt {
+            sign_in_log::publish(events, &success);
+        }
         tracing::info!(enrollment_id = %device, username = %username, result = "signed_in",
-            commands = outcome.enqueued.len(), "portal sign-in");
-        let mut reply = Reply::see_other(format!("/portal/{token}/progress"));
+            commands = signed.outcome.enqueued.len(), risk = ?risk.level, prompt, "portal sign-in");
+        let next = if prompt { "stay" } else { "progress" };
+        let mut reply = Reply::see_other(format!("/portal/{token}/{next}"));
         reply.set_cookie = Some(cookie::session_cookie(&token, portal.secure_cookies)?);
         Ok(reply)
     })
     .await
+}
+
+/// The `interrupted` entry of a prompt nobody answered.
+pub fn interrupted_entry(
+    device: &EnrollmentId,
+    prompt: &PendingPrompt,
+    now: SystemTime,
+) -> SignInEntry {
+    let mut entry = SignInEntry::new(
+        now,
+        &prompt.username,
+        device.as_str(),
+        SignInHow::Portal,
+        SignInResult::Interrupted,
+        ReasonCode::Interrupted,
+    )
+    .with_source_address(prompt.source_address.clone())
+    .with_kmsi(true, None)
+    .with_detail(format!(
+        "\"Stay signed in?\" shown at {} was not answered",
+        crate::timestamp::rfc3339_millis(prompt.shown_at_ms)
+    ));
+    entry.risk_reasons = prompt.risk_reasons.clone();
+    entry
+}
+
+/// `GET /portal/{token}/stay`: the prompt while it is pending for the device's assignee.
+pub async fn stay_page(State(portal): State<Arc<Portal>>, Path(token): Path<String>) -> Response {
+    blocking(portal, move |portal| {
+        let Some(device) = device_of(portal, &token)? else {
+            return Ok(Reply::not_found());
+        };
+        let store = portal.services.store.as_ref();
+        let now_ms = unix_millis(SystemTime::now());
+        let timeout_ms = policy_timeout_ms(portal)?;
+        let open = stay_prompt::get(store, &device)?
+            .is_some_and(|p| stay_prompt::is_open(&p, now_ms, timeout_ms));
+        if !open || portal.services.reconciler.assignee(&device)? == NOBODY_USERNAME {
+            return Ok(Reply::see_other(format!("/portal/{token}/progress")));
+        }
+        let csrf = portal.csrf.issue(&token, Instant::now())?;
+        Ok(Reply::page(
+            StatusCode::OK,
+            pages::stay_signed_in(&token, &csrf),
+        ))
+    })
+    .await
+}
+
+fn policy_timeout_ms(portal: &Portal) -> Result<u64, PortalError> {
+    let policy = policy_record::load(portal.services.store.as_ref())?;
+    Ok(u64::try_from(policy.prompt_timeout().as_millis()).unwrap_or(u64::MAX))
+}
+
+/// `POST /portal/{token}/stay`: Yes makes the lease and the portal cookie persistent (only
+/// when the session rules still allow it: never in shared mode); No keeps both leased.
+/// Either answer completes the sign-in's log entry. A late answer (the prompt timed out) is
+/// logged as interrupted and changes nothing.
+pub async fn stay(
+    State(portal): State<Arc<Portal>>,
+    Path(token): Path<String>,
+    form: Result<Form<StayForm>, FormRejection>,
+) -> Response {
+    let form = match form {
+        Ok(Form(f)) => f,
+        Err(rejection) => return rejected(&rejection).render(&portal),
+    };
+    blocking(portal, move |portal| {
+        let Some(device) = device_of(portal, &token)? else {
+            return Ok(Reply::not_found());
+        };
+        if !portal.csrf.redeem(&form.csrf, &token, Instant::now()) {
+            return Ok(Reply::bad_request());
+        }
+        let yes = match form.answer.as_str() {
+            "yes" => true,
+            "no" => false,
+            _ => return Ok(Reply::bad_request()),
+        };
+        let lock = portal.locks.of(device.as_str());
+        let _held = device_lock::hold(&lock);
+        let store = portal.services.store.as_ref();
+        let now = SystemTime::now();
+        let progress = Reply::see_other(format!("/portal/{token}/progress"));
+        let Some(prompt) = stay_prompt::get(store, &device)? else {
+            return Ok(progress);
+        };
+        let mut batch = KeyspaceBatch::new();
+        stay_prompt::delete(&mut batch, &device)?;
+        let reconciler = &portal.services.reconciler;
+        let current = reconciler.assignee(&device)?;
+        let entry = if !stay_prompt::is_open(&prompt, unix_millis(now), policy_timeout_ms(portal)?)
+            || current != prompt.username
+        {
+            interrupted_entry(&device, &prompt, now)
+        } else {
+            let mut e = SignInEntry::new(
+                now,
+                &prompt.username,
+                device.as_str(),
+                SignInHow::Portal,
+                SignInResult::Success,
+                ReasonCode::Success,
+            )
+            .with_source_address(prompt.source_address.clone())
+            .with_kmsi(true, Some(yes));
+            e.risk_reasons = prompt.risk_reasons.clone();
+            e
+        };
+        let answered = entry.result == SignInResult::Success;
+        let mut persistent = false;
+        if answered && yes {
+            let policy = policy_for(
+                store,
+                reconciler,
+                &portal.services.session,
+                &device,
+                &prompt.username,
+            )?;
+            persistent = policy.persistent_allowed
+                && lease::make_persistent(
+                    store,
+                    &device,
+                    &prompt.username,
+                    policy.shared_mode,
+                    now,
+                )?;
+        }
+        let entry = if answered && yes && !persistent {
+            entry.with_detail("a persistent session is not allowed on this device now")
+        } else {
+            entry
+        };
+        sign_in_log::append_to_batch(&mut batch, &entry)?;
+        store.apply(&batch)?;
+        sign_in_log::publish(&portal.services.events, &entry);
+        tracing::info!(enrollment_id = %device, username = %prompt.username,
+            answer = if yes { "yes" } else { "no" }, persistent, "stay signed in answered");
+        let mut reply = progress;
+        reply.set_cookie = Some(if persistent {
+            cookie::persistent_cookie(&token, portal.secure_cookies)?
+        } else {
+            cookie::session_cookie(&token, portal.secure_cookies)?
+        });
+        Ok(reply)
+    })
+    .await
+}
+
+/// Logs every prompt that timed out as `interrupted` and forgets it. Returns how many.
+pub fn sweep_prompts(portal: &Portal, now: SystemTime) -> Result<usize, PortalError> {
+    let store = portal.services.store.as_ref();
+    let timeout_ms = policy_timeout_ms(portal)?;
+    let mut n = 0;
+    for (key, prompt) in stay_prompt::timed_out(store, unix_millis(now), timeout_ms)? {
+        let Ok(device) = EnrollmentId::parse(&key) else {
+            continue;
+        };
+        let lock = portal.locks.of(device.as_str());
+        let _held = device_lock::hold(&lock);
+        // Answered (or replaced) meanwhile?
+        if stay_prompt::get(store, &device)?.as_ref() != Some(&prompt) {
+            continue;
+        }
+        let entry = interrupted_entry(&device, &prompt, now);
+        let mut batch = KeyspaceBatch::new();
+        stay_prompt::delete(&mut batch, &device)?;
+        sign_in_log::append_to_batch(&mut batch, &entry)?;
+        store.apply(&batch)?;
+        sign_in_log::publish(&portal.services.events, &entry);
+        tracing::info!(enrollment_id = %device, username = %prompt.username,
+            "stay-signed-in prompt not answered: sign-in interrupted");
+        n += 1;
+    }
+    Ok(n)
 }
 
 /// `GET /portal/{token}/progress`.
@@ -336,9 +745,10 @@ pub async fn progress(State(portal): State<Arc<Portal>>, Path(token): Path<Strin
         if progress.ready {
             reconciler.note_ready(&device, now)?;
         }
+        let end = session_end(portal, &device, now)?;
         Ok(Reply::page(
             StatusCode::OK,
-            pages::progress(&token, &progress, None),
+            pages::progress(&token, &progress, end),
         ))
     })
     .await
@@ -366,7 +776,12 @@ pub async fn sign_out(
         let _held = device_lock::hold(&lock);
         let reconciler = &portal.services.reconciler;
         if reconciler.assignee(&device)? != NOBODY_USERNAME {
-            let outcome = reconciler.sign_out(&device, "portal", SystemTime::now())?;
+            let outcome = crate::session_policy::sign_in::sign_out(
+                reconciler,
+                &device,
+                "portal",
+                SystemTime::now(),
+            )?;
             tracing::info!(enrollment_id = %device, commands = outcome.enqueued.len(), "portal sign-out");
         }
         let mut reply = Reply::see_other(format!("/portal/{token}/signed-out"));

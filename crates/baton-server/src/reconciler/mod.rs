@@ -13,11 +13,18 @@
 //! results ([`Reconciler::after_report`]: acknowledged intents update the observed inventory,
 //! errors count item failures, ProfileList / ManagedApplicationList results replace it).
 //!
-//! Not built: issuing certificates for certificate items (such intents are reported in
-//! [`ReconcileOutcome::not_built`] and nothing is sent).
+//! Certificate items: with a [`CertificateIssuer`] ([`Reconciler::with_certificate_issuer`];
+//! the server uses the built-in CA) an InstallCertificate intent issues a new key and
+//! certificate, sent as a `com.apple.security.pkcs12` profile; [`item_certificate`] keeps the
+//! serial per device and identifier and revokes it when the removal is acknowledged, the
+//! install is refused or replaced, or the device re-enrolls. Without an issuer such intents are
+//! reported in [`ReconcileOutcome::not_built`] and nothing is sent.
 
+pub mod certificate_issuer;
+pub mod certificate_subject;
 pub mod command_build;
 pub mod device_state;
+pub mod item_certificate;
 pub mod portal_token;
 pub mod progress;
 pub mod session_log;
@@ -46,7 +53,8 @@ use crate::admin::devices::ASSIGNEE_COLLECTION;
 use crate::catalog::assignment_config::{self, RecordError, collection, encode, read_json};
 use crate::metrics::Metrics;
 use crate::push::PushSink;
-use command_build::{BuildError, command_request};
+pub use certificate_issuer::{BuiltInCaIssuer, CertificateIssuer};
+use command_build::{BuildError, build_command};
 use device_state::{FAILURES_COLLECTION, IN_FLIGHT_COLLECTION, InFlight, OBSERVED_COLLECTION};
 pub use settings::AssignmentSettings;
 
@@ -124,6 +132,7 @@ pub struct Reconciler {
     settings: AssignmentSettings,
     compiled: Mutex<Option<Arc<CompiledConfig>>>,
     serial: Mutex<()>,
+    issuer: Option<Arc<dyn CertificateIssuer>>,
 }
 
 impl std::fmt::Debug for Reconciler {
@@ -164,7 +173,14 @@ impl Reconciler {
             settings,
             compiled: Mutex::new(None),
             serial: Mutex::new(()),
+            issuer: None,
         }
+    }
+
+    /// The same reconciler issuing certificate items with `issuer` (else they are not sent).
+    pub fn with_certificate_issuer(mut self, issuer: Arc<dyn CertificateIssuer>) -> Self {
+        self.issuer = Some(issuer);
+        self
     }
 
     /// The settings.
@@ -200,8 +216,20 @@ impl Reconciler {
 
     /// After a configuration change: invalidates the cache and reconciles every enabled device.
     /// Returns how many devices got commands.
+    ///
+    /// When the new configuration differs from the cached one in no item, distribution, user
+    /// or group that matters to devices ([`CompiledConfig::changes_since`]), no device is
+    /// reconciled.
     pub fn config_changed(&self, now: SystemTime) -> Result<usize, ReconcileError> {
-        self.invalidate();
+        let old = lock(&self.compiled).take();
+        let new = self.compiled()?;
+        if let Some(old) = old {
+            let change = new.changes_since(&old);
+            if !change.is_everything() && change.changed_items() == 0 {
+                tracing::debug!("configuration change affects no device");
+                return Ok(0);
+            }
+        }
         let mut touched = 0;
         for e in self.store.enrollments()? {
             if e.id.is_user_channel() || !e.enabled {
@@ -352,9 +380,10 @@ impl Reconciler {
         let mut enqueues = Vec::new();
         let mut new_observed = observed.clone();
         let in_flight_coll = collection(IN_FLIGHT_COLLECTION)?;
+        let mut issued = Vec::new();
         for intent in plan.intents {
-            let request = match command_request(&intent) {
-                Ok(r) => r,
+            let built = match build_command(&intent, self.issuer.as_deref(), &id, now) {
+                Ok(b) => b,
                 Err(BuildError::Empty) => {
                     new_observed.apply(&intent);
                     continue;
@@ -365,16 +394,21 @@ impl Reconciler {
                     continue;
                 }
             };
+            // Certificates are only built for the device channel, which is always here.
+            issued.extend(built.issued_serial);
             let channel = intent.channel().enrollment_id(&id)?;
             if !channels.contains(&channel) {
                 continue;
             }
             let (command, entry) = self.new_command(
                 &channel,
-                request,
+                built.request,
                 intent.item().map(|i| i.to_string()),
                 intent.is_removal(),
             )?;
+            if let Some(serial) = built.issued_serial {
+                item_certificate::record_pending(&mut batch, &id, &command.uuid, serial)?;
+            }
             batch.put(
                 &in_flight_coll,
                 device_state::in_flight_key(&id, &command.uuid).as_bytes(),
@@ -411,7 +445,18 @@ impl Reconciler {
         if batch.ops.is_empty() && enqueues.is_empty() {
             return Ok(outcome);
         }
-        match store.apply_with_enqueue(&batch, &enqueues, now)? {
+        let applied = store.apply_with_enqueue(&batch, &enqueues, now);
+        if !matches!(applied, Ok(CasOutcome::Applied)) {
+            // Certificates issued for commands that were not queued never reach a device.
+            for serial in issued {
+                if let Some(issuer) = &self.issuer
+                    && let Err(error) = issuer.revoke(serial, now)
+                {
+                    tracing::error!(enrollment_id = %id, serial, %error, "revoking an unsent item certificate failed");
+                }
+            }
+        }
+        match applied? {
             CasOutcome::Applied => {}
             _ => return Err(ReconcileError::Conflict),
         }
@@ -579,6 +624,7 @@ impl Reconciler {
             NOBODY_USERNAME.as_bytes(),
         );
         session_log::end(store, &mut batch, &id, "re-enrollment", unix_millis(now))?;
+        item_certificate::revoke_all(store, &mut batch, self.issuer.as_deref(), &id, now)?;
         portal_token::assign(store, &mut batch, &id, &portal_token::new_token()?)?;
         match store.apply(&batch)? {
             CasOutcome::Applied => Ok(()),
@@ -734,6 +780,19 @@ impl Reconciler {
                     }
                 }
                 _ => {}
+            }
+            if let Some(InFlight::Intent { intent }) = &record {
+                item_certificate::after_result(
+                    store,
+                    &mut batch,
+                    self.issuer.as_deref(),
+                    &id,
+                    channel_id,
+                    uuid,
+                    report.status,
+                    intent,
+                    now,
+                )?;
             }
             if report.status == Status::Acknowledged {
                 match inventory_type.as_deref() {

@@ -49,14 +49,18 @@ pub enum EventPayload {
         #[serde(skip_serializing_if = "Vec::is_empty", default)]
         error_chain: Vec<ErrorChainItem>,
     },
+    /// A sign-in log entry was written (every attempt and automatic sign-out).
+    #[serde(rename = "sign_in.logged")]
+    SignInLogged(crate::sign_in_log::SignInEntry),
 }
 
 impl EventPayload {
-    /// The event type (`checkin`, `command.result`), sent as `X-Baton-Event`.
+    /// The event type (`checkin`, `command.result`, `sign_in.logged`), sent as `X-Baton-Event`.
     pub fn kind(&self) -> &'static str {
         match self {
             EventPayload::Checkin { .. } => "checkin",
             EventPayload::CommandResult { .. } => "command.result",
+            EventPayload::SignInLogged(_) => "sign_in.logged",
         }
     }
 }

@@ -1,9 +1,11 @@
-//! The operator CLI: `baton user|group|item|distribution|device ...` talk to a running server's
+//! The operator CLI: `baton user|group|item|distribution|device|sign-in-log ...` talk to a running server's
 //! admin API (`--server URL --api-key KEY`, or `BATON_SERVER` / `BATON_API_KEY`) and print the
 //! JSON answer. Exit 0 on a 2xx answer, 1 on an error answer, 2 when the server cannot be
 //! reached or the input is unusable.
 
 pub mod admin_client;
+pub mod policy;
+pub mod sign_in_log;
 
 use std::io::Write;
 use std::path::PathBuf;
@@ -20,7 +22,7 @@ use admin_client::{AdminClient, Connection};
 /// The admin subcommands (flattened into `baton`'s top level).
 #[derive(Debug, Subcommand)]
 pub enum AdminCommand {
-    /// Users: add, list, show, delete.
+    /// Users: add, list, show, delete, disable, enable.
     User(Scoped<UserCommand>),
     /// Groups: add, list.
     Group(Scoped<GroupCommand>),
@@ -30,6 +32,10 @@ pub enum AdminCommand {
     Distribution(Scoped<DistributionCommand>),
     /// Devices: list, show, sign-in, sign-out, preview; and the configuration lint.
     Device(Scoped<DeviceCommand>),
+    /// The session policy: show, set, and the rules on one device.
+    Policy(Scoped<policy::PolicyCommand>),
+    /// The sign-in log: attempts and automatic sign-outs, newest first (JSON or `--csv`).
+    SignInLog(sign_in_log::SignInLogArgs),
 }
 
 /// A subcommand with the connection flags.
@@ -67,6 +73,16 @@ pub enum UserCommand {
     },
     /// Delete a user.
     Delete {
+        /// Username.
+        username: String,
+    },
+    /// Disable a user: refused at sign-in, signed out of every device at once.
+    Disable {
+        /// Username.
+        username: String,
+    },
+    /// Enable a disabled user again.
+    Enable {
         /// Username.
         username: String,
     },
@@ -202,6 +218,16 @@ fn request(command: &AdminCommand) -> anyhow::Result<(Method, String, Option<Val
             UserCommand::Delete { username } => {
                 Ok((Method::DELETE, format!("/users/{username}"), None))
             }
+            UserCommand::Disable { username } => Ok((
+                Method::PATCH,
+                format!("/users/{username}"),
+                Some(json!({"disabled": true})),
+            )),
+            UserCommand::Enable { username } => Ok((
+                Method::PATCH,
+                format!("/users/{username}"),
+                Some(json!({"disabled": false})),
+            )),
         },
         A::Group(s) => match &s.command {
             GroupCommand::Add {
@@ -280,6 +306,8 @@ fn request(command: &AdminCommand) -> anyhow::Result<(Method, String, Option<Val
             DeviceCommand::Sessions { id } => get(&format!("/devices/{id}/sessions")),
             DeviceCommand::Lint => get("/lint"),
         },
+        A::Policy(s) => policy::request(&s.command),
+        A::SignInLog(a) => get(&a.path()),
     }
 }
 
@@ -290,6 +318,8 @@ fn connection(command: &AdminCommand) -> &Connection {
         AdminCommand::Item(s) => &s.conn,
         AdminCommand::Distribution(s) => &s.conn,
         AdminCommand::Device(s) => &s.conn,
+        AdminCommand::Policy(s) => &s.conn,
+        AdminCommand::SignInLog(a) => &a.conn,
     }
 }
 
@@ -308,6 +338,11 @@ async fn execute(command: &AdminCommand) -> anyhow::Result<(u16, Value)> {
 
 /// Runs an admin subcommand; returns the exit code.
 pub fn run(command: &AdminCommand) -> ExitCode {
+    if let AdminCommand::SignInLog(args) = command
+        && args.wants_csv()
+    {
+        return sign_in_log::run_csv(args);
+    }
     let runtime = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -386,5 +421,17 @@ mod tests {
             "--all",
         ]);
         assert_eq!(request(&t.c).unwrap().2.unwrap()["target"], "all");
+        let t = T::parse_from(["baton", "user", "--api-key", "k", "disable", "alice"]);
+        let (m, p, b) = request(&t.c).unwrap();
+        assert_eq!((m, p.as_str()), (Method::PATCH, "/users/alice"));
+        assert_eq!(b.unwrap(), json!({"disabled": true}));
+        let t = T::parse_from(["baton", "user", "--api-key", "k", "enable", "alice"]);
+        assert_eq!(
+            request(&t.c).unwrap().2.unwrap(),
+            json!({"disabled": false})
+        );
+        let t = T::parse_from(["baton", "policy", "--api-key", "k", "show"]);
+        let (m, p, _) = request(&t.c).unwrap();
+        assert_eq!((m, p.as_str()), (Method::GET, "/session-policy"));
     }
 }
