@@ -529,8 +529,7 @@ async fn the_portal_refuses_bad_input_and_storms() {
 /// Screenshots of every page are saved under `<target>/portal-screenshots/`.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_person_uses_the_portal_in_headless_chromium() {
-    let Some(binary) = chromium::binary() else {
-        eprintln!("NOTICE: chromium is not installed; skipping the headless-browser portal check");
+    let Some(binary) = chromium::binary_for_test("the headless-browser portal check") else {
         return;
     };
     let apns = Apns::start().await;

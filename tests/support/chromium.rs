@@ -28,6 +28,21 @@ pub fn binary() -> Option<PathBuf> {
         .find(|p| p.is_file())
 }
 
+/// The Chromium binary for a test, or None to skip it with a notice. CI sets
+/// `BATON_REQUIRE_EXTERNAL=1` (after installing Chromium), which turns a missing browser into
+/// a failure instead of a skip.
+pub fn binary_for_test(test: &str) -> Option<PathBuf> {
+    let found = binary();
+    if found.is_none() {
+        assert!(
+            std::env::var_os("BATON_REQUIRE_EXTERNAL").is_none(),
+            "{test}: chromium is not installed and BATON_REQUIRE_EXTERNAL is set"
+        );
+        eprintln!("NOTICE: chromium is not installed; {test} skipped");
+    }
+    found
+}
+
 /// Where screenshots go: `<target>/portal-screenshots/`.
 pub fn screenshot_dir() -> PathBuf {
     let target = std::env::var_os("CARGO_TARGET_DIR").map_or_else(

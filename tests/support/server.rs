@@ -29,6 +29,10 @@ pub struct ServerOptions {
     /// Multi-user assignment. The harness default creates no sign-in web clip, so devices get
     /// no commands of their own; the sign-in tests turn it on.
     pub assignment: baton_server::reconciler::AssignmentSettings,
+    /// Session settings (default lease, how often leases and prompts are checked).
+    pub session: baton_server::session_policy::SessionSettings,
+    /// Portal lockout thresholds and durations.
+    pub lockout: baton_server::lockout::LockoutSettings,
 }
 
 impl Default for ServerOptions {
@@ -42,6 +46,8 @@ impl Default for ServerOptions {
             assignment: baton_server::reconciler::AssignmentSettings {
                 sign_in_clip_label: None,
             },
+            session: baton_server::session_policy::SessionSettings::default(),
+            lockout: baton_server::lockout::LockoutSettings::default(),
         }
     }
 }
@@ -79,6 +85,8 @@ impl TestServer {
         config.push = options.push;
         config.enrollment = options.enrollment;
         config.assignment = options.assignment;
+        config.session = options.session;
+        config.lockout = options.lockout;
         if options.fixed_api_key {
             config.api_key = Some(API_KEY.to_owned());
         }
@@ -128,9 +136,26 @@ impl TestServer {
 
     /// Stops the server and starts it again on the same data directory (new port).
     pub async fn restart(&mut self) -> Option<String> {
+        self.stop_running().await;
+        self.start_again().await
+    }
+
+    /// Stops the server but keeps its data directory ([`Self::start_again`] starts it).
+    pub async fn stop_running(&mut self) {
         if let Some(running) = self.running.take() {
             running.shutdown().await.unwrap();
         }
+    }
+
+    /// The configuration the server runs with (change it before [`Self::start_again`]).
+    pub fn config_mut(&mut self) -> &mut ServerConfig {
+        &mut self.config
+    }
+
+    /// Starts the server again on the same data directory (new port) after
+    /// [`Self::stop_running`]; returns the generated API key, if any.
+    pub async fn start_again(&mut self) -> Option<String> {
+        assert!(self.running.is_none(), "the server is still running");
         let mut config = self.config.clone();
         config.api_key = None;
         let running = baton_server::server::start(config).await.unwrap();

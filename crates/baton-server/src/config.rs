@@ -130,6 +130,8 @@ pub struct ServerConfig {
     pub portal: crate::portal::PortalBranding,
     /// Sessions: default lease, how often leases are checked.
     pub session: crate::session_policy::SessionSettings,
+    /// Portal brute-force protection: thresholds and lockout durations.
+    pub lockout: crate::lockout::LockoutSettings,
 }
 
 impl ServerConfig {
@@ -159,6 +161,7 @@ impl ServerConfig {
             assignment: crate::reconciler::AssignmentSettings::default(),
             portal: crate::portal::PortalBranding::default(),
             session: crate::session_policy::SessionSettings::default(),
+            lockout: crate::lockout::LockoutSettings::default(),
         }
     }
 }
@@ -186,6 +189,7 @@ impl fmt::Debug for ServerConfig {
             .field("assignment", &self.assignment)
             .field("portal", &self.portal)
             .field("session", &self.session)
+            .field("lockout", &self.lockout)
             .finish()
     }
 }

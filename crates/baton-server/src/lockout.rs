@@ -62,6 +62,47 @@ impl Default for LockoutSettings {
     }
 }
 
+/// Why lockout settings were refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum LockoutSettingsError {
+    /// A threshold is 0 or above 1000.
+    #[error("a lockout threshold must be between 1 and 1000 failures, got {0}")]
+    Threshold(u32),
+    /// The first lockout is not between 1 second and the longest lockout (at most 1 day).
+    #[error(
+        "the lockout must be between 1 second and 1 day, and the first no longer than the longest (first {first} s, longest {max} s)"
+    )]
+    Duration {
+        /// The first lockout, seconds.
+        first: u64,
+        /// The longest lockout, seconds.
+        max: u64,
+    },
+}
+
+impl LockoutSettings {
+    /// Checks the bounds.
+    pub fn validate(&self) -> Result<(), LockoutSettingsError> {
+        for t in [self.user_threshold, self.device_threshold] {
+            if !(1..=1000).contains(&t) {
+                return Err(LockoutSettingsError::Threshold(t));
+            }
+        }
+        let day = Duration::from_secs(86_400);
+        let ok = Duration::from_secs(1) <= self.first_lockout
+            && self.first_lockout <= self.max_lockout
+            && self.max_lockout <= day;
+        if !ok {
+            return Err(LockoutSettingsError::Duration {
+                first: self.first_lockout.as_secs(),
+                max: self.max_lockout.as_secs(),
+            });
+        }
+        Ok(())
+    }
+}
+
 /// What is locked.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]

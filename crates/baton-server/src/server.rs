@@ -335,12 +335,21 @@ async fn start_inner(
         plist_limits: Limits::default().with_max_body_bytes(config.body_limits.device),
     });
 
-    // Automatic sign-out: sweeps at once (leases outlive restarts), then on its schedule.
+    // Automatic sign-out: sweeps at once (leases outlive restarts), then on its schedule. The
+    // sign-in log entry is stored with each sign-out; the hook sends its webhook event.
+    let sign_out_hook: crate::session_policy::SignOutHook = {
+        let events = state.events.clone();
+        Arc::new(move |s: &crate::session_policy::AutomaticSignOut| {
+            tracing::info!(enrollment_id = %s.device, username = %s.username,
+                reason = s.reason.reason_code(), "automatic sign-out");
+            crate::sign_in_log::publish(&events, &s.log_entry);
+        })
+    };
     tasks.push(tokio::spawn(crate::session_policy::sweeper::run(
         Arc::clone(&store),
         Arc::clone(&state.reconciler),
         Arc::clone(&state.session),
-        crate::session_policy::sweeper::log_only(),
+        sign_out_hook,
         stop_rx.clone(),
     )));
 
@@ -383,11 +392,20 @@ async fn start_inner(
         &mut tasks,
     )?;
     let tls_enabled = identity.is_some();
-    let extra = extra.merge(crate::portal::router(
+    let portal = Arc::new(crate::portal::Portal::new(
         Arc::clone(&state),
         config.portal.clone(),
         tls_enabled,
+        config.lockout,
     ));
+    // Unanswered "Stay signed in?" prompts become `interrupted` entries; expired CSRF tokens,
+    // lockouts and old sign-in log entries are dropped. Same cadence as the lease sweeper.
+    tasks.push(tokio::spawn(crate::portal::housekeeping(
+        Arc::clone(&portal),
+        config.session.lease_check_interval,
+        stop_rx.clone(),
+    )));
+    let extra = extra.merge(crate::portal::router_with(&portal));
     let router = crate::app::router_with(Arc::clone(&state), extra);
     let serve = match identity {
         None => tokio::spawn(tls::serve_plain(listener, router, shutdown)),

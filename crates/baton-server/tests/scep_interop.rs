@@ -76,6 +76,10 @@ fn assert_identity(ca: &CertificateAuthority, cert: &X509) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn scepclient_enrolls_renews_and_is_refused_with_a_wrong_challenge() {
     let Some(binary) = find_scepclient() else {
+        assert!(
+            std::env::var_os("BATON_REQUIRE_EXTERNAL").is_none(),
+            "scepclient is not installed and BATON_REQUIRE_EXTERNAL is set"
+        );
         println!(
             "NOTICE: scepclient not installed (apt-get install scep); SCEP interop test skipped"
         );

@@ -27,7 +27,8 @@ pub struct ServeArgs {
     /// TOML config file with the same settings (kebab-case keys: `data`, `listen`, `public-url`,
     /// `plain-http`, `tls-cert`, `tls-key`, `api-key`, `device-ca`, `scep-challenge`,
     /// `webhook-url`, `webhook-secret`, `push-cert`, `push-key`, `push-cert-password`, `apns-url`,
-    /// `apns-ca`, `repush-interval`, `default-lease`, `lease-check-interval`). Flags and BATON_*
+    /// `apns-ca`, `repush-interval`, `default-lease`, `lease-check-interval`,
+    /// `lockout-threshold`, `lockout-seconds`). Flags and BATON_*
     /// variables override it.
     #[arg(long, env = "BATON_CONFIG", value_name = "FILE")]
     config: Option<PathBuf>,
@@ -94,6 +95,14 @@ pub struct ServeArgs {
     /// [default: 30]. Known lease ends are also acted on when they come.
     #[arg(long, env = "BATON_LEASE_CHECK_INTERVAL", value_name = "SECONDS")]
     lease_check_interval: Option<u64>,
+    /// Failed portal sign-ins of one username within 15 minutes that lock it (1 to 1000)
+    /// [default: 5]. A device locks after twice as many.
+    #[arg(long, env = "BATON_LOCKOUT_THRESHOLD", value_name = "FAILURES")]
+    lockout_threshold: Option<u32>,
+    /// The first lockout, in seconds (1 to 3600) [default: 60]; each further lockout of the same
+    /// username or device lasts twice as long, up to 1 hour.
+    #[arg(long, env = "BATON_LOCKOUT_SECONDS", value_name = "SECONDS")]
+    lockout_seconds: Option<u64>,
     /// APNs push settings.
     #[command(flatten)]
     push: crate::push_flags::PushArgs,
@@ -132,6 +141,10 @@ struct FileConfig {
     default_lease: Option<u64>,
     #[serde(alias = "lease_check_interval")]
     lease_check_interval: Option<u64>,
+    #[serde(alias = "lockout_threshold")]
+    lockout_threshold: Option<u32>,
+    #[serde(alias = "lockout_seconds")]
+    lockout_seconds: Option<u64>,
 }
 
 fn read_file_config(path: &Path) -> anyhow::Result<FileConfig> {
@@ -237,6 +250,17 @@ fn build_config(args: ServeArgs) -> anyhow::Result<ServerConfig> {
         config.session.lease_check_interval = Duration::from_secs(secs);
     }
     config.session.validate()?;
+    if let Some(n) = args.lockout_threshold.or(file.lockout_threshold) {
+        config.lockout.user_threshold = n;
+        config.lockout.device_threshold = n.saturating_mul(2);
+    }
+    if let Some(secs) = args.lockout_seconds.or(file.lockout_seconds) {
+        if !(1..=3600).contains(&secs) {
+            anyhow::bail!("--lockout-seconds must be between 1 and 3600, got {secs}");
+        }
+        config.lockout.first_lockout = Duration::from_secs(secs);
+    }
+    config.lockout.validate()?;
     config.enrollment = args.enrollment.into_settings()?;
     config.portal = args.portal.into_branding()?;
     Ok(config)
@@ -431,6 +455,26 @@ lease-check-interval = 10
         assert_eq!(config.session.lease_check_interval, Duration::from_secs(10));
         assert!(build_config(parse(&["--default-lease", "0"])).is_err());
         assert!(build_config(parse(&["--lease-check-interval", "0"])).is_err());
+    }
+
+    #[test]
+    fn lockout_flags() {
+        let config = build_config(parse(&[])).unwrap();
+        assert_eq!(config.lockout.user_threshold, 5);
+        assert_eq!(config.lockout.first_lockout, Duration::from_secs(60));
+        let config = build_config(parse(&[
+            "--lockout-threshold",
+            "3",
+            "--lockout-seconds",
+            "2",
+        ]))
+        .unwrap();
+        assert_eq!(config.lockout.user_threshold, 3);
+        assert_eq!(config.lockout.device_threshold, 6);
+        assert_eq!(config.lockout.first_lockout, Duration::from_secs(2));
+        assert!(build_config(parse(&["--lockout-threshold", "0"])).is_err());
+        assert!(build_config(parse(&["--lockout-seconds", "0"])).is_err());
+        assert!(build_config(parse(&["--lockout-seconds", "3601"])).is_err());
     }
 
     #[test]

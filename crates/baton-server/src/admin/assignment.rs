@@ -9,6 +9,7 @@ use std::time::SystemTime;
 use axum::Json;
 use axum::extract::{Path, Query, State};
 use baton_assign::{Preview, Severity};
+use baton_store::KeyspaceBatch;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
@@ -18,6 +19,7 @@ use crate::error_response::ApiError;
 use crate::reconciler::ReconcileOutcome;
 use crate::reconciler::session_log;
 use crate::session_policy::{Lease, sign_in as session};
+use crate::sign_in_log::{self, ReasonCode, SignInEntry, SignInHow, SignInResult};
 use crate::state::AppState;
 
 /// `POST /api/v1/devices/{id}/sign-in` body.
@@ -41,7 +43,9 @@ pub struct SignInAnswer {
     pub lease: Lease,
 }
 
-/// `POST /api/v1/devices/{id}/sign-in`. A disabled user is refused with 409.
+/// `POST /api/v1/devices/{id}/sign-in`. A disabled user is refused with 409. Every attempt
+/// goes to the sign-in log (`how: admin`): a success in the same transaction as the
+/// assignment, a refusal (disabled user, persistent session not allowed) on its own.
 pub async fn sign_in(
     State(state): State<AppState>,
     Path(id): Path<String>,
@@ -49,16 +53,56 @@ pub async fn sign_in(
 ) -> Result<Json<SignInAnswer>, ApiError> {
     let id = parse_id(&id)?;
     blocking(move || {
-        let signed_in = session::sign_in(
-            state.store.as_ref(),
+        let now = SystemTime::now();
+        let store = state.store.as_ref();
+        let entry = |result, reason| {
+            SignInEntry::new(
+                now,
+                &body.username,
+                id.as_str(),
+                SignInHow::Admin,
+                result,
+                reason,
+            )
+            .with_kmsi(false, None)
+        };
+        let success =
+            entry(SignInResult::Success, ReasonCode::Success).with_detail(if body.persistent {
+                "operator sign-in, persistent"
+            } else {
+                "operator sign-in"
+            });
+        let mut extra = KeyspaceBatch::new();
+        sign_in_log::append_to_batch(&mut extra, &success)?;
+        let signed_in = match session::sign_in_with(
+            store,
             &state.reconciler,
             &state.session,
             &id,
             &body.username,
             "admin",
             body.persistent,
-            SystemTime::now(),
-        )?;
+            now,
+            extra,
+        ) {
+            Ok(signed_in) => signed_in,
+            Err(error) => {
+                let refusal = match &error {
+                    session::SessionSignInError::DisabledUser(_) => {
+                        Some(entry(SignInResult::Failure, ReasonCode::DisabledUser))
+                    }
+                    session::SessionSignInError::PersistentRefused(why) => {
+                        Some(entry(SignInResult::Failure, ReasonCode::Policy).with_detail(*why))
+                    }
+                    _ => None,
+                };
+                if let Some(refusal) = refusal {
+                    sign_in_log::append(store, &state.events, &refusal)?;
+                }
+                return Err(error.into());
+            }
+        };
+        sign_in_log::publish(&state.events, &success);
         Ok(Json(SignInAnswer {
             outcome: signed_in.outcome,
             lease: signed_in.lease,

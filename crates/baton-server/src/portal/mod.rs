@@ -61,18 +61,25 @@ pub struct Portal {
     pub lockout: crate::lockout::Lockout,
 }
 
-/// The portal routes over `services`.
+/// The portal routes over `services`, with the default lockout settings.
 pub fn router(services: AppState, branding: PortalBranding, secure_cookies: bool) -> Router {
-    router_with(&Arc::new(Portal::new(services, branding, secure_cookies)))
+    router_with(&Arc::new(Portal::new(
+        services,
+        branding,
+        secure_cookies,
+        crate::lockout::LockoutSettings::default(),
+    )))
 }
 
 impl Portal {
-    /// The portal over `services` with the default lockout settings.
-    pub fn new(services: AppState, branding: PortalBranding, secure_cookies: bool) -> Self {
-        let lockout = crate::lockout::Lockout::new(
-            Arc::clone(&services.store),
-            crate::lockout::LockoutSettings::default(),
-        );
+    /// The portal over `services`.
+    pub fn new(
+        services: AppState,
+        branding: PortalBranding,
+        secure_cookies: bool,
+        lockout: crate::lockout::LockoutSettings,
+    ) -> Self {
+        let lockout = crate::lockout::Lockout::new(Arc::clone(&services.store), lockout);
         Portal {
             services,
             branding,

@@ -8,7 +8,7 @@ use axum::Form;
 use axum::extract::rejection::FormRejection;
 use axum::extract::{ConnectInfo, FromRequestParts, Path, State};
 use axum::http::request::Parts;
-use axum::http::{HeaderValue, StatusCode, header};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use baton_assign::NOBODY_USERNAME;
 use baton_proto::EnrollmentId;
@@ -512,6 +512,7 @@ pub async fn sign_in(
         let policy = policy_for(store, reconciler, rules, &device, &username)?;
         let prompt = prompt_allowed(&policy, !risk.is_high());
         let success = entry(SignInResult::Success, ReasonCode::Success).with_risk(&risk);
+        let cookie_value = cookie::new_value()?;
         let mut extra = KeyspaceBatch::new();
         // A prompt still pending from an earlier sign-in was never answered.
         let abandoned = stay_prompt::get(store, &device)?.map(|p| {
@@ -529,6 +530,7 @@ pub async fn sign_in(
                     shown_at_ms: unix_millis(now),
                     source_address: source.0.clone(),
                     risk_reasons: success.risk_reasons.clone(),
+                    cookie_sha256: Some(cookie::fingerprint(&cookie_value)),
                 },
             )?;
         } else {
@@ -549,7 +551,11 @@ pub async fn sign_in(
             commands = signed.outcome.enqueued.len(), risk = ?risk.level, prompt, "portal sign-in");
         let next = if prompt { "stay" } else { "progress" };
         let mut reply = Reply::see_other(format!("/portal/{token}/{next}"));
-        reply.set_cookie = Some(cookie::session_cookie(&token, portal.secure_cookies)?);
+        reply.set_cookie = Some(cookie::session_cookie(
+            &token,
+            &cookie_value,
+            portal.secure_cookies,
+        ));
         Ok(reply)
     })
     .await
@@ -610,12 +616,15 @@ fn policy_timeout_ms(portal: &Portal) -> Result<u64, PortalError> {
 /// `POST /portal/{token}/stay`: Yes makes the lease and the portal cookie persistent (only
 /// when the session rules still allow it: never in shared mode); No keeps both leased.
 /// Either answer completes the sign-in's log entry. A late answer (the prompt timed out) is
-/// logged as interrupted and changes nothing.
+/// logged as interrupted and changes nothing. Only the browser that signed in (its portal
+/// cookie) can answer: any other gets 403 and the prompt stays pending.
 pub async fn stay(
     State(portal): State<Arc<Portal>>,
     Path(token): Path<String>,
+    headers: HeaderMap,
     form: Result<Form<StayForm>, FormRejection>,
 ) -> Response {
+    let cookie_value = cookie::value_in(&headers);
     let form = match form {
         Ok(Form(f)) => f,
         Err(rejection) => return rejected(&rejection).render(&portal),
@@ -639,6 +648,21 @@ pub async fn stay(
         let progress = Reply::see_other(format!("/portal/{token}/progress"));
         let Some(prompt) = stay_prompt::get(store, &device)? else {
             return Ok(progress);
+        };
+        let same_browser = match (&prompt.cookie_sha256, &cookie_value) {
+            (Some(expected), Some(value)) => *expected == cookie::fingerprint(value),
+            _ => false,
+        };
+        let Some(cookie_value) = cookie_value.filter(|_| same_browser) else {
+            tracing::info!(enrollment_id = %device,
+                "stay-signed-in answer without the sign-in's portal cookie refused");
+            return Ok(Reply::page(
+                StatusCode::FORBIDDEN,
+                pages::message(
+                    "Not your question",
+                    "Only the browser that signed in can answer \"Stay signed in?\".",
+                ),
+            ));
         };
         let mut batch = KeyspaceBatch::new();
         stay_prompt::delete(&mut batch, &device)?;
@@ -693,9 +717,9 @@ pub async fn stay(
             answer = if yes { "yes" } else { "no" }, persistent, "stay signed in answered");
         let mut reply = progress;
         reply.set_cookie = Some(if persistent {
-            cookie::persistent_cookie(&token, portal.secure_cookies)?
+            cookie::persistent_cookie(&token, &cookie_value, portal.secure_cookies)
         } else {
-            cookie::session_cookie(&token, portal.secure_cookies)?
+            cookie::session_cookie(&token, &cookie_value, portal.secure_cookies)
         });
         Ok(reply)
     })

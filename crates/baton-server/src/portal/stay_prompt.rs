@@ -27,6 +27,10 @@ pub struct PendingPrompt {
     /// Risk reasons of the sign-in (empty: low risk, which a prompt requires).
     #[serde(default)]
     pub risk_reasons: Vec<String>,
+    /// [`super::cookie::fingerprint`] of the portal cookie set with the sign-in: only the
+    /// browser that signed in can answer the prompt.
+    #[serde(default)]
+    pub cookie_sha256: Option<String>,
 }
 
 /// Adds `prompt` for `device` to `batch` (replacing any older one).
@@ -85,6 +89,7 @@ mod tests {
             shown_at_ms: at,
             source_address: Some("10.0.0.7".into()),
             risk_reasons: vec![],
+            cookie_sha256: None,
         }
     }
 

@@ -36,6 +36,7 @@ use crate::catalog::assignment_config::{RecordError, all_json, collection};
 use crate::directory::{USERS_COLLECTION, UserRecord};
 use crate::reconciler::session_log;
 use crate::reconciler::{ReconcileError, ReconcileOutcome, Reconciler};
+use crate::sign_in_log::{self, ReasonCode, SignInEntry, SignInHow, SignInResult};
 
 /// The session-log `ended_how` of an automatic sign-out.
 pub const ENDED_HOW: &str = "expired";
@@ -54,9 +55,14 @@ pub enum SignOutReason {
 impl SignOutReason {
     /// The sign-in log reason code: `expired` or `disabled_user`.
     pub fn reason_code(self) -> &'static str {
+        self.reason().as_str()
+    }
+
+    /// The sign-in log reason.
+    pub fn reason(self) -> ReasonCode {
         match self {
-            SignOutReason::Expired => "expired",
-            SignOutReason::UserDisabled => "disabled_user",
+            SignOutReason::Expired => ReasonCode::Expired,
+            SignOutReason::UserDisabled => ReasonCode::DisabledUser,
         }
     }
 }
@@ -74,12 +80,15 @@ pub struct AutomaticSignOut {
     pub at_ms: u64,
     /// The sign-out's reconcile (removals enqueued).
     pub outcome: ReconcileOutcome,
+    /// The sign-in log entry written with the sign-out (result `signed_out`, reason
+    /// `expired` or `disabled_user`, how `automatic`), for the webhook outbox.
+    pub log_entry: SignInEntry,
 }
 
 /// Called for each automatic sign-out, on the blocking pool (it may write to the store).
 pub type SignOutHook = Arc<dyn Fn(&AutomaticSignOut) + Send + Sync>;
 
-/// A hook that only logs (the default until the sign-in log is plugged in).
+/// A hook that only traces (the sign-in log entry is already stored with the sign-out).
 pub fn log_only() -> SignOutHook {
     Arc::new(|s: &AutomaticSignOut| {
         tracing::info!(enrollment_id = %s.device, username = %s.username,
@@ -259,10 +268,23 @@ fn sign_out(
     device: &EnrollmentId,
     username: &str,
     reason: SignOutReason,
-    batch: KeyspaceBatch,
+    mut batch: KeyspaceBatch,
     now: SystemTime,
     report: &mut SweepReport,
 ) -> Result<(), ReconcileError> {
+    let log_entry = SignInEntry::new(
+        now,
+        username,
+        device.as_str(),
+        SignInHow::Automatic,
+        SignInResult::SignedOut,
+        reason.reason(),
+    )
+    .with_detail(match reason {
+        SignOutReason::Expired => "the lease or shift ended",
+        SignOutReason::UserDisabled => "the user was disabled or deleted",
+    });
+    sign_in_log::append_to_batch(&mut batch, &log_entry)?;
     let outcome = reconciler.sign_out_with(device, ENDED_HOW, now, batch)?;
     tracing::info!(enrollment_id = %device, username, reason = reason.reason_code(),
         removals = outcome.enqueued.iter().filter(|c| c.removal).count(),
@@ -273,6 +295,7 @@ fn sign_out(
         reason,
         at_ms: unix_millis(now),
         outcome,
+        log_entry,
     });
     Ok(())
 }

@@ -157,7 +157,7 @@ impl SledStore {
             Some(p) => sc.path(p),
             None => sc.temporary(true),
         };
-        let db = sc.open()?;
+        let db = open_waiting_for_lock(&sc)?;
         schema::ensure(&db)?;
         let t = Trees::open(&db)?;
         let seq_base = match t.meta.get(SEQ_BASE_KEY)? {
@@ -266,6 +266,34 @@ impl SledStore {
         }
         self.t.last_seen.apply_batch(b)?;
         Ok(())
+    }
+}
+
+/// How long [`open_waiting_for_lock`] waits for the directory's lock.
+const LOCK_WAIT: std::time::Duration = std::time::Duration::from_secs(3);
+
+/// Opens the database, waiting up to [`LOCK_WAIT`] while its lock file is held. sled 0.34 does
+/// not join its flusher thread when the last `Db` is dropped, and that thread holds the
+/// directory's `flock` until it exits: reopening at once (a restart in the same process) can
+/// find the lock still taken for a few milliseconds. Another process holding the store gets
+/// the same error after the wait.
+fn open_waiting_for_lock(config: &sled::Config) -> Result<sled::Db, sled::Error> {
+    let start = std::time::Instant::now();
+    let mut pause = std::time::Duration::from_millis(5);
+    loop {
+        match config.open() {
+            Err(sled::Error::Io(e))
+                if e.kind() == std::io::ErrorKind::WouldBlock
+                    || e.to_string().contains("could not acquire lock") =>
+            {
+                if start.elapsed() >= LOCK_WAIT {
+                    return Err(sled::Error::Io(e));
+                }
+                std::thread::sleep(pause);
+                pause = (pause * 2).min(std::time::Duration::from_millis(200));
+            }
+            other => return other,
+        }
     }
 }
 
