@@ -29,6 +29,9 @@ pub struct ConfigChange {
     pub(crate) everything: bool,
     /// Changed items, by id.
     pub(crate) items: Vec<ChangedItem>,
+    /// When users changed and nothing else that makes `everything` true: the usernames added,
+    /// removed or modified, sorted. None otherwise.
+    pub(crate) users_only: Option<Vec<String>>,
 }
 
 impl ConfigChange {
@@ -41,6 +44,15 @@ impl ConfigChange {
     /// How many items changed.
     pub fn changed_items(&self) -> usize {
         self.items.len()
+    }
+
+    /// When the only change besides items is to some users (added, removed or modified, no
+    /// group, prefix or retry change), their usernames: only devices assigned to one of them
+    /// can have a different desired state because of it (group membership rules and templates
+    /// over user attributes only concern the user's own devices). None when the change is
+    /// wider or users did not change.
+    pub fn changed_users_only(&self) -> Option<&[String]> {
+        self.users_only.as_deref()
     }
 
     pub(crate) fn touches_settings(&self) -> bool {
@@ -83,10 +95,31 @@ impl CompiledConfig {
             b.sort_by(|x, y| x.id.cmp(&y.id));
             a == b
         };
-        let everything = !same_users
-            || !same_groups
-            || self.config.identifier_prefix != old.config.identifier_prefix
-            || self.config.retry != old.config.retry;
+        let rest_same = same_groups
+            && self.config.identifier_prefix == old.config.identifier_prefix
+            && self.config.retry == old.config.retry;
+        let everything = !same_users || !rest_same;
+        let users_only = (!same_users && rest_same).then(|| {
+            fn by_name(users: &[crate::User]) -> std::collections::BTreeMap<&str, &crate::User> {
+                users.iter().map(|u| (u.username.as_str(), u)).collect()
+            }
+            let new_users = by_name(&self.config.directory.users);
+            let old_users = by_name(&old.config.directory.users);
+            let mut names: Vec<String> = new_users
+                .iter()
+                .filter(|(name, u)| old_users.get(*name) != Some(*u))
+                .map(|(name, _)| (*name).to_owned())
+                .chain(
+                    old_users
+                        .keys()
+                        .filter(|name| !new_users.contains_key(*name))
+                        .map(|name| (*name).to_owned()),
+                )
+                .collect();
+            names.sort();
+            names.dedup();
+            names
+        });
         // Distribution targets per item, computed once for each side.
         let new_targets = targets_per_item(self);
         let old_targets = targets_per_item(old);
@@ -150,6 +183,10 @@ impl CompiledConfig {
                     .any(|it| it.kind == ItemKind::Settings),
             });
         }
-        ConfigChange { everything, items }
+        ConfigChange {
+            everything,
+            items,
+            users_only,
+        }
     }
 }

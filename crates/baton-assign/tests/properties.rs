@@ -555,3 +555,60 @@ proptest! {
         }
     }
 }
+
+/// `w.config` with one user's email and attributes changed (or a new user added).
+fn user_edited(c: &Config, edit: u64) -> (Config, String) {
+    let mut c = c.clone();
+    let mut g = Gen(edit | 1);
+    let users = &mut c.directory.users;
+    if g.chance(20) {
+        let name = format!("new{}", g.below(100));
+        users.push(User::new(name.clone()));
+        return (c, name);
+    }
+    let n = 1 + g.below(users.len() - 1); // never nobody
+    let u = &mut users[n];
+    u.email = Some(format!("changed-{edit}@example.com"));
+    u.attributes.insert(
+        "dept".into(),
+        AttrValue::Str(g.pick(&["a", "b", "c"]).to_string()),
+    );
+    if g.chance(50) {
+        u.attributes.remove("level");
+    }
+    let name = u.username.clone();
+    (c, name)
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 256, ..ProptestConfig::default() })]
+
+    /// The server reconciles only devices assigned to changed users when nothing else changed:
+    /// every other device, converged under the old configuration, needs nothing under the new.
+    #[test]
+    fn a_user_change_affects_only_that_users_devices(seed in any::<u64>(), edit in any::<u64>()) {
+        let w = world(seed);
+        let old = w.config.compile().unwrap();
+        let (edited, name) = user_edited(&w.config, edit);
+        let new = edited.compile().unwrap();
+        let change = new.changes_since(&old);
+        if new.config() == old.config() {
+            // The edit happened to change nothing.
+            return Ok(());
+        }
+        prop_assert_eq!(change.changed_users_only(), Some(&[name.clone()][..]));
+        let mut g = Gen(seed ^ edit | 1);
+        for dev in &w.devices {
+            let mut dev = dev.clone();
+            dev.assignee = g.pick(&w.config.directory.users).username.clone();
+            if dev.assignee == name {
+                continue;
+            }
+            let mut obs = Observed::default();
+            converge(&old, &dev, &mut obs);
+            let desired = new.desired(&dev).unwrap();
+            let p = plan(&desired, &obs, &[], &no_failures(), UnixTime(0));
+            prop_assert!(p.intents.is_empty(), "{} needs {:?}", dev.udid, describe(&p));
+        }
+    }
+}

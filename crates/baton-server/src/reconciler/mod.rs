@@ -219,21 +219,41 @@ impl Reconciler {
     ///
     /// When the new configuration differs from the cached one in no item, distribution, user
     /// or group that matters to devices ([`CompiledConfig::changes_since`]), no device is
-    /// reconciled.
+    /// reconciled; when only some users changed (created, edited, deleted; no group, item or
+    /// distribution change), only the devices assigned to them are.
     pub fn config_changed(&self, now: SystemTime) -> Result<usize, ReconcileError> {
         let old = lock(&self.compiled).take();
         let new = self.compiled()?;
+        // Only some users changed: only their devices can be affected.
+        let mut only_assignees: Option<std::collections::BTreeSet<String>> = None;
         if let Some(old) = old {
             let change = new.changes_since(&old);
             if !change.is_everything() && change.changed_items() == 0 {
                 tracing::debug!("configuration change affects no device");
                 return Ok(0);
             }
+            if change.changed_items() == 0
+                && let Some(users) = change.changed_users_only()
+            {
+                only_assignees = Some(users.iter().cloned().collect());
+            }
         }
+        let assignees = match &only_assignees {
+            Some(_) => Some(self.assignees()?),
+            None => None,
+        };
         let mut touched = 0;
         for e in self.store.enrollments()? {
             if e.id.is_user_channel() || !e.enabled {
                 continue;
+            }
+            if let (Some(only), Some(assignees)) = (&only_assignees, &assignees) {
+                let assignee = assignees
+                    .get(e.id.as_str())
+                    .map_or(NOBODY_USERNAME, String::as_str);
+                if !only.contains(assignee) {
+                    continue;
+                }
             }
             match self.reconcile(&e.id, now) {
                 Ok(o) if !o.enqueued.is_empty() => touched += 1,
@@ -244,6 +264,20 @@ impl Reconciler {
             }
         }
         Ok(touched)
+    }
+
+    /// Every recorded assignment: device id -> username.
+    fn assignees(&self) -> Result<std::collections::HashMap<String, String>, ReconcileError> {
+        let mut out = std::collections::HashMap::new();
+        for (k, v) in self
+            .store
+            .scan_prefix(&Collection::new(ASSIGNEE_COLLECTION)?, b"")?
+        {
+            if let (Ok(k), Ok(v)) = (String::from_utf8(k), String::from_utf8(v)) {
+                out.insert(k, v);
+            }
+        }
+        Ok(out)
     }
 
     /// The current assignee of a device (`nobody` when none is recorded).
