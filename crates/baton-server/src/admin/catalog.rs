@@ -1,4 +1,4 @@
-//! The catalog and distributions: `POST`/`GET /api/v1/items`, `GET`/`DELETE
+//! The catalog and distributions: `POST`/`GET /api/v1/items`, `GET`/`PUT`/`DELETE
 //! /api/v1/items/{id}`, `POST`/`GET /api/v1/distributions`, `DELETE
 //! /api/v1/distributions/{id}`. Every change invalidates the compiled configuration and
 //! reconciles the devices.
@@ -103,6 +103,48 @@ pub async fn create_item(
     .await?;
     tracing::info!(item = %item.id, kind = ?item.content.kind(), "catalog item created");
     Ok((StatusCode::CREATED, Json(item)))
+}
+
+/// `PUT /api/v1/items/{id}`: replaces an existing item's content (same body as `POST`; an `id`
+/// in the body must match the path). Devices that have the item get the new version (its
+/// PayloadUUID is derived from the content, so a changed profile is installed again); 404 for
+/// an unknown item.
+pub async fn replace_item(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    Json(input): Json<ItemInput>,
+) -> Result<Json<CatalogItem>, ApiError> {
+    if input.id.as_deref().is_some_and(|body| body != id) {
+        return Err(ApiError::BadRequest(format!(
+            "the body's id {:?} is not the path's {id:?}",
+            input.id.unwrap_or_default()
+        )));
+    }
+    let item = blocking(move || {
+        let store = state.store.as_ref();
+        let id = ItemId::new(id).map_err(|e| ApiError::BadRequest(e.to_string()))?;
+        let item = input
+            .into_item(id.clone())
+            .map_err(|e| ApiError::BadRequest(e.to_string()))?;
+        let items = collection(ITEMS_COLLECTION)?;
+        let Some(current) = store.get(&items, id.as_str().as_bytes())? else {
+            return Err(ApiError::NotFound(format!("unknown item {id}")));
+        };
+        match store.compare_and_swap(
+            &items,
+            id.as_str().as_bytes(),
+            Some(&current),
+            Some(&encode(&item)?),
+        )? {
+            CasOutcome::Applied => {}
+            _ => return Err(ApiError::Conflict("concurrent change, retry".into())),
+        }
+        changed(&state);
+        Ok(item)
+    })
+    .await?;
+    tracing::info!(item = %item.id, kind = ?item.content.kind(), "catalog item replaced");
+    Ok(Json(item))
 }
 
 /// `GET /api/v1/items`.

@@ -280,6 +280,53 @@ pub async fn list_groups(State(state): State<AppState>) -> Result<Json<Value>, A
     Ok(Json(json!({ "groups": groups })))
 }
 
+/// `PUT /api/v1/groups/{id}`: replaces a group's members or rule (same body as `POST`; the
+/// `name` must be the path's id). The kind cannot change (409: delete and create it again);
+/// 404 for an unknown group. Devices whose desired state changes are reconciled.
+pub async fn replace_group(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    Json(input): Json<GroupInput>,
+) -> Result<Json<Value>, ApiError> {
+    if input.name != id {
+        return Err(ApiError::BadRequest(format!(
+            "the body's name {:?} is not the path's {id:?}",
+            input.name
+        )));
+    }
+    let group = input.into_group().map_err(ApiError::BadRequest)?;
+    blocking(move || {
+        let groups = collection(GROUPS_COLLECTION)?;
+        let key = group.id.as_str().as_bytes();
+        let Some(current) = state.store.get(&groups, key)? else {
+            return Err(ApiError::NotFound(format!("unknown group {}", group.id)));
+        };
+        let old: GroupRecord = serde_json::from_slice(&current)
+            .map_err(|e| ApiError::Internal(format!("stored group {}: {e}", group.id)))?;
+        if old.members.kind() != group.members.kind() {
+            return Err(ApiError::Conflict(format!(
+                "group {} holds {}; delete it and create it again to change its kind",
+                group.id,
+                match old.members.kind() {
+                    baton_assign::GroupKind::Users => "users",
+                    _ => "devices",
+                }
+            )));
+        }
+        match state
+            .store
+            .compare_and_swap(&groups, key, Some(&current), Some(&encode(&group)?))?
+        {
+            CasOutcome::Applied => {}
+            _ => return Err(ApiError::Conflict("concurrent change, retry".into())),
+        }
+        changed(&state);
+        tracing::info!(group = %group.id, "group replaced");
+        Ok(Json(group_view(&group)))
+    })
+    .await
+}
+
 /// `DELETE /api/v1/groups/{id}`.
 pub async fn delete_group(
     State(state): State<AppState>,

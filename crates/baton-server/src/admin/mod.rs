@@ -68,7 +68,7 @@ pub fn router(state: AppState) -> Router<AppState> {
 /// Users, groups, catalog, distributions, sign-in/out, preview, sessions and lint
 /// ([`directory`], [`catalog`], [`assignment`]).
 fn assignment_routes(state: &AppState) -> Router<AppState> {
-    use axum::routing::delete;
+    use axum::routing::{delete, put};
     Router::new()
         .route(
             "/api/v1/users",
@@ -85,7 +85,10 @@ fn assignment_routes(state: &AppState) -> Router<AppState> {
             "/api/v1/groups",
             get(directory::list_groups).post(directory::create_group),
         )
-        .route("/api/v1/groups/{id}", delete(directory::delete_group))
+        .route(
+            "/api/v1/groups/{id}",
+            put(directory::replace_group).delete(directory::delete_group),
+        )
         .route(
             "/api/v1/items",
             get(catalog::list_items)
@@ -94,7 +97,10 @@ fn assignment_routes(state: &AppState) -> Router<AppState> {
         )
         .route(
             "/api/v1/items/{id}",
-            get(catalog::show_item).delete(catalog::delete_item),
+            get(catalog::show_item)
+                .put(catalog::replace_item)
+                .delete(catalog::delete_item)
+                .layer(DefaultBodyLimit::max(state.body_limits.admin_upload)),
         )
         .route(
             "/api/v1/distributions",

@@ -105,6 +105,20 @@ pub enum GroupCommand {
         #[arg(long)]
         rule: Option<String>,
     },
+    /// Replace a group's members or rule (the kind cannot change).
+    Set {
+        /// Name (the id).
+        name: String,
+        /// `user` or `device` (the group's current kind).
+        #[arg(long, default_value = "user")]
+        kind: String,
+        /// A static member (repeatable).
+        #[arg(long = "member")]
+        members: Vec<String>,
+        /// A rule, e.g. `model = "iPad"`.
+        #[arg(long)]
+        rule: Option<String>,
+    },
     /// List groups.
     List,
 }
@@ -122,6 +136,16 @@ pub enum ItemCommand {
         /// Item id (default: derived from the name).
         #[arg(long)]
         id: Option<String>,
+    },
+    /// Replace a profile item's .mobileconfig; devices that have it get the new version.
+    ReplaceProfile {
+        /// The item id.
+        id: String,
+        /// The new .mobileconfig file.
+        file: PathBuf,
+        /// Display name (default: the file name).
+        #[arg(long)]
+        name: Option<String>,
     },
     /// List items.
     List,
@@ -240,6 +264,16 @@ fn request(command: &AdminCommand) -> anyhow::Result<(Method, String, Option<Val
                 "/groups".into(),
                 Some(json!({"name": name, "kind": kind, "members": members, "rule": rule})),
             )),
+            GroupCommand::Set {
+                name,
+                kind,
+                members,
+                rule,
+            } => Ok((
+                Method::PUT,
+                format!("/groups/{name}"),
+                Some(json!({"name": name, "kind": kind, "members": members, "rule": rule})),
+            )),
             GroupCommand::List => get("/groups"),
         },
         A::Item(s) => match &s.command {
@@ -254,6 +288,20 @@ fn request(command: &AdminCommand) -> anyhow::Result<(Method, String, Option<Val
                     Method::POST,
                     "/items".into(),
                     Some(json!({"kind": "profile", "name": name, "id": id,
+                        "mobileconfig": base64::engine::general_purpose::STANDARD.encode(bytes)})),
+                ))
+            }
+            ItemCommand::ReplaceProfile { id, file, name } => {
+                let bytes = std::fs::read(file)
+                    .with_context(|| format!("cannot read {}", file.display()))?;
+                let name = name.clone().unwrap_or_else(|| {
+                    file.file_stem()
+                        .map_or_else(|| "profile".into(), |s| s.to_string_lossy().into_owned())
+                });
+                Ok((
+                    Method::PUT,
+                    format!("/items/{id}"),
+                    Some(json!({"kind": "profile", "name": name,
                         "mobileconfig": base64::engine::general_purpose::STANDARD.encode(bytes)})),
                 ))
             }
