@@ -683,6 +683,14 @@ fn keyspace_basics<S: Store>(s: &S) -> Check {
         ],
         || format!("scan {scan:?}"),
     )?;
+    let last = ok(s.last_with_prefix(&c, b"dev/"), "last")?;
+    ensure(last == Some((b"dev/2".to_vec(), b"bob".to_vec())), || {
+        format!("last {last:?}")
+    })?;
+    let none = ok(s.last_with_prefix(&c, b"dez"), "last")?;
+    ensure(none.is_none(), || {
+        format!("last of an empty range {none:?}")
+    })?;
     ensure(ok(s.delete(&c, b"dev/2"), "delete")?, || "delete".into())?;
     ensure(!ok(s.delete(&c, b"dev/2"), "delete")?, || {
         "delete twice".into()

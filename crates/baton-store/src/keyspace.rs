@@ -169,6 +169,16 @@ pub trait Keyspace {
         collection: &Collection,
         prefix: &[u8],
     ) -> StoreResult<Vec<(Vec<u8>, Vec<u8>)>>;
+    /// The entry with the greatest key that starts with `prefix`, if any. Backends override
+    /// this to read one entry instead of the whole range (the newest session of a device is
+    /// read on every command result).
+    fn last_with_prefix(
+        &self,
+        collection: &Collection,
+        prefix: &[u8],
+    ) -> StoreResult<Option<(Vec<u8>, Vec<u8>)>> {
+        Ok(self.scan_prefix(collection, prefix)?.pop())
+    }
     /// Sets `key` to `new` (None: removes it) only if it holds `expected` (None: absent).
     fn compare_and_swap(
         &self,

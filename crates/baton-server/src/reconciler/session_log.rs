@@ -7,7 +7,7 @@ use baton_store::{Keyspace, KeyspaceBatch};
 use serde::{Deserialize, Serialize};
 
 use super::device_state::key;
-use crate::catalog::assignment_config::{RecordError, collection, encode, scan_json};
+use crate::catalog::assignment_config::{RecordError, collection, decode, encode, scan_json};
 
 /// Keyspace collection of sessions.
 pub const SESSIONS_COLLECTION: &str = "sessions";
@@ -43,6 +43,26 @@ pub fn sessions(
     scan_json(store, SESSIONS_COLLECTION, &key(device, ""))
 }
 
+/// The device's newest session (open or ended), with its key: one read, however long the
+/// device's history.
+pub fn latest(
+    store: &dyn Keyspace,
+    device: &EnrollmentId,
+) -> Result<Option<(String, Session)>, RecordError> {
+    store
+        .last_with_prefix(
+            &collection(SESSIONS_COLLECTION)?,
+            key(device, "").as_bytes(),
+        )?
+        .map(|(k, v)| {
+            Ok((
+                String::from_utf8_lossy(&k).into_owned(),
+                decode(SESSIONS_COLLECTION, &v)?,
+            ))
+        })
+        .transpose()
+}
+
 /// Adds the start of a session to `batch`.
 pub fn start(
     batch: &mut KeyspaceBatch,
@@ -65,7 +85,7 @@ pub fn end(
     how: &str,
     now_ms: u64,
 ) -> Result<(), RecordError> {
-    if let Some((k, mut s)) = sessions(store, device)?.pop()
+    if let Some((k, mut s)) = latest(store, device)?
         && s.ended_at.is_none()
     {
         s.ended_at = Some(now_ms);
@@ -84,9 +104,7 @@ pub fn open_session(
     store: &dyn Keyspace,
     device: &EnrollmentId,
 ) -> Result<Option<(String, Session)>, RecordError> {
-    Ok(sessions(store, device)?
-        .pop()
-        .filter(|(_, s)| s.ended_at.is_none()))
+    Ok(latest(store, device)?.filter(|(_, s)| s.ended_at.is_none()))
 }
 
 /// Records `now_ms` as the ready time of the open session, unless it has one. True when
@@ -116,7 +134,7 @@ pub fn record_hand_off(
     device: &EnrollmentId,
     clean: bool,
 ) -> Result<(), RecordError> {
-    if let Some((k, mut s)) = sessions(store, device)?.pop()
+    if let Some((k, mut s)) = latest(store, device)?
         && s.ended_at.is_some()
         && s.clean_hand_off.is_none()
     {

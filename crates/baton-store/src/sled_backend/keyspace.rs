@@ -126,6 +126,19 @@ impl Keyspace for SledStore {
             .collect()
     }
 
+    fn last_with_prefix(
+        &self,
+        collection: &Collection,
+        prefix: &[u8],
+    ) -> StoreResult<Option<(Vec<u8>, Vec<u8>)>> {
+        Ok(self
+            .collection_tree(collection)?
+            .scan_prefix(prefix)
+            .next_back()
+            .transpose()?
+            .map(|(k, v)| (k.to_vec(), v.to_vec())))
+    }
+
     fn compare_and_swap(
         &self,
         collection: &Collection,
