@@ -71,8 +71,20 @@ pub fn scan_json<T: DeserializeOwned>(
     store
         .scan_prefix(&collection(name)?, prefix.as_bytes())?
         .into_iter()
-        .map(|(k, v)| Ok((String::from_utf8_lossy(&k).into_owned(), decode(name, &v)?)))
+        .map(|(k, v)| decode_entry(name, &k, &v))
         .collect()
+}
+
+/// One stored entry of collection `name` as `(key, record)`.
+pub fn decode_entry<T: DeserializeOwned>(
+    name: &str,
+    key: &[u8],
+    value: &[u8],
+) -> Result<(String, T), RecordError> {
+    Ok((
+        String::from_utf8_lossy(key).into_owned(),
+        decode(name, value)?,
+    ))
 }
 
 /// Every record of a collection.

@@ -7,7 +7,7 @@ use baton_store::{Keyspace, KeyspaceBatch};
 use serde::{Deserialize, Serialize};
 
 use super::device_state::key;
-use crate::catalog::assignment_config::{RecordError, collection, decode, encode, scan_json};
+use crate::catalog::assignment_config::{RecordError, collection, decode_entry, encode, scan_json};
 
 /// Keyspace collection of sessions.
 pub const SESSIONS_COLLECTION: &str = "sessions";
@@ -54,12 +54,7 @@ pub fn latest(
             &collection(SESSIONS_COLLECTION)?,
             key(device, "").as_bytes(),
         )?
-        .map(|(k, v)| {
-            Ok((
-                String::from_utf8_lossy(&k).into_owned(),
-                decode(SESSIONS_COLLECTION, &v)?,
-            ))
-        })
+        .map(|(k, v)| decode_entry(SESSIONS_COLLECTION, &k, &v))
         .transpose()
 }
 

@@ -540,9 +540,8 @@ mod tests {
     }
 
     fn last_session(f: &Fixture, device: &EnrollmentId) -> session_log::Session {
-        session_log::sessions(f.store.as_ref(), device)
+        session_log::latest(f.store.as_ref(), device)
             .unwrap()
-            .pop()
             .unwrap()
             .1
     }
