@@ -10,6 +10,7 @@
     warn(clippy::unwrap_used, clippy::expect_used, clippy::panic)
 )]
 
+pub mod ber;
 pub mod enrollment;
 pub mod identity;
 pub mod tls;

@@ -165,6 +165,143 @@ fn signatures_made_by_the_openssl_cli_verify() {
     }
 }
 
+/// Apple's Security framework streams its CMS: `openssl cms -sign -stream` writes the same kind
+/// of indefinite-length BER (starts `30 80`, content in a constructed OCTET STRING). Today's main
+/// answered such an Authenticate 400.
+#[test]
+fn ber_signatures_from_openssl_cms_stream_verify() {
+    let pki = pki();
+    let dir = tempfile::tempdir().unwrap();
+    let path = |name: &str| dir.path().join(name);
+    std::fs::write(path("cert.pem"), pki.device.cert.to_pem().unwrap()).unwrap();
+    std::fs::write(
+        path("key.pem"),
+        pki.device.key.private_key_to_pem_pkcs8().unwrap(),
+    )
+    .unwrap();
+    std::fs::write(path("body"), IDLE_BODY).unwrap();
+    let verifier = verifier();
+    for digest in ["sha1", "sha256"] {
+        let status = std::process::Command::new("openssl")
+            .args(["cms", "-sign", "-binary", "-stream", "-md", digest])
+            .args(["-outform", "DER", "-signer"])
+            .arg(path("cert.pem"))
+            .arg("-inkey")
+            .arg(path("key.pem"))
+            .arg("-in")
+            .arg(path("body"))
+            .arg("-out")
+            .arg(path("sig.der"))
+            .status();
+        let Ok(status) = status else {
+            assert!(
+                std::env::var_os("BATON_REQUIRE_EXTERNAL").is_none(),
+                "openssl binary missing"
+            );
+            eprintln!("openssl binary not available; skipping");
+            return;
+        };
+        assert!(status.success());
+        let der = std::fs::read(path("sig.der")).unwrap();
+        assert_eq!(&der[..2], &[0x30, 0x80], "openssl -stream writes BER");
+        let identity = verifier
+            .verify_signature_der(&der, IDLE_BODY, now())
+            .unwrap();
+        assert_eq!(identity.cert_sha256, pki.device.cert_sha256().unwrap());
+        // `-stream` embeds the content: accepted only when it is the body itself.
+        assert!(matches!(
+            verifier.verify_signature_der(&der, b"tampered", now()),
+            Err(IdentityError::MalformedCms(_))
+        ));
+        // The naive openssl path agrees.
+        let header = base64::Engine::encode(&base64::engine::general_purpose::STANDARD, &der);
+        verifier
+            .verify_naive(header.as_bytes(), IDLE_BODY, now())
+            .expect("openssl's own parser accepts the BER signature");
+    }
+}
+
+/// Every constructed element indefinite, signed attributes included: the signature is checked
+/// over the DER of the attributes (RFC 5652 5.4), and the embedded certificates come back with
+/// their exact bytes (the binding hash does not change). SHA-1 with the chain, as iOS signs.
+#[test]
+fn fully_indefinite_signatures_verify_with_the_same_certificate_hash() {
+    let pki = pki();
+    let inter = pki
+        .ca
+        .issue_intermediate("Baton Test Intermediate")
+        .unwrap();
+    let device = inter
+        .issue_device("device-ber", &DeviceCertificateSpec::default())
+        .unwrap();
+    let verifier = verifier();
+    let header = sign_message_with(
+        IDLE_BODY,
+        &device.cert,
+        &device.key,
+        &device.chain,
+        &SignOptions::default(),
+    )
+    .unwrap();
+    let der = base64::Engine::decode(&base64::engine::general_purpose::STANDARD, &header).unwrap();
+    let fast = verifier
+        .verify_signature_der(&der, IDLE_BODY, now())
+        .unwrap();
+    for chunk in [1, 7, 4096] {
+        let ber = baton_server::ber::to_indefinite(&der, chunk).unwrap();
+        let identity = verifier
+            .verify_signature_der(&ber, IDLE_BODY, now())
+            .unwrap();
+        assert_eq!(identity.cert_sha256, fast.cert_sha256);
+        assert_eq!(identity.cert_sha256, device.cert_sha256().unwrap());
+        assert!(matches!(
+            verifier.verify_signature_der(&ber, b"tampered", now()),
+            Err(IdentityError::DigestMismatch)
+        ));
+    }
+}
+
+/// Broken BER is a typed error (a 400 at the server), never a panic: every prefix of a BER
+/// signature, nesting past the limit, and end-of-contents in the wrong place.
+#[test]
+fn broken_ber_signatures_are_malformed_cms() {
+    let pki = pki();
+    let header = sign_message(
+        IDLE_BODY,
+        &pki.device.cert,
+        &pki.device.key,
+        DigestAlgorithm::Sha1,
+    )
+    .unwrap();
+    let der = base64::Engine::decode(&base64::engine::general_purpose::STANDARD, &header).unwrap();
+    let ber = baton_server::ber::to_indefinite(&der, 16).unwrap();
+    let verifier = verifier();
+    for end in 0..ber.len() {
+        assert!(
+            verifier
+                .verify_signature_der(&ber[..end], IDLE_BODY, now())
+                .is_err()
+        );
+    }
+    let mut deep = Vec::new();
+    for _ in 0..100 {
+        deep.extend([0x30, 0x80]);
+    }
+    for _ in 0..100 {
+        deep.extend([0x00, 0x00]);
+    }
+    for input in [
+        deep,
+        vec![0x30, 0x80, 0x00, 0x01],
+        vec![0x04, 0x80, 0x00, 0x00],
+    ] {
+        assert!(matches!(
+            verifier.verify_signature_der(&input, IDLE_BODY, now()),
+            Err(IdentityError::MalformedCms(_))
+        ));
+    }
+}
+
 #[test]
 fn ecdsa_p256_signatures_verify() {
     let pki = pki();
@@ -553,4 +690,40 @@ proptest! {
             prop_assert!(verifier.verify_naive(header.as_bytes(), &other, now()).is_err());
         }
     }
+}
+
+/// Garbled certificates inside `Mdm-Signature` are the device's fault: every single-byte
+/// mutation of the embedded certificate is a typed identity error, never `Crypto` (which the
+/// server answers 500). Today's main answered 500 to some of these.
+#[test]
+fn garbled_embedded_certificates_are_never_internal_errors() {
+    let pki = pki();
+    let header = sign_message(
+        IDLE_BODY,
+        &pki.device.cert,
+        &pki.device.key,
+        DigestAlgorithm::Sha1,
+    )
+    .unwrap();
+    let der = base64::Engine::decode(&base64::engine::general_purpose::STANDARD, &header).unwrap();
+    let cert_der = pki.device.cert.to_der().unwrap();
+    let start = der
+        .windows(cert_der.len())
+        .position(|w| w == cert_der)
+        .expect("the certificate is embedded");
+    let mut internal = Vec::new();
+    for offset in 0..cert_der.len() {
+        for flip in [0x01u8, 0x80, 0xFF] {
+            let mut mutated = der.clone();
+            mutated[start + offset] ^= flip;
+            // A fresh verifier each time: a cache hit would skip the certificate path.
+            let verifier = verifier();
+            if let Err(IdentityError::Crypto(e)) =
+                verifier.verify_signature_der(&mutated, IDLE_BODY, now())
+            {
+                internal.push((offset, flip, e.to_string()));
+            }
+        }
+    }
+    assert!(internal.is_empty(), "internal errors: {internal:?}");
 }

@@ -625,3 +625,170 @@ async fn mutated_messages_never_panic_and_the_server_keeps_serving() {
     assert_eq!(count(&server), 0);
     still_serving(&server).await;
 }
+
+/// Apple's devices stream their CMS (indefinite lengths, chunked content): the same request in
+/// the harshest BER form (every constructed element indefinite, the content in 64-byte chunks)
+/// gets a certificate, over the body and the GET transports.
+#[tokio::test]
+async fn ber_signed_data_gets_a_certificate() {
+    let server = start().await;
+    for transport in [Transport::PostBody, Transport::GetBase64] {
+        let dev = device(2048);
+        let request = pkcs_req(&server, &dev, Some(CHALLENGE));
+        let ber = baton_server::ber::to_indefinite(&request.der, 64).unwrap();
+        assert_eq!(&ber[..2], &[0x30, 0x80]);
+        let request = PkiRequest {
+            der: ber,
+            ..request
+        };
+        let cert = issued(enroll(&server, transport, &dev, &request).await);
+        assert_device_certificate(&server, &cert, &dev);
+    }
+}
+
+/// Builds a PKCSReq whose pkcsPKIEnvelope is `envelope` (any encoding), signed in DER.
+fn pkcs_req_with_envelope(dev: &Device, envelope: &[u8]) -> PkiRequest {
+    use baton_server::enrollment::cms::SignedDataBuilder;
+    use baton_server::enrollment::{der, oid};
+    let transaction_id = "ber-envelope-test".to_owned();
+    let sender_nonce = [7u8; 16];
+    let signer_der = dev.cert.to_der().unwrap();
+    let der = SignedDataBuilder::new(DigestAlgorithm::Sha256, Some(envelope))
+        .certificate(&signer_der)
+        .attribute(
+            oid::SCEP_MESSAGE_TYPE,
+            &der::printable_string(MessageType::PkcsReq.as_str()),
+        )
+        .attribute(
+            oid::SCEP_TRANSACTION_ID,
+            &der::printable_string(&transaction_id),
+        )
+        .attribute(oid::SCEP_SENDER_NONCE, &der::octet_string(&sender_nonce))
+        .sign(&signer_der, &dev.key)
+        .unwrap();
+    PkiRequest {
+        der,
+        transaction_id,
+        sender_nonce,
+    }
+}
+
+/// The envelope made by another encoder: `openssl cms -encrypt -stream` writes indefinite-length
+/// BER (starts `30 80`), as Apple's encoder does. Today's main answered badMessageCheck
+/// ("unsupported DER length encoding"); the DER envelope of the same CSR already worked.
+#[tokio::test]
+async fn ber_envelope_from_openssl_cms_stream_gets_a_certificate() {
+    let server = start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let path = |name: &str| dir.path().join(name);
+    std::fs::write(path("ca.pem"), server.ca.certificate().to_pem().unwrap()).unwrap();
+    for cipher in ["-aes-256-cbc", "-des3"] {
+        let dev = device(2048);
+        let csr = client::certificate_request(
+            &dev.key,
+            &client::subject_name("iPhone 7").unwrap(),
+            Some(CHALLENGE),
+        )
+        .unwrap();
+        std::fs::write(path("csr.der"), &csr).unwrap();
+        let status = std::process::Command::new("openssl")
+            .args(["cms", "-encrypt", "-stream", "-binary", "-outform", "DER"])
+            .arg(cipher)
+            .arg("-in")
+            .arg(path("csr.der"))
+            .arg("-out")
+            .arg(path("envelope.der"))
+            .arg(path("ca.pem"))
+            .status();
+        let Ok(status) = status else {
+            assert!(
+                std::env::var_os("BATON_REQUIRE_EXTERNAL").is_none(),
+                "openssl binary missing"
+            );
+            eprintln!("openssl binary not available; skipping");
+            return;
+        };
+        assert!(status.success());
+        let envelope = std::fs::read(path("envelope.der")).unwrap();
+        assert_eq!(&envelope[..2], &[0x30, 0x80], "openssl wrote BER");
+
+        let request = pkcs_req_with_envelope(&dev, &envelope);
+        let cert = issued(enroll(&server, Transport::PostBody, &dev, &request).await);
+        assert_device_certificate(&server, &cert, &dev);
+
+        // And both layers in BER at once.
+        let dev = device(2048);
+        let csr = client::certificate_request(
+            &dev.key,
+            &client::subject_name("iPhone 7").unwrap(),
+            Some(CHALLENGE),
+        )
+        .unwrap();
+        std::fs::write(path("csr.der"), &csr).unwrap();
+        let status = std::process::Command::new("openssl")
+            .args(["cms", "-encrypt", "-stream", "-binary", "-outform", "DER"])
+            .arg(cipher)
+            .arg("-in")
+            .arg(path("csr.der"))
+            .arg("-out")
+            .arg(path("envelope.der"))
+            .arg(path("ca.pem"))
+            .status()
+            .unwrap();
+        assert!(status.success());
+        let envelope = std::fs::read(path("envelope.der")).unwrap();
+        let request = pkcs_req_with_envelope(&dev, &envelope);
+        let ber = baton_server::ber::to_indefinite(&request.der, 512).unwrap();
+        let request = PkiRequest {
+            der: ber,
+            ..request
+        };
+        let cert = issued(enroll(&server, Transport::PostBody, &dev, &request).await);
+        assert_device_certificate(&server, &cert, &dev);
+    }
+    assert_eq!(count(&server), 4);
+}
+
+/// Truncated, over-deep and otherwise broken BER is a clean 400: nothing issued, no panic, the
+/// router still serving.
+#[tokio::test]
+async fn broken_ber_is_a_clean_400() {
+    let server = start().await;
+    let dev = device(2048);
+    let request = pkcs_req(&server, &dev, Some(CHALLENGE));
+    let ber = baton_server::ber::to_indefinite(&request.der, 64).unwrap();
+    let mut deep = Vec::new();
+    for _ in 0..200 {
+        deep.extend([0x30, 0x80]);
+    }
+    for _ in 0..200 {
+        deep.extend([0x00, 0x00]);
+    }
+    let mut missing_end = ber.clone();
+    missing_end.truncate(ber.len() - 2);
+    let mut wide = vec![0x30, 0x80];
+    for _ in 0..30_000 {
+        wide.extend([0x05, 0x00]);
+    }
+    wide.extend([0x00, 0x00]);
+    let cases: Vec<(&str, Vec<u8>)> = vec![
+        ("truncated in the middle", ber[..ber.len() / 2].to_vec()),
+        ("end-of-contents missing", missing_end),
+        ("200 levels deep", deep),
+        ("30,000 elements", wide),
+        (
+            "end-of-contents with a length",
+            vec![0x30, 0x80, 0x00, 0x05],
+        ),
+        (
+            "primitive with indefinite length",
+            vec![0x04, 0x80, 0x00, 0x00],
+        ),
+    ];
+    for (what, body) in cases {
+        let reply = http(server.addr, "POST", "/scep?operation=PKIOperation", &body).await;
+        assert_eq!(reply.status, 400, "{what}");
+    }
+    assert_eq!(count(&server), 0);
+    still_serving(&server).await;
+}

@@ -24,6 +24,9 @@ pub enum CmsError {
     /// The DER structure is malformed.
     #[error("malformed CMS structure: {0}")]
     Der(#[from] DerError),
+    /// The BER input could not be converted to DER.
+    #[error("malformed CMS structure: {0}")]
+    Ber(#[from] crate::ber::BerError),
     /// The ContentInfo does not hold the expected content type.
     #[error("unexpected CMS content type")]
     UnexpectedContentType,
@@ -209,7 +212,7 @@ pub struct SignedMessage<'a> {
 }
 
 impl<'a> SignedMessage<'a> {
-    /// Decodes a ContentInfo holding SignedData (strict DER).
+    /// Decodes a ContentInfo holding SignedData (strict DER: convert BER with [`crate::ber`] first).
     pub fn parse(input: &'a [u8]) -> Result<Self, CmsError> {
         let mut ci = Tlv::parse_single(input)?
             .expect_tag(der::TAG_SEQUENCE)?
@@ -343,8 +346,10 @@ impl<'a> SignedMessage<'a> {
         if !openssl_eq(&actual, expected.value) {
             return Err(CmsError::DigestMismatch);
         }
-        // The signature covers the attributes encoded as a SET OF, not with the [0] tag.
-        let mut to_verify = attrs.to_vec();
+        // The signature covers the DER of the attributes encoded as a SET OF, not with the [0]
+        // tag (RFC 5652 5.4): re-encoded in DER when the signer sent another encoding.
+        let mut to_verify =
+            crate::ber::to_canonical_der(attrs, &crate::ber::BerLimits::DEVICE_CMS)?.into_owned();
         if let Some(first) = to_verify.first_mut() {
             *first = der::TAG_SET;
         }

@@ -50,6 +50,9 @@ pub fn open(
     ca_key: &PKeyRef<Private>,
     ca_cert: &X509Ref,
 ) -> Result<Opened, EnvelopeError> {
+    // Apple's encoder streams the envelope (indefinite lengths, chunked ciphertext).
+    let content_info = &*crate::ber::to_der(content_info, &crate::ber::BerLimits::DEVICE_CMS)
+        .map_err(CmsError::Ber)?;
     if let Some(cipher) = ContentCipher::of_enveloped_data(content_info) {
         let content = Pkcs7::from_der(content_info)
             .and_then(|p7| p7.decrypt(ca_key, ca_cert, Pkcs7Flags::BINARY))

@@ -4,8 +4,9 @@
 //! It reads one tag-length-value at a time from a slice and never recurses: callers walk nested
 //! structures by opening a new reader on a value they already hold, so the nesting depth is fixed
 //! by the caller's code, not by the input. Only definite lengths and single-byte tags are accepted
-//! (BER indefinite lengths and high tag numbers are refused), every length is checked against the
-//! bytes that remain, and no input makes it panic.
+//! (high tag numbers are refused; BER from devices, with indefinite lengths, is converted by
+//! [`crate::ber`] before it gets here), every length is checked against the bytes that remain,
+//! and no input makes it panic.
 
 /// Tag of a universal INTEGER.
 pub(crate) const TAG_INTEGER: u8 = 0x02;

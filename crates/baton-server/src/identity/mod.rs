@@ -12,6 +12,9 @@
 //! cross-check and benchmark baseline. [`testing`] makes CAs, device certificates and real
 //! signatures for tests and the simulator.
 //!
+//! Devices send BER (Apple's streaming CMS encoder); [`crate::ber`] converts it to DER before the
+//! DER walker reads it, and the signature is checked over the DER of the signed attributes.
+//!
 //! Not here: binding a certificate to an enrollment (store), HTTP status mapping (server: every
 //! [`IdentityError`] is a 400, never a 401).
 

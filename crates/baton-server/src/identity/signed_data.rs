@@ -1,4 +1,5 @@
 //! Reading the CMS SignedData (RFC 5652) a device sends in `Mdm-Signature`, without openssl.
+//! The input is DER: BER from devices is converted by [`crate::ber`] first.
 //!
 //! One pass over the DER pulls out what verification needs and borrows it from the input: the
 //! embedded certificates, the single SignerInfo's signer identifier, digest algorithm, signed
@@ -51,6 +52,8 @@ pub(crate) struct SignedAttributes<'a> {
 /// The parts of a detached CMS SignedData needed to verify it.
 #[derive(Debug, Clone)]
 pub(crate) struct SignedMessage<'a> {
+    /// The encapsulated content, when the signature is not detached (devices sign detached).
+    pub(crate) content: Option<&'a [u8]>,
     /// Contents of the `certificates [0] IMPLICIT` set (concatenated certificate choices).
     certificate_set: &'a [u8],
     /// The signer identifier.
@@ -81,7 +84,7 @@ fn algorithm_oid<'a>(
 }
 
 impl<'a> SignedMessage<'a> {
-    /// Reads a DER ContentInfo holding a detached SignedData with exactly one signer.
+    /// Reads a DER ContentInfo holding a SignedData with exactly one signer.
     pub(crate) fn parse(der: &'a [u8]) -> Result<Self, IdentityError> {
         let mut outer = DerReader::new(der);
         let content_info = outer.read(TAG_SEQUENCE).map_err(malformed("ContentInfo"))?;
@@ -118,11 +121,27 @@ impl<'a> SignedMessage<'a> {
         encap_reader
             .read(TAG_OID)
             .map_err(malformed("encapContentInfo.eContentType"))?;
-        if !encap_reader.is_empty() {
-            return Err(IdentityError::MalformedCms(
-                "signature is not detached (it embeds content)",
-            ));
-        }
+        // Devices sign detached. Tools that stream (`openssl cms -sign -stream`) embed the
+        // content; the verifier accepts that only when it is the request body itself.
+        let content = match encap_reader
+            .read_optional(context_constructed(0))
+            .map_err(malformed("encapContentInfo.eContent"))?
+        {
+            Some(explicit) => {
+                let mut inner = explicit.contents();
+                let octets = inner
+                    .read(TAG_OCTET_STRING)
+                    .map_err(malformed("encapContentInfo.eContent"))?;
+                inner
+                    .finish()
+                    .map_err(malformed("encapContentInfo.eContent"))?;
+                Some(octets.value)
+            }
+            None => None,
+        };
+        encap_reader
+            .finish()
+            .map_err(malformed("data after encapContentInfo"))?;
         let certificate_set = sd
             .read_optional(context_constructed(0))
             .map_err(malformed("SignedData.certificates"))?
@@ -141,7 +160,9 @@ impl<'a> SignedMessage<'a> {
         if !signers.is_empty() {
             return Err(IdentityError::MalformedCms("more than one SignerInfo"));
         }
-        Self::parse_signer_info(signer_info, certificate_set)
+        let mut message = Self::parse_signer_info(signer_info, certificate_set)?;
+        message.content = content;
+        Ok(message)
     }
 
     fn parse_signer_info(
@@ -188,6 +209,7 @@ impl<'a> SignedMessage<'a> {
             .map_err(malformed("SignerInfo.unsignedAttrs"))?;
         si.finish().map_err(malformed("data after SignerInfo"))?;
         Ok(Self {
+            content: None,
             certificate_set,
             signer_id,
             digest,

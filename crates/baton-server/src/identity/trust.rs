@@ -84,20 +84,24 @@ impl TrustAnchors {
             }
         }
         let mut context = X509StoreContext::new()?;
-        let window = context.init(&self.store, &leaf, &intermediates, |ctx| {
-            if !ctx.verify_cert()? {
-                return Ok(Err(ctx.error().error_string().to_owned()));
-            }
-            let mut window = ValidityWindow::of(&leaf)?;
-            if let Some(chain) = ctx.chain() {
-                for cert in chain {
-                    window = window.intersect(ValidityWindow::of(cert)?);
+        let window = context
+            .init(&self.store, &leaf, &intermediates, |ctx| {
+                if !ctx.verify_cert()? {
+                    return Ok(Err(ctx.error().error_string().to_owned()));
                 }
-            }
-            Ok(Ok(window))
-        })?;
+                let mut window = ValidityWindow::of(&leaf)?;
+                if let Some(chain) = ctx.chain() {
+                    for cert in chain {
+                        window = window.intersect(ValidityWindow::of(cert)?);
+                    }
+                }
+                Ok(Ok(window))
+            })
+            // A garbled certificate (unreadable times, key or extensions) fails inside openssl's
+            // verification: the input's fault, not the server's.
+            .map_err(|_| IdentityError::BadCertificate)?;
         let window = window.map_err(IdentityError::UntrustedCertificate)?;
-        let leaf_window = ValidityWindow::of(&leaf)?;
+        let leaf_window = ValidityWindow::of(&leaf).map_err(|_| IdentityError::BadCertificate)?;
         let public_key = leaf
             .public_key()
             .map_err(|_| IdentityError::BadCertificate)?;

@@ -20,6 +20,8 @@ use openssl::hash::hash;
 use openssl::pkey::Id;
 use openssl::sign::Verifier;
 
+use crate::ber;
+
 use super::algorithm::{DigestAlgorithm, KeyAlgorithm, SignatureAlgorithm};
 use super::asn1_time::{self, unix_seconds};
 use super::certificate_cache::{CertificateCache, CertificateHash};
@@ -187,7 +189,16 @@ impl IdentityVerifier {
         body: &[u8],
         now: SystemTime,
     ) -> Result<VerifiedIdentity, IdentityError> {
-        let message = SignedMessage::parse(der)?;
+        // Devices send BER (indefinite lengths from Apple's streaming encoder); DER input is
+        // borrowed as is.
+        let der = ber::to_der(der, &ber::BerLimits::DEVICE_CMS)
+            .map_err(|e| IdentityError::MalformedCms(e.reason()))?;
+        let message = SignedMessage::parse(&der)?;
+        if message.content.is_some_and(|content| content != body) {
+            return Err(IdentityError::MalformedCms(
+                "the signature embeds content other than the request body",
+            ));
+        }
         let digest = message
             .signature_algorithm
             .effective_digest(message.digest)
@@ -216,8 +227,12 @@ impl IdentityVerifier {
         let verified = match &message.signed_attributes {
             Some(attributes) => {
                 // The signature covers the DER of the attributes as a SET OF (tag 0x31), not the
-                // [0] IMPLICIT tag they are sent with.
-                let rest = attributes.raw.get(1..).unwrap_or_default();
+                // [0] IMPLICIT tag they are sent with (RFC 5652 5.4): re-encoded in DER when the
+                // signer sent another encoding.
+                let attributes_der =
+                    ber::to_canonical_der(attributes.raw, &ber::BerLimits::DEVICE_CMS)
+                        .map_err(|e| IdentityError::MalformedCms(e.reason()))?;
+                let rest = attributes_der.get(1..).unwrap_or_default();
                 verify_with_key(
                     &facts,
                     message.signature_algorithm,
@@ -350,9 +365,14 @@ fn verify_with_key(
             "signature algorithm does not match the certificate's key",
         ));
     }
-    let mut verifier = Verifier::new(digest.message_digest(), key)?;
+    // A key openssl cannot use for this digest (a garbled or exotic certificate key) is the
+    // certificate's fault, not the server's.
+    let mut verifier =
+        Verifier::new(digest.message_digest(), key).map_err(|_| IdentityError::BadCertificate)?;
     for part in parts {
-        verifier.update(part)?;
+        verifier
+            .update(part)
+            .map_err(|_| IdentityError::BadCertificate)?;
     }
     // openssl reports a structurally invalid signature (bad ECDSA DER, wrong RSA length) as an
     // error rather than `false`; either way the signature is not valid.

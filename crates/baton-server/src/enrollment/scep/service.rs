@@ -20,6 +20,7 @@ use sha2::{Digest, Sha256};
 use thiserror::Error;
 
 use super::message::{FailInfo, MessageType, PkiStatus};
+use crate::ber;
 use crate::enrollment::ca::{CaError, CertificateAuthority, IssueRequest};
 use crate::enrollment::certificate_profile::CertificateProfile;
 use crate::enrollment::certificate_request;
@@ -162,18 +163,11 @@ impl ScepService {
         message: &[u8],
         now: SystemTime,
     ) -> Result<PkiReply, PkiOperationError> {
-        let reencoded;
-        let signed = match SignedMessage::parse(message) {
-            Ok(signed) => signed,
-            Err(strict) => {
-                // BER (e.g. indefinite lengths) from some clients: let OpenSSL re-encode as DER.
-                reencoded = Pkcs7::from_der(message)
-                    .and_then(|p7| p7.to_der())
-                    .map_err(|_| PkiOperationError::Malformed(strict.to_string()))?;
-                SignedMessage::parse(&reencoded)
-                    .map_err(|e| PkiOperationError::Malformed(e.to_string()))?
-            }
-        };
+        // Apple's devices send BER (indefinite lengths, chunked content); DER is borrowed as is.
+        let message = ber::to_der(message, &ber::BerLimits::DEVICE_CMS)
+            .map_err(|e| PkiOperationError::Malformed(e.to_string()))?;
+        let signed = SignedMessage::parse(&message)
+            .map_err(|e| PkiOperationError::Malformed(e.to_string()))?;
         let header = read_header(&signed)?;
         let handled = match header.message_type {
             Some(MessageType::PkcsReq | MessageType::RenewalReq | MessageType::UpdateReq) => {
@@ -292,7 +286,13 @@ impl ScepService {
         }
 
         let enrollment_hint = if header.message_type == Some(MessageType::PkcsReq) {
-            let presented = match certificate_request::challenge_password(&csr_der) {
+            // openssl read the CSR as sent (its signature covers those bytes); the attribute
+            // reader wants DER.
+            let csr_attributes = match ber::to_der(&csr_der, &ber::BerLimits::DEVICE_CMS) {
+                Ok(der) => der,
+                Err(e) => return refuse(FailInfo::BadRequest, format!("CSR: {e}")),
+            };
+            let presented = match certificate_request::challenge_password(&csr_attributes) {
                 Ok(p) => p,
                 Err(e) => return refuse(FailInfo::BadRequest, format!("CSR attributes: {e}")),
             };
