@@ -54,7 +54,7 @@ pub fn handle(
             reply
         }
         other => {
-            device_identity::check_binding(store, &identity, &id)?;
+            device_identity::check_binding(store, &identity, &id, now)?;
             if store.enrollment(&id.parent())?.is_none() {
                 return Err(DeviceError::UnknownEnrollment(id.parent()));
             }

@@ -1,6 +1,7 @@
 //! The command channel's core (`PUT /mdm/connect`), synchronous and HTTP-free: verify the sender,
 //! decode the report, store it (Idle begins a new session, so commands answered NotNow earlier
-//! are offered again), and answer with the next command's plist or an empty body.
+//! are offered again), hand final results to the reconciler and the identity renewal, and
+//! answer with the next command's plist or an empty body.
 //!
 //! The Idle path is kept lean: the signature is checked with the verifier's cached fast path,
 //! the session bump and last-seen time are written without an fsync, and only the queue head is
@@ -13,6 +14,7 @@ use baton_store::{Report, ReportOutcome};
 
 use crate::device_identity::{self, DeviceRequest};
 use crate::device_reply::DeviceReply;
+use crate::enrollment::renewal;
 use crate::error_response::DeviceError;
 use crate::state::Services;
 use crate::webhook::EventPayload;
@@ -28,7 +30,7 @@ pub fn handle(
     let id = report.enrollment.id().clone();
     let store = services.store.as_ref();
     // The certificate binding proves the device authenticated; a user channel must exist too.
-    device_identity::check_binding(store, &identity, &id)?;
+    device_identity::check_binding(store, &identity, &id, now)?;
     if id.is_user_channel() && store.enrollment(&id)?.is_none() {
         return Err(DeviceError::UnknownEnrollment(id));
     }
@@ -49,6 +51,12 @@ pub fn handle(
     store.touch(&id, now)?;
     if report.status != Status::Idle && outcome == ReportOutcome::Completed {
         services.reconciler.after_report(&report, now);
+        match renewal::after_report(store, &report, now) {
+            Ok(Some(change)) => renewal::publish(services, &change, now),
+            Ok(None) => {}
+            Err(error) => tracing::warn!(enrollment_id = %id, %error,
+                "recording an identity renewal result failed"),
+        }
     }
     if let Some(uuid) = &report.command_uuid
         && report.status != Status::Idle

@@ -80,11 +80,12 @@ pub fn check_bindable(
 /// profile queued for this very device (its registry hint names the device). The renewal
 /// profile reached the device over its authenticated channel, so only that device knew the
 /// challenge; iOS may start signing with the renewed identity without a new Authenticate, and
-/// refusing it would strand the device.
+/// refusing it would strand the device. The takeover completes the device's open renewal.
 pub fn check_binding(
     store: &dyn Store,
     identity: &VerifiedIdentity,
     channel: &EnrollmentId,
+    now: SystemTime,
 ) -> Result<(), DeviceError> {
     check_not_revoked(store, identity)?;
     let device = channel.parent();
@@ -98,6 +99,14 @@ pub fn check_binding(
                 store.bind_certificate(&device, &hash)?;
                 tracing::info!(enrollment_id = %device, cert_sha256 = %identity.cert_sha256_hex(),
                     "renewed identity certificate bound");
+                // The binding is what matters to the device; a record the periodic pass fixes
+                // up later is not worth refusing the message for.
+                if let Err(error) =
+                    crate::enrollment::renewal::identity_replaced(store, &device, now)
+                {
+                    tracing::warn!(enrollment_id = %device, %error,
+                        "marking the identity renewal completed failed");
+                }
                 Ok(())
             } else {
                 Err(DeviceError::CertificateNotBound(device))

@@ -1,10 +1,14 @@
 //! Prometheus metrics from plain atomics: requests by endpoint and status, device refusals by
-//! reason, check-in latency histograms, queue depth and webhook counters. Recording is a few
-//! relaxed atomic adds; [`Metrics::render`] writes the text exposition format on scrape.
+//! reason, check-in latency histograms, queue depth, webhook counters, and the device identity
+//! gauges the renewal pass sets (identities expiring soon or expired, renewals by state).
+//! Recording is a few relaxed atomic adds; [`Metrics::render`] writes the text exposition format
+//! on scrape.
 
 use std::fmt::Write as _;
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::time::Duration;
+
+use crate::enrollment::renewal_record::RenewalState;
 
 /// The endpoints requests are counted under.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -137,6 +141,23 @@ pub struct Metrics {
     webhook_delivered: AtomicU64,
     webhook_failed_attempts: AtomicU64,
     webhook_pending: AtomicI64,
+    identity_warning_days: AtomicU64,
+    identities_expiring: AtomicI64,
+    identities_expired: AtomicI64,
+    renewals: [AtomicI64; RenewalState::ALL.len()],
+}
+
+/// What the identity-renewal pass saw, for the gauges.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct IdentityGauges {
+    /// The warning window.
+    pub warning: Duration,
+    /// Enabled devices whose identity expires within the window.
+    pub expiring: usize,
+    /// Enabled devices whose identity has expired.
+    pub expired: usize,
+    /// Renewal records by state, in [`RenewalState::ALL`] order.
+    pub renewals: [usize; RenewalState::ALL.len()],
 }
 
 impl Default for Metrics {
@@ -150,6 +171,10 @@ impl Default for Metrics {
             webhook_delivered: AtomicU64::new(0),
             webhook_failed_attempts: AtomicU64::new(0),
             webhook_pending: AtomicI64::new(0),
+            identity_warning_days: AtomicU64::new(7),
+            identities_expiring: AtomicI64::new(0),
+            identities_expired: AtomicI64::new(0),
+            renewals: std::array::from_fn(|_| AtomicI64::new(0)),
         }
     }
 }
@@ -218,6 +243,20 @@ impl Metrics {
     /// Sets the number of webhook events waiting in the outbox.
     pub fn set_webhook_pending(&self, pending: i64) {
         self.webhook_pending.store(pending, Ordering::Relaxed);
+    }
+
+    /// Sets the device identity gauges (after each renewal pass).
+    pub fn set_identity_gauges(&self, gauges: &IdentityGauges) {
+        let gauge = |n: usize| i64::try_from(n).unwrap_or(i64::MAX);
+        self.identity_warning_days
+            .store(gauges.warning.as_secs() / 86_400, Ordering::Relaxed);
+        self.identities_expiring
+            .store(gauge(gauges.expiring), Ordering::Relaxed);
+        self.identities_expired
+            .store(gauge(gauges.expired), Ordering::Relaxed);
+        for (slot, n) in self.renewals.iter().zip(gauges.renewals) {
+            slot.store(gauge(n), Ordering::Relaxed);
+        }
     }
 
     /// The Prometheus text exposition of every metric.
@@ -295,6 +334,38 @@ impl Metrics {
             "baton_webhook_outbox_pending {}",
             self.webhook_pending.load(Ordering::Relaxed)
         );
+        out.push_str(
+            "# HELP baton_device_identities_expiring Enabled devices whose identity certificate \
+             (built-in CA) expires within the warning window.\n",
+        );
+        out.push_str("# TYPE baton_device_identities_expiring gauge\n");
+        let _ = writeln!(
+            out,
+            "baton_device_identities_expiring{{within=\"{}d\"}} {}",
+            self.identity_warning_days.load(Ordering::Relaxed),
+            self.identities_expiring.load(Ordering::Relaxed)
+        );
+        out.push_str(
+            "# HELP baton_device_identities_expired Enabled devices whose identity certificate \
+             (built-in CA) has expired: they can no longer reach the server.\n",
+        );
+        out.push_str("# TYPE baton_device_identities_expired gauge\n");
+        let _ = writeln!(
+            out,
+            "baton_device_identities_expired {}",
+            self.identities_expired.load(Ordering::Relaxed)
+        );
+        out.push_str(
+            "# HELP baton_identity_renewals Devices by the state of their identity renewal.\n",
+        );
+        out.push_str("# TYPE baton_identity_renewals gauge\n");
+        for (state, n) in RenewalState::ALL.iter().zip(&self.renewals) {
+            let _ = writeln!(
+                out,
+                "baton_identity_renewals{{state=\"{state}\"}} {}",
+                n.load(Ordering::Relaxed)
+            );
+        }
         out
     }
 }
@@ -336,6 +407,22 @@ mod tests {
         assert!(
             text.contains("baton_device_request_duration_seconds_count{endpoint=\"checkin\"} 3")
         );
+    }
+
+    #[test]
+    fn identity_gauges_are_rendered_with_the_window_and_states() {
+        let m = Metrics::default();
+        m.set_identity_gauges(&IdentityGauges {
+            warning: Duration::from_secs(14 * 86_400),
+            expiring: 3,
+            expired: 1,
+            renewals: [2, 0, 1, 5, 1],
+        });
+        let text = m.render();
+        assert!(text.contains("baton_device_identities_expiring{within=\"14d\"} 3"));
+        assert!(text.contains("baton_device_identities_expired 1"));
+        assert!(text.contains("baton_identity_renewals{state=\"queued\"} 2"));
+        assert!(text.contains("baton_identity_renewals{state=\"completed\"} 5"));
     }
 
     #[test]

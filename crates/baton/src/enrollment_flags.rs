@@ -1,7 +1,7 @@
 //! The enrollment flags of `baton serve` (`--sign-enrollment-profile`, `--enrollment-push-topic`,
 //! `--profile-identifier-prefix`, `--enrollment-challenge-ttl`, `--device-identity-days`,
-//! `--identity-renewal-days`, `--identity-renewal-check`), with their `BATON_*` variables, merged
-//! into the server's typed [`EnrollmentSettings`].
+//! `--identity-renewal-days`, `--identity-renewal-check`, `--identity-expiry-warning-days`), with
+//! their `BATON_*` variables, merged into the server's typed [`EnrollmentSettings`].
 
 use std::time::Duration;
 
@@ -34,6 +34,10 @@ pub struct EnrollmentArgs {
     /// Seconds between checks for expiring device identities [default: 3600].
     #[arg(long, env = "BATON_IDENTITY_RENEWAL_CHECK", value_name = "SECONDS")]
     identity_renewal_check: Option<u64>,
+    /// Warn about (and count in baton_device_identities_expiring) device identities expiring
+    /// within this many days without a completed renewal [default: 7].
+    #[arg(long, env = "BATON_IDENTITY_EXPIRY_WARNING_DAYS", value_name = "DAYS")]
+    identity_expiry_warning_days: Option<u64>,
 }
 
 const DAY: u64 = 24 * 3600;
@@ -63,6 +67,13 @@ impl EnrollmentArgs {
         }
         if let Some(secs) = self.identity_renewal_check {
             s.renewal_check_every = positive(secs, "--identity-renewal-check")?;
+        }
+        if let Some(days) = self.identity_expiry_warning_days {
+            s.expiry_warning = Duration::from_secs(days.saturating_mul(DAY));
+        }
+        if s.renewal_window >= s.device_validity {
+            // Every renewed identity would be due for renewal again at once.
+            bail!("--identity-renewal-days must be shorter than --device-identity-days");
         }
         Ok(s)
     }
@@ -102,8 +113,11 @@ mod tests {
             "3",
             "--profile-identifier-prefix",
             "com.example.mdm",
+            "--identity-expiry-warning-days",
+            "2",
         ])
         .unwrap();
+        assert_eq!(s.expiry_warning, Duration::from_secs(2 * DAY));
         assert!(s.sign_profile);
         assert_eq!(s.device_validity, Duration::from_secs(10 * DAY));
         assert_eq!(s.renewal_window, Duration::from_secs(3 * DAY));
@@ -116,5 +130,11 @@ mod tests {
         assert!(settings(&["--device-identity-days", "0"]).is_err());
         assert!(settings(&["--identity-renewal-check", "0"]).is_err());
         assert!(settings(&["--profile-identifier-prefix", ""]).is_err());
+    }
+
+    #[test]
+    fn a_renewal_window_as_long_as_the_validity_is_refused() {
+        assert!(settings(&["--device-identity-days", "30"]).is_err());
+        assert!(settings(&["--device-identity-days", "31"]).is_ok());
     }
 }

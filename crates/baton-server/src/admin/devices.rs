@@ -2,7 +2,8 @@
 //!
 //! Device facts (serial, model, OS) come from the stored Authenticate message. The `assignee`
 //! is read from keyspace collection [`ASSIGNEE_COLLECTION`] (written by the sign-in feature);
-//! a device nobody signed in to is assigned to `nobody`.
+//! a device nobody signed in to is assigned to `nobody`. The identity certificate and its renewal
+//! come from [`super::identity_renewals`].
 
 use std::collections::BTreeMap;
 
@@ -13,6 +14,7 @@ use baton_store::{Collection, Enrollment, Store};
 use serde::Serialize;
 
 use super::blocking;
+use super::identity_renewals::{IdentityView, RenewalView, identity_of, renewal_of};
 use crate::error_response::ApiError;
 use crate::state::AppState;
 use crate::timestamp::rfc3339_millis;
@@ -104,6 +106,10 @@ pub struct DeviceView {
     pub push_token_invalid: bool,
     /// Who the device is assigned to (`nobody` when signed out).
     pub assignee: String,
+    /// The identity certificate the device is bound to, when the built-in CA issued it.
+    pub identity: Option<IdentityView>,
+    /// The device's identity renewal, if it ever needed one.
+    pub renewal: Option<RenewalView>,
     /// The device channel and the user channels.
     pub channels: Vec<ChannelView>,
 }
@@ -153,6 +159,8 @@ pub fn device_view(
         push_token_present: device_channel.is_some_and(|c| c.push_token_present),
         push_token_invalid: device_channel.is_some_and(|c| c.push_token_invalid),
         assignee,
+        identity: identity_of(store, &device.id)?,
+        renewal: renewal_of(store, &device.id)?,
         channels: views,
     }))
 }

@@ -11,6 +11,7 @@
 //! - `GET`/`PUT /api/v1/session-policy`, `GET /api/v1/devices/{id}/session-policy`: session
 //!   rules ([`session_policy`]).
 //! - `GET /api/v1/sign-in-log`: the sign-in log, JSON or CSV ([`sign_in_log`]).
+//! - `GET /api/v1/identity-renewals`: device identity renewals ([`identity_renewals`]).
 //!
 //! `{id}` is an enrollment id: the UDID (or EnrollmentID), or `UDID:user` for a user channel.
 //! Errors are JSON (see [`crate::error_response::ApiError`]). Store calls run on the blocking pool.
@@ -21,6 +22,7 @@ pub mod command_body;
 pub mod commands;
 pub mod devices;
 pub mod directory;
+pub mod identity_renewals;
 pub mod push;
 pub mod session_policy;
 pub mod sign_in_log;
@@ -41,6 +43,7 @@ pub fn router(state: AppState) -> Router<AppState> {
     Router::new()
         .route("/api/v1/devices", get(devices::list))
         .route("/api/v1/devices/{id}", get(devices::show))
+        .route("/api/v1/identity-renewals", get(identity_renewals::list))
         .merge(assignment_routes(&state))
         .route("/api/v1/devices/{id}/push", post(push::push_device))
         .route(

@@ -190,6 +190,12 @@ impl ChallengePolicy {
         Ok(secret)
     }
 
+    /// Uses up the one-time challenge with this hash without issuing anything (a renewal
+    /// attempt replaced by the next one); unknown, used or expired challenges stay as they are.
+    pub fn withdraw(&self, hash: &ChallengeHash, now: SystemTime) -> Result<(), RegistryError> {
+        self.store.consume(hash, now).map(|_| ())
+    }
+
     /// Checks (and for one-time challenges, consumes) the presented challenge.
     pub fn check(
         &self,
@@ -285,6 +291,14 @@ mod tests {
         assert_eq!(
             p.check(Some(&late), now + Duration::from_secs(61)).unwrap(),
             Err(ChallengeRejection::Expired)
+        );
+        let withdrawn = p
+            .create_one_time(Duration::from_secs(60), None, now)
+            .unwrap();
+        p.withdraw(&challenge_hash(&withdrawn), now).unwrap();
+        assert_eq!(
+            p.check(Some(&withdrawn), now).unwrap(),
+            Err(ChallengeRejection::AlreadyUsed)
         );
     }
 }

@@ -9,7 +9,9 @@
 //!   runs with, on the store's keyspace (they survive restarts).
 //! - [`profile`], [`profile_issuer`] and [`enroll_route`]: the enrollment profile served at
 //!   `GET /mdm/enroll` (SCEP or PKCS#12 identity, `com.apple.mdm`, private TLS root).
-//! - [`renewal`]: re-sends a fresh enrollment profile to devices whose identity nears expiry.
+//! - [`renewal`]: re-sends a fresh enrollment profile to devices whose identity nears expiry,
+//!   reads the result and retries failures ([`renewal_record`]: the state machine;
+//!   [`store_renewal`]: its records).
 //! - [`server_certificate`]: the server's TLS certificate, issued by the built-in CA.
 //!
 //! CMS SignedData with SCEP's signed attributes is written and read with a small DER layer
@@ -29,12 +31,14 @@ pub mod profile;
 pub mod profile_issuer;
 pub mod registry;
 pub mod renewal;
+pub mod renewal_record;
 pub mod scep;
 pub mod server_certificate;
 pub mod settings;
 pub mod startup;
 pub mod store_challenge;
 pub mod store_registry;
+pub mod store_renewal;
 
 pub use ca::{CaConfig, CaError, CertificateAuthority, IssueRequest, IssuedCertificate};
 pub use certificate_profile::CertificateProfile;

@@ -7,7 +7,7 @@
 //! blocking pool (RSA key generation for the PKCS#12 variant takes tens of milliseconds).
 
 use std::sync::Arc;
-use std::time::SystemTime;
+use std::time::{Duration, SystemTime};
 
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
@@ -26,7 +26,7 @@ use thiserror::Error;
 
 use super::ca::{CaError, CertificateAuthority, IssueRequest};
 use super::certificate_profile::CertificateProfile;
-use super::challenge::ChallengeError;
+use super::challenge::{ChallengeError, ChallengeHash, challenge_hash};
 use super::profile::{EnrollmentProfileSpec, IdentityPayload, ProfileUuids, profile_identifier};
 use super::scep::ScepService;
 use super::settings::EnrollmentSettings;
@@ -84,6 +84,9 @@ pub struct IssuedProfile {
     pub signed: bool,
     /// The profile's `PayloadIdentifier`.
     pub identifier: String,
+    /// SHA-256 of the one-time SCEP challenge in the profile (none for PKCS#12 and the static
+    /// challenge).
+    pub challenge: Option<ChallengeHash>,
 }
 
 /// The identity that signs profiles (the server's TLS certificate and key).
@@ -255,21 +258,30 @@ impl EnrollmentProfiles {
         topic: Option<String>,
         now: SystemTime,
     ) -> Result<IssuedProfile, EnrollProfileError> {
-        self.issue_with_hint(kind, topic, None, now)
+        self.issue_with_hint(kind, topic, None, self.settings.challenge_ttl, now)
     }
 
     /// Builds a renewal profile for `device`: a SCEP identity whose one-time challenge carries
     /// the hint `renewal:<device id>`, so the certificate it yields may take over the device's
     /// binding (see [`crate::device_identity::check_binding`]) even if the device does not send
     /// Authenticate again after installing it.
+    ///
+    /// The challenge lives until `challenge_expires_at` (the expiring identity's `notAfter`),
+    /// at least `challenge_ttl`: a locked or switched-off device installs the profile hours or
+    /// days after it was queued.
     pub fn issue_renewal(
         &self,
         device: &baton_proto::EnrollmentId,
         topic: Option<String>,
+        challenge_expires_at: SystemTime,
         now: SystemTime,
     ) -> Result<IssuedProfile, EnrollProfileError> {
         let hint = format!("{RENEWAL_HINT_PREFIX}{}", device.parent());
-        self.issue_with_hint(IdentityKind::Scep, topic, Some(hint), now)
+        let ttl = challenge_expires_at
+            .duration_since(now)
+            .unwrap_or_default()
+            .max(self.settings.challenge_ttl);
+        self.issue_with_hint(IdentityKind::Scep, topic, Some(hint), ttl, now)
     }
 
     fn issue_with_hint(
@@ -277,6 +289,7 @@ impl EnrollmentProfiles {
         kind: IdentityKind,
         topic: Option<String>,
         hint: Option<String>,
+        challenge_ttl: Duration,
         now: SystemTime,
     ) -> Result<IssuedProfile, EnrollProfileError> {
         let topic = match topic {
@@ -288,15 +301,20 @@ impl EnrollmentProfiles {
         let suffix = random_hex(4)?;
         let common_name = format!("{DEVICE_SUBJECT_PREFIX} {suffix}");
         let hint = hint.unwrap_or_else(|| format!("enrollment-profile:{suffix}"));
+        let mut one_time = None;
         let identity = match kind {
             IdentityKind::Scep => {
                 let challenge = match &self.static_challenge {
                     Some(s) => s.clone(),
-                    None => self.scep.challenges().create_one_time(
-                        self.settings.challenge_ttl,
-                        Some(hint),
-                        now,
-                    )?,
+                    None => {
+                        let secret = self.scep.challenges().create_one_time(
+                            challenge_ttl,
+                            Some(hint),
+                            now,
+                        )?;
+                        one_time = Some(challenge_hash(&secret));
+                        secret
+                    }
                 };
                 IdentityPayload::Scep {
                     url: format!("{}/scep", self.public_url),
@@ -324,11 +342,13 @@ impl EnrollmentProfiles {
                 bytes: signer.sign(&xml)?,
                 signed: true,
                 identifier,
+                challenge: one_time,
             }),
             _ => Ok(IssuedProfile {
                 bytes: xml,
                 signed: false,
                 identifier,
+                challenge: one_time,
             }),
         }
     }

@@ -12,7 +12,8 @@ pub struct EnrollmentSettings {
     pub organization: String,
     /// Sign the enrollment profile with the server's TLS identity (CMS SignedData).
     pub sign_profile: bool,
-    /// Validity of the one-time SCEP challenge in a served profile.
+    /// Validity of the one-time SCEP challenge in a served profile. (A renewal profile's
+    /// challenge lives until the identity it replaces expires.)
     pub challenge_ttl: Duration,
     /// Validity of issued device identity certificates (SCEP and PKCS#12).
     pub device_validity: Duration,
@@ -22,6 +23,9 @@ pub struct EnrollmentSettings {
     pub renewal_window: Duration,
     /// How often the renewal task looks for expiring identities.
     pub renewal_check_every: Duration,
+    /// Identities expiring within this window without a completed renewal are logged as a
+    /// warning and counted in `baton_device_identities_expiring`.
+    pub expiry_warning: Duration,
 }
 
 impl Default for EnrollmentSettings {
@@ -35,6 +39,7 @@ impl Default for EnrollmentSettings {
             push_topic: None,
             renewal_window: Duration::from_secs(30 * 24 * 3600),
             renewal_check_every: Duration::from_secs(3600),
+            expiry_warning: Duration::from_secs(7 * 24 * 3600),
         }
     }
 }

@@ -301,10 +301,12 @@ pub fn revoked_serial(store: &dyn Store, hash: &CertHash) -> Result<Option<u64>,
         .and_then(|serial| serial_from(&serial).ok()))
 }
 
-/// The device id a certificate was issued for through a renewal profile (its registry hint is
-/// `renewal:<device id>`), or `None` for any other certificate. One lookup that misses for every
-/// certificate the built-in CA did not issue.
-pub fn renewal_device(store: &dyn Store, hash: &CertHash) -> Result<Option<String>, StoreError> {
+/// The built-in CA's record of the certificate with hash `hash`, or `None` for a certificate it
+/// did not issue (one lookup that misses) or a record that does not decode.
+pub fn issued_by_hash(
+    store: &dyn Store,
+    hash: &CertHash,
+) -> Result<Option<IssuedCertificateRecord>, StoreError> {
     let by_hash = Collection::new(ISSUED_BY_HASH_COLLECTION)?;
     let Some(serial) = store.get(&by_hash, &hash.0)? else {
         return Ok(None);
@@ -316,13 +318,19 @@ pub fn renewal_device(store: &dyn Store, hash: &CertHash) -> Result<Option<Strin
     let Some(row) = store.get(&issued, &serial.to_be_bytes())? else {
         return Ok(None);
     };
-    let Ok(record) = decode(&row) else {
-        return Ok(None);
-    };
-    Ok(record.enrollment_hint.and_then(|hint| {
-        hint.strip_prefix(super::profile_issuer::RENEWAL_HINT_PREFIX)
-            .map(str::to_owned)
-    }))
+    Ok(decode(&row).ok())
+}
+
+/// The device id a certificate was issued for through a renewal profile (its registry hint is
+/// `renewal:<device id>`), or `None` for any other certificate. One lookup that misses for every
+/// certificate the built-in CA did not issue.
+pub fn renewal_device(store: &dyn Store, hash: &CertHash) -> Result<Option<String>, StoreError> {
+    Ok(issued_by_hash(store, hash)?
+        .and_then(|record| record.enrollment_hint)
+        .and_then(|hint| {
+            hint.strip_prefix(super::profile_issuer::RENEWAL_HINT_PREFIX)
+                .map(str::to_owned)
+        }))
 }
 
 #[cfg(test)]

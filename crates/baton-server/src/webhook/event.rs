@@ -52,15 +52,42 @@ pub enum EventPayload {
     /// A sign-in log entry was written (every attempt and automatic sign-out).
     #[serde(rename = "sign_in.logged")]
     SignInLogged(crate::sign_in_log::SignInEntry),
+    /// An identity renewal attempt failed; another follows at `next_attempt_at`.
+    #[serde(rename = "identity_renewal.failed")]
+    IdentityRenewalFailed(RenewalEvent),
+    /// A device's identity expired before its renewal completed: the device can no longer
+    /// reach the server and must enroll again.
+    #[serde(rename = "identity_renewal.expired")]
+    IdentityRenewalExpired(RenewalEvent),
+}
+
+/// An identity renewal event.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RenewalEvent {
+    /// The failed attempt's InstallProfile.
+    pub command_uuid: CommandUuid,
+    /// Attempts so far.
+    pub attempts: u32,
+    /// Why the latest attempt failed.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub error: Option<String>,
+    /// When the next attempt is queued (RFC 3339).
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub next_attempt_at: Option<String>,
+    /// When the identity being renewed expires (RFC 3339).
+    pub identity_expires_at: String,
 }
 
 impl EventPayload {
-    /// The event type (`checkin`, `command.result`, `sign_in.logged`), sent as `X-Baton-Event`.
+    /// The event type (`checkin`, `command.result`, `sign_in.logged`,
+    /// `identity_renewal.failed`, `identity_renewal.expired`), sent as `X-Baton-Event`.
     pub fn kind(&self) -> &'static str {
         match self {
             EventPayload::Checkin { .. } => "checkin",
             EventPayload::CommandResult { .. } => "command.result",
             EventPayload::SignInLogged(_) => "sign_in.logged",
+            EventPayload::IdentityRenewalFailed(_) => "identity_renewal.failed",
+            EventPayload::IdentityRenewalExpired(_) => "identity_renewal.expired",
         }
     }
 }
