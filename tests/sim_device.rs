@@ -2,7 +2,8 @@
 //! ProfileList / InstallProfile (a web clip) / RemoveProfile queued through the admin API and
 //! processed by the simulator, results checked through the API. Also the refusals: a malformed
 //! profile and a RemoveProfile of a profile that is not installed come back as Error with an
-//! iOS ErrorChain.
+//! iOS ErrorChain. And enrollment through the served profile's SCEP payload, with the PKCSReq
+//! and every `Mdm-Signature` in the BER form iOS streams (the simulator's default) or in DER.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use base64::Engine as _;
@@ -10,7 +11,10 @@ use base64::engine::general_purpose::STANDARD;
 use baton_e2e::{Pki, ServerOptions, TestServer};
 use baton_proto::{Profile, Status, WebClipPayload};
 use baton_server::identity::testing::DeviceCertificateSpec;
-use baton_sim::{ServerEndpoints, ServerTrust, SignatureDigest, SimDevice, SimOptions, Transport};
+use baton_sim::{
+    IdentitySource, MessageEncoding, ServerEndpoints, ServerTrust, SignatureDigest, SimDevice,
+    SimOptions, Transport, read_enrollment_profile,
+};
 use http::Method;
 
 const UDID: &str = "00008101-000A1B2C3D4E5F60";
@@ -24,6 +28,24 @@ fn web_clip_profile(url: &str) -> Vec<u8> {
         ))
         .to_xml()
         .unwrap()
+}
+
+/// Uploads a test push certificate through the admin API (the enrollment profile needs its
+/// topic); returns the topic.
+async fn upload_push_certificate(server: &TestServer) -> String {
+    let pki = baton_apns::testing::TestPki::generate().unwrap();
+    let r = server
+        .api(
+            Method::PUT,
+            "/api/v1/push-certificate",
+            Some(serde_json::json!({
+                "cert_pem": String::from_utf8(pki.push_cert_pem.clone()).unwrap(),
+                "key_pem": String::from_utf8(pki.push_key_pem.clone()).unwrap(),
+            })),
+        )
+        .await;
+    assert!(r.status.is_success(), "push certificate: {}", r.text());
+    pki.topic.as_str().to_owned()
 }
 
 async fn command_view(server: &TestServer, uuid: &str) -> serde_json::Value {
@@ -263,5 +285,61 @@ async fn shared_ipad_user_channel_gets_its_own_token_and_commands() {
             .unwrap()
             .contains("alice@example.org")
     );
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sim_device_enrolls_by_scep_in_ios_ber_and_in_der() {
+    let pki = Pki::generate();
+    let server = TestServer::start(&pki, ServerOptions::default()).await;
+    let topic = upload_push_certificate(&server).await;
+    let origin = server.running().local_url();
+    let builtin_ca =
+        openssl::x509::X509::from_pem(server.running().builtin_ca_pem().unwrap()).unwrap();
+    for encoding in [MessageEncoding::default(), MessageEncoding::Der] {
+        let transport = Transport::new(&ServerTrust::AcceptAny).unwrap();
+        let profile = transport
+            .get_ok(&format!("{origin}/mdm/enroll"))
+            .await
+            .unwrap();
+        let settings = read_enrollment_profile(&profile).unwrap();
+        // The profile names the public URL; the test server listens on its own port.
+        let local = |url: &str| url.replacen("https://127.0.0.1", &origin, 1);
+        let IdentitySource::Scep { url, challenge, .. } = &settings.identity else {
+            panic!("the served profile enrolls by SCEP");
+        };
+        let endpoints = ServerEndpoints {
+            server_url: local(&settings.endpoints.server_url),
+            check_in_url: local(&settings.endpoints.check_in_url),
+            topic: settings.endpoints.topic.clone(),
+        };
+        assert_eq!(endpoints.topic, topic);
+        let options = SimOptions {
+            encoding,
+            ..SimOptions::default()
+        };
+        // SCEP PKCSReq, Authenticate and TokenUpdate, each in `encoding`.
+        let mut device = SimDevice::enroll_with_scep(
+            &local(url),
+            challenge.clone(),
+            endpoints,
+            options,
+            transport,
+        )
+        .await
+        .unwrap_or_else(|e| panic!("{encoding:?}: {e}"));
+        let issued = &device.identity().cert;
+        assert!(issued.verify(&builtin_ca.public_key().unwrap()).unwrap());
+        let view = server
+            .api(
+                Method::GET,
+                &format!("/api/v1/devices/{}", device.udid()),
+                None,
+            )
+            .await
+            .json();
+        assert_eq!(view["enabled"], true, "{encoding:?}: {view}");
+        assert!(device.connect_until_idle().await.unwrap().is_empty());
+    }
     server.stop().await;
 }

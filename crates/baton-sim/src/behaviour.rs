@@ -1,5 +1,6 @@
-//! How a simulated device behaves: signature digest, NotNow policy, latency, failure injection,
-//! Shared iPad mode and app-installation timing. Plain data, saved with the device.
+//! How a simulated device behaves: signature digest and message encoding, NotNow policy,
+//! latency, failure injection, Shared iPad mode and app-installation timing. Plain data, saved
+//! with the device.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
@@ -7,7 +8,7 @@ use std::time::Duration;
 use baton_proto::ErrorChainItem;
 use serde::{Deserialize, Serialize};
 
-use crate::SignatureDigest;
+use crate::{MessageEncoding, SignatureDigest};
 
 /// Request types iOS defers (answers NotNow) while the device is locked before its first unlock
 /// after a restart: they need the keychain or the data-protection class that is still locked.
@@ -52,8 +53,11 @@ pub enum AppInstallTiming {
 /// The device's behaviour settings.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SimOptions {
-    /// Digest of `Mdm-Signature` (SHA-256 by default; iOS uses SHA-1).
+    /// Digest of `Mdm-Signature` (SHA-1 by default, like iOS).
     pub digest: SignatureDigest,
+    /// Encoding of `Mdm-Signature` and of the SCEP PKCSReq (BER as iOS streams it by default).
+    #[serde(default)]
+    pub encoding: MessageEncoding,
     /// Sign messages at all (the enrollment profile's `SignMessage`).
     pub sign_messages: bool,
     /// When to answer NotNow.
@@ -79,7 +83,8 @@ pub struct SimOptions {
 impl Default for SimOptions {
     fn default() -> Self {
         Self {
-            digest: SignatureDigest::Sha256,
+            digest: SignatureDigest::Sha1,
+            encoding: MessageEncoding::IosBer,
             sign_messages: true,
             not_now: NotNowPolicy::Never,
             latency: Duration::ZERO,

@@ -213,6 +213,7 @@ impl SimDevice {
                         challenge: challenge.clone(),
                         common_name: udid.clone(),
                         key_bits: *key_bits,
+                        encoding: options.encoding,
                     },
                 )
                 .await?;
@@ -272,6 +273,7 @@ impl SimDevice {
                 challenge,
                 common_name: udid.clone(),
                 key_bits: 2048,
+                encoding: options.encoding,
             },
         )
         .await?;
@@ -451,7 +453,11 @@ impl SimDevice {
 
     fn signature(&self, body: &[u8]) -> Result<Option<String>, SimError> {
         if self.record.options.sign_messages {
-            Ok(Some(self.identity.sign(body, self.record.options.digest)?))
+            Ok(Some(self.identity.sign(
+                body,
+                self.record.options.digest,
+                self.record.options.encoding,
+            )?))
         } else {
             Ok(None)
         }
@@ -672,6 +678,7 @@ impl SimDevice {
                     challenge: req.challenge.clone(),
                     common_name: req.common_name.clone(),
                     key_bits: 2048,
+                    encoding: self.record.options.encoding,
                 },
             )
             .await

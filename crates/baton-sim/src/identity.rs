@@ -1,8 +1,12 @@
 //! A simulated device's identity: its certificate, private key and intermediates, and the
-//! `Mdm-Signature` it puts on every message (detached CMS with signed attributes, like iOS).
+//! `Mdm-Signature` it puts on every message (detached CMS with signed attributes, signingTime and
+//! the chain, streamed as BER with SHA-1 like iOS unless told otherwise).
 
+use baton_server::enrollment::scep::client::CmsEncoding;
 use baton_server::identity::DigestAlgorithm;
-use baton_server::identity::testing::{DeviceIdentity, SignOptions, sign_message_with};
+use baton_server::identity::testing::{
+    DeviceIdentity, SignOptions, SignatureEncoding, sign_message_with,
+};
 use openssl::pkey::{PKey, Private};
 use openssl::x509::X509;
 use serde::{Deserialize, Serialize};
@@ -10,15 +14,16 @@ use sha2_free::sha256_hex;
 
 use crate::SimError;
 
-/// The digest a device signs with. iOS uses SHA-1; the simulator defaults to SHA-256.
+/// The digest a device signs `Mdm-Signature` with. iOS uses SHA-1, and so does the simulator
+/// by default.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 #[non_exhaustive]
 pub enum SignatureDigest {
     /// SHA-1 (what real devices send).
+    #[default]
     Sha1,
     /// SHA-256.
-    #[default]
     Sha256,
 }
 
@@ -27,6 +32,36 @@ impl SignatureDigest {
         match self {
             SignatureDigest::Sha1 => DigestAlgorithm::Sha1,
             SignatureDigest::Sha256 => DigestAlgorithm::Sha256,
+        }
+    }
+}
+
+/// How a device encodes its CMS messages: the `Mdm-Signature` and the SCEP PKCSReq (with the
+/// envelope inside it).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum MessageEncoding {
+    /// BER with indefinite lengths, as iOS's Security framework streams it (the default).
+    #[default]
+    IosBer,
+    /// Strict DER.
+    Der,
+}
+
+impl MessageEncoding {
+    fn signature(self) -> SignatureEncoding {
+        match self {
+            MessageEncoding::IosBer => SignatureEncoding::IosBer,
+            MessageEncoding::Der => SignatureEncoding::Der,
+        }
+    }
+
+    /// The encoding of a SCEP request.
+    pub(crate) fn cms(self) -> CmsEncoding {
+        match self {
+            MessageEncoding::IosBer => CmsEncoding::IOS,
+            MessageEncoding::Der => CmsEncoding::Der,
         }
     }
 }
@@ -62,10 +97,17 @@ impl SimIdentity {
         }
     }
 
-    /// The `Mdm-Signature` header value for `body`.
-    pub fn sign(&self, body: &[u8], digest: SignatureDigest) -> Result<String, SimError> {
+    /// The `Mdm-Signature` header value for `body` (signed attributes with signingTime, the
+    /// intermediates embedded after the certificate).
+    pub fn sign(
+        &self,
+        body: &[u8],
+        digest: SignatureDigest,
+        encoding: MessageEncoding,
+    ) -> Result<String, SimError> {
         let options = SignOptions {
             digest: digest.algorithm(),
+            encoding: encoding.signature(),
             ..SignOptions::default()
         };
         Ok(sign_message_with(
@@ -158,8 +200,63 @@ mod tests {
         assert!(back.key.public_eq(&id.key));
         assert_eq!(back.common_name().as_deref(), Some("dev"));
         // Both digests produce a signature (base64 text, distinct).
-        let a = id.sign(b"body", SignatureDigest::Sha1).unwrap();
-        let b = id.sign(b"body", SignatureDigest::Sha256).unwrap();
+        let a = id
+            .sign(b"body", SignatureDigest::Sha1, MessageEncoding::Der)
+            .unwrap();
+        let b = id
+            .sign(b"body", SignatureDigest::Sha256, MessageEncoding::Der)
+            .unwrap();
         assert_ne!(a, b);
+    }
+
+    /// The decoded signature, parsed and verified over `body` by openssl; its first bytes and
+    /// its digest algorithm's OID.
+    fn signature(id: &SimIdentity, digest: SignatureDigest, encoding: MessageEncoding) -> Vec<u8> {
+        use base64::Engine as _;
+        use openssl::pkcs7::{Pkcs7, Pkcs7Flags};
+        let header = id.sign(b"body", digest, encoding).unwrap();
+        let cms = base64::engine::general_purpose::STANDARD
+            .decode(header)
+            .unwrap();
+        let p7 = Pkcs7::from_der(&cms).unwrap();
+        p7.verify(
+            &openssl::stack::Stack::new().unwrap(),
+            &openssl::x509::store::X509StoreBuilder::new()
+                .unwrap()
+                .build(),
+            Some(b"body"),
+            None,
+            Pkcs7Flags::NOVERIFY | Pkcs7Flags::BINARY,
+        )
+        .unwrap();
+        assert_eq!(
+            p7.signed().and_then(|s| s.certificates()).map(|c| c.len()),
+            Some(1 + id.chain.len()),
+            "chain embedded"
+        );
+        cms
+    }
+
+    #[test]
+    fn signs_like_ios_by_default_and_der_on_request() {
+        let ca = TestCa::generate("sim test root").unwrap();
+        let inter = ca.issue_intermediate("sim test intermediate").unwrap();
+        let id: SimIdentity = inter
+            .issue_device("dev", &DeviceCertificateSpec::default())
+            .unwrap()
+            .into();
+        assert_eq!(SignatureDigest::default(), SignatureDigest::Sha1);
+        assert_eq!(MessageEncoding::default(), MessageEncoding::IosBer);
+        const SHA1: &[u8] = &[0x06, 0x05, 0x2B, 0x0E, 0x03, 0x02, 0x1A];
+        let contains = |cms: &[u8], what: &[u8]| cms.windows(what.len()).any(|w| w == what);
+
+        let ios = signature(&id, SignatureDigest::default(), MessageEncoding::default());
+        assert_eq!(ios[..2], [0x30, 0x80]);
+        assert!(contains(&ios, SHA1));
+        let der = signature(&id, SignatureDigest::Sha1, MessageEncoding::Der);
+        assert_eq!(der[..2], [0x30, 0x82]);
+        let sha256 = signature(&id, SignatureDigest::Sha256, MessageEncoding::IosBer);
+        assert_eq!(sha256[..2], [0x30, 0x80]);
+        assert!(!contains(&sha256, SHA1));
     }
 }

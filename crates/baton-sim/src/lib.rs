@@ -3,13 +3,18 @@
 //!
 //! - [`SimDevice`]: enrolls (from an enrollment profile URL with SCEP or PKCS#12, by SCEP
 //!   directly, or with a pre-made [`SimIdentity`] and explicit [`ServerEndpoints`]), signs every
-//!   message (`Mdm-Signature`, SHA-256 by default, SHA-1 selectable), sends Authenticate,
-//!   TokenUpdate and CheckOut, and on "push" runs a command-channel session until the server
-//!   has nothing left ([`SimDevice::connect_until_idle`]).
+//!   message (`Mdm-Signature`), sends Authenticate, TokenUpdate and CheckOut, and on "push" runs
+//!   a command-channel session until the server has nothing left
+//!   ([`SimDevice::connect_until_idle`]).
+//! - CMS as iOS writes it, by default: the `Mdm-Signature` and the SCEP PKCSReq are BER with
+//!   indefinite lengths as Apple's streaming encoder emits them, signed with SHA-1, with
+//!   signingTime and the certificate chain ([`MessageEncoding::IosBer`],
+//!   [`SignatureDigest::Sha1`]); strict DER and SHA-256 are options.
 //! - [`ios_commands`]: how iOS answers the commands Baton uses, with state ([`Inventory`]):
 //!   profiles, certificates, web clips, managed apps, device facts, Shared iPad users; and the
 //!   refusals (ErrorChain) iOS sends for malformed input.
-//! - [`SimOptions`]: NotNow policy, latency, failure injection, Shared iPad mode.
+//! - [`SimOptions`]: digest and encoding, NotNow policy, latency, failure injection, Shared
+//!   iPad mode.
 //! - [`Fleet`]: many devices concurrently, saved to a directory; [`PushWatcher`] reads a mock
 //!   APNs server's records.
 //! - [`browser`] and [`html_form`]: the person at the device, opening a web clip's URL,
@@ -50,7 +55,7 @@ pub use enrollment_profile::{
 };
 pub use error::SimError;
 pub use fleet::{DeviceOutcome, Fleet, FleetConfig, FleetEnrollment};
-pub use identity::{SignatureDigest, SimIdentity};
+pub use identity::{MessageEncoding, SignatureDigest, SimIdentity};
 pub use inventory::{
     AppStatus, InstalledCertificate, InstalledPayload, InstalledProfile, Inventory, ManagedApp,
     WebClip,

@@ -1,5 +1,6 @@
 //! SCEP enrollment for simulated devices, over `baton_server::enrollment::scep::client`:
-//! GetCACert, then a PKCSReq signed with a throw-away self-signed certificate, then the CertRep.
+//! GetCACert, then a PKCSReq signed with a throw-away self-signed certificate (BER as iOS streams
+//! it, or DER: [`ScepRequest::encoding`]), then the CertRep.
 //! The CPU-heavy preparation (key, CSR, envelope) is separate from the exchange so the enroll
 //! benchmark can do it before the clock starts.
 
@@ -12,7 +13,7 @@ use http::Method;
 use openssl::pkey::{PKey, Private};
 use openssl::x509::X509;
 
-use crate::{SimError, Transport};
+use crate::{MessageEncoding, SimError, Transport};
 
 /// What to ask a SCEP server for.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -25,6 +26,8 @@ pub struct ScepRequest {
     pub common_name: String,
     /// RSA key size.
     pub key_bits: u32,
+    /// How the PKCSReq and its envelope are encoded.
+    pub encoding: MessageEncoding,
 }
 
 /// A request ready to send: the message and what is needed to read the reply.
@@ -78,9 +81,12 @@ pub fn prepare(
     let subject = subject_name(&request.common_name).map_err(scep_error)?;
     let csr =
         certificate_request(&key, &subject, request.challenge.as_deref()).map_err(scep_error)?;
-    let built = PkiRequestParams::pkcs_req(&csr, &key, &signer, ca_cert)
-        .build()
-        .map_err(scep_error)?;
+    let built = PkiRequestParams {
+        encoding: request.encoding.cms(),
+        ..PkiRequestParams::pkcs_req(&csr, &key, &signer, ca_cert)
+    }
+    .build()
+    .map_err(scep_error)?;
     Ok(PreparedScep {
         url: request.url.clone(),
         ca_cert: ca_cert.clone(),
@@ -143,4 +149,58 @@ pub async fn enroll(
     let reply = send(transport, &prepared).await?;
     let cert = finish(&prepared, &reply)?;
     Ok((cert, prepared.key))
+}
+
+#[cfg(test)]
+mod tests {
+    use baton_server::identity::testing::TestCa;
+    use openssl::pkcs7::{Pkcs7, Pkcs7Flags};
+
+    use super::*;
+
+    fn envelope(message: &[u8]) -> Vec<u8> {
+        let mut content = Vec::new();
+        Pkcs7::from_der(message)
+            .unwrap()
+            .verify(
+                &openssl::stack::Stack::new().unwrap(),
+                &openssl::x509::store::X509StoreBuilder::new()
+                    .unwrap()
+                    .build(),
+                None,
+                Some(&mut content),
+                Pkcs7Flags::NOVERIFY | Pkcs7Flags::BINARY,
+            )
+            .unwrap();
+        content
+    }
+
+    #[test]
+    fn pkcs_req_is_ios_ber_by_default_and_der_on_request() {
+        let ca = TestCa::generate("sim scep CA").unwrap();
+        let key = generate_rsa_key(2048).unwrap();
+        let request = |encoding| ScepRequest {
+            url: "https://mdm.example/scep".into(),
+            challenge: Some("secret".into()),
+            common_name: "sim".into(),
+            key_bits: 2048,
+            encoding,
+        };
+        assert_eq!(MessageEncoding::default(), MessageEncoding::IosBer);
+        for (encoding, header) in [
+            (MessageEncoding::default(), [0x30, 0x80]),
+            (MessageEncoding::Der, [0x30, 0x82]),
+        ] {
+            let prepared = prepare(&request(encoding), &ca.cert, Some(key.clone())).unwrap();
+            let message = &prepared.request.der;
+            assert_eq!(message[..2], header, "{encoding:?} PKCSReq");
+            let envelope = envelope(message);
+            assert_eq!(envelope[..2], header, "{encoding:?} envelope");
+            let csr = Pkcs7::from_der(&envelope)
+                .unwrap()
+                .decrypt(&ca.key, &ca.cert, Pkcs7Flags::BINARY)
+                .unwrap();
+            assert!(openssl::x509::X509Req::from_der(&csr).is_ok());
+        }
+    }
 }

@@ -293,10 +293,11 @@ pub async fn run(fleet: &Fleet, bench: &CheckinBench) -> Result<ScenarioReport, 
         &cpu_after,
     );
     report.notes.push(format!(
-        "PUT {} with pre-signed Idle reports ({} signatures, {:?})",
+        "PUT {} with pre-signed Idle reports ({} signatures, {:?}, {:?})",
         url,
         devices.len(),
-        devices[0].record().options.digest
+        devices[0].record().options.digest,
+        devices[0].record().options.encoding
     ));
     Ok(report)
 }

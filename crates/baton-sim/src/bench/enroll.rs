@@ -11,7 +11,7 @@ use super::ScenarioReport;
 use super::cpu::CpuSample;
 use super::latency::Latencies;
 use crate::scep::{self, PreparedScep, ScepRequest};
-use crate::{SimError, Transport, random_udid};
+use crate::{MessageEncoding, SimError, Transport, random_udid};
 
 /// Settings of the enroll scenario.
 #[derive(Debug, Clone)]
@@ -30,6 +30,8 @@ pub struct EnrollBench {
     pub server_pid: Option<u32>,
     /// Show a progress bar.
     pub progress: bool,
+    /// How the PKCSReq messages are encoded.
+    pub encoding: MessageEncoding,
 }
 
 /// Runs the scenario.
@@ -57,6 +59,7 @@ pub async fn run(transport: &Transport, bench: &EnrollBench) -> Result<ScenarioR
             let ca = ca.clone();
             let url = url.clone();
             let challenge = bench.challenge.clone();
+            let encoding = bench.encoding;
             let bar = bar.clone();
             async move {
                 let r = tokio::task::spawn_blocking(move || {
@@ -65,6 +68,7 @@ pub async fn run(transport: &Transport, bench: &EnrollBench) -> Result<ScenarioR
                         challenge,
                         common_name: random_udid()?,
                         key_bits: 2048,
+                        encoding,
                     };
                     scep::prepare(&request, &ca, None)
                 })

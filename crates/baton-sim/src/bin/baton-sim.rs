@@ -8,8 +8,8 @@ use std::time::Duration;
 use anyhow::{Context, bail};
 use baton_sim::bench::{self, ScenarioReport};
 use baton_sim::{
-    AdminApi, DeviceOutcome, Fleet, FleetEnrollment, ServerTrust, SignatureDigest, SimOptions,
-    Transport, origin_of,
+    AdminApi, DeviceOutcome, Fleet, FleetEnrollment, MessageEncoding, ServerTrust, SignatureDigest,
+    SimOptions, Transport, origin_of,
 };
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
@@ -84,12 +84,33 @@ struct EnrollArgs {
     /// Enrollments in flight at once.
     #[arg(long, default_value_t = 16)]
     concurrency: usize,
-    /// Sign with SHA-1 like real devices (default SHA-256).
-    #[arg(long)]
-    sha1: bool,
+    #[command(flatten)]
+    cms: CmsArgs,
     /// Act as Shared iPads.
     #[arg(long)]
     shared_ipad: bool,
+}
+
+/// How enrolled devices sign and encode, iOS's way unless told otherwise.
+#[derive(Debug, Args)]
+struct CmsArgs {
+    /// Sign `Mdm-Signature` with SHA-256 (default SHA-1, like iOS).
+    #[arg(long)]
+    sha256: bool,
+    /// Send strict DER (default: BER with indefinite lengths, as iOS streams its
+    /// `Mdm-Signature` and SCEP request).
+    #[arg(long)]
+    der: bool,
+}
+
+impl CmsArgs {
+    fn encoding(&self) -> MessageEncoding {
+        if self.der {
+            MessageEncoding::Der
+        } else {
+            MessageEncoding::IosBer
+        }
+    }
 }
 
 #[derive(Debug, Subcommand)]
@@ -180,9 +201,8 @@ struct BenchArgs {
     /// The server's PID, to report its CPU per request.
     #[arg(long)]
     server_pid: Option<u32>,
-    /// Sign with SHA-1 (default SHA-256).
-    #[arg(long)]
-    sha1: bool,
+    #[command(flatten)]
+    cms: CmsArgs,
     /// Where to write the JSON results (default `bench-<scenario>.json`).
     #[arg(long)]
     out: Option<PathBuf>,
@@ -228,11 +248,12 @@ fn transport(cli: &Cli) -> anyhow::Result<(Transport, ServerTrust)> {
     Ok((Transport::new(&trust)?, trust))
 }
 
-fn options(sha1: bool, shared_ipad: bool) -> SimOptions {
+fn options(cms: &CmsArgs, shared_ipad: bool) -> SimOptions {
     let mut o = SimOptions::default();
-    if sha1 {
-        o.digest = SignatureDigest::Sha1;
+    if cms.sha256 {
+        o.digest = SignatureDigest::Sha256;
     }
+    o.encoding = cms.encoding();
     o.shared_ipad = shared_ipad;
     o
 }
@@ -315,7 +336,7 @@ async fn open_fleet(
         origin,
         args.count,
         args.challenge.clone(),
-        options(args.sha1, false),
+        options(&args.cms, false),
         progress,
     )
     .await?;
@@ -346,7 +367,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                         challenge: args.challenge,
                         count: args.count,
                         concurrency: args.concurrency,
-                        options: options(args.sha1, args.shared_ipad),
+                        options: options(&args.cms, args.shared_ipad),
                     },
                     progress,
                 )
@@ -496,6 +517,7 @@ async fn bench_command(
                     concurrency: args.connections,
                     server_pid: args.server_pid,
                     progress,
+                    encoding: args.cms.encoding(),
                 },
             )
             .await?

@@ -4,6 +4,10 @@
 //! the caller sends [`PkiRequest::der`] (POST body, or base64 in the `message` parameter) and
 //! hands the reply to [`decode_cert_rep`].
 //!
+//! Requests are strict DER unless [`PkiRequestParams::encoding`] asks for the BER form iOS sends
+//! ([`CmsEncoding::IosBer`]: the SignedData and the pkcsPKIEnvelope inside it streamed with
+//! indefinite lengths, as Apple's `SecSCEPGenerateCertificateRequest` writes them).
+//!
 //! ```no_run
 //! # use baton_server::enrollment::scep::client::*;
 //! # fn send(_: &[u8]) -> Vec<u8> { Vec::new() }
@@ -36,6 +40,7 @@ use crate::enrollment::der;
 use crate::enrollment::oid;
 
 pub use crate::enrollment::cms::{ContentCipher, DigestAlgorithm};
+pub use crate::identity::testing::{CmsEncoding, CmsEncodingError};
 
 /// A client-side failure.
 #[derive(Debug, Error)]
@@ -50,6 +55,9 @@ pub enum ClientError {
     /// The reply is not a valid CertRep for this request.
     #[error("invalid CertRep: {0}")]
     InvalidReply(&'static str),
+    /// The request could not be re-encoded in the requested [`CmsEncoding`].
+    #[error(transparent)]
+    Encoding(#[from] CmsEncodingError),
 }
 
 /// What a CertRep says.
@@ -67,7 +75,7 @@ pub enum CertRepOutcome {
 /// A built request and what is needed to check its reply.
 #[derive(Debug, Clone)]
 pub struct PkiRequest {
-    /// The DER message.
+    /// The encoded message: DER, or BER when built with [`CmsEncoding::IosBer`].
     pub der: Vec<u8>,
     /// Its transactionID.
     pub transaction_id: String,
@@ -141,6 +149,8 @@ pub struct PkiRequestParams<'a> {
     pub digest: DigestAlgorithm,
     /// Cipher for the envelope.
     pub cipher: ContentCipher,
+    /// DER, or the BER form of iOS for both the SignedData and the envelope inside it.
+    pub encoding: CmsEncoding,
 }
 
 impl std::fmt::Debug for PkiRequestParams<'_> {
@@ -149,12 +159,13 @@ impl std::fmt::Debug for PkiRequestParams<'_> {
             .field("message_type", &self.message_type)
             .field("digest", &self.digest)
             .field("cipher", &self.cipher)
+            .field("encoding", &self.encoding)
             .finish_non_exhaustive()
     }
 }
 
 impl<'a> PkiRequestParams<'a> {
-    /// A PKCSReq with SHA-256 and AES-128-CBC.
+    /// A PKCSReq with SHA-256 and AES-128-CBC, in DER.
     pub fn pkcs_req(
         csr_der: &'a [u8],
         signer_key: &'a PKeyRef<Private>,
@@ -169,10 +180,11 @@ impl<'a> PkiRequestParams<'a> {
             ca_cert,
             digest: DigestAlgorithm::Sha256,
             cipher: ContentCipher::Aes128Cbc,
+            encoding: CmsEncoding::Der,
         }
     }
 
-    /// A RenewalReq signed with the current identity, SHA-256 and AES-128-CBC.
+    /// A RenewalReq signed with the current identity, SHA-256 and AES-128-CBC, in DER.
     pub fn renewal_req(
         csr_der: &'a [u8],
         identity_key: &'a PKeyRef<Private>,
@@ -185,17 +197,20 @@ impl<'a> PkiRequestParams<'a> {
         }
     }
 
-    /// Builds the signed, encrypted message.
+    /// Builds the signed, encrypted message. In the iOS form the envelope is re-encoded before
+    /// it is signed: the messageDigest covers the envelope's bytes as sent.
     pub fn build(&self) -> Result<PkiRequest, ClientError> {
         let mut recipients = Stack::new()?;
         recipients.push(self.ca_cert.to_owned())?;
-        let enveloped = Pkcs7::encrypt(
-            &recipients,
-            self.csr_der,
-            self.cipher.cipher(),
-            Pkcs7Flags::BINARY,
-        )?
-        .to_der()?;
+        let enveloped = self.encoding.encode(
+            &Pkcs7::encrypt(
+                &recipients,
+                self.csr_der,
+                self.cipher.cipher(),
+                Pkcs7Flags::BINARY,
+            )?
+            .to_der()?,
+        )?;
         let transaction_id = hex::encode(Sha256::digest(self.signer_key.public_key_to_der()?));
         let mut sender_nonce = [0u8; 16];
         openssl::rand::rand_bytes(&mut sender_nonce)?;
@@ -212,6 +227,7 @@ impl<'a> PkiRequestParams<'a> {
             )
             .attribute(oid::SCEP_SENDER_NONCE, &der::octet_string(&sender_nonce))
             .sign(&signer_der, self.signer_key)?;
+        let der = self.encoding.encode(&der)?;
         Ok(PkiRequest {
             der,
             transaction_id,
@@ -293,5 +309,130 @@ pub fn decode_cert_rep(
             .ok_or(ClientError::InvalidReply("unknown failInfo")),
         Some(PkiStatus::Pending) => Ok(CertRepOutcome::Pending),
         None => Err(ClientError::InvalidReply("unknown pkiStatus")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use openssl::x509::store::X509StoreBuilder;
+
+    use super::*;
+    use crate::identity::testing::TestCa;
+    use crate::identity::testing::ios_encoding::definite_lengths_only;
+
+    struct Fixture {
+        ca: TestCa,
+        key: PKey<Private>,
+        signer: X509,
+        csr: Vec<u8>,
+    }
+
+    fn fixture() -> Fixture {
+        let ca = TestCa::generate("scep encoding CA").unwrap();
+        let key = generate_rsa_key(2048).unwrap();
+        let signer = self_signed_certificate(&key, "iPhone").unwrap();
+        let csr =
+            certificate_request(&key, &subject_name("iPhone").unwrap(), Some("secret")).unwrap();
+        Fixture {
+            ca,
+            key,
+            signer,
+            csr,
+        }
+    }
+
+    fn build(f: &Fixture, encoding: CmsEncoding) -> PkiRequest {
+        PkiRequestParams {
+            encoding,
+            ..PkiRequestParams::pkcs_req(&f.csr, &f.key, &f.signer, &f.ca.cert)
+        }
+        .build()
+        .unwrap()
+    }
+
+    /// openssl verifies the SignedData (signer certificate taken from the message) and returns
+    /// its content, the pkcsPKIEnvelope.
+    fn verified_content(message: &[u8]) -> Vec<u8> {
+        let p7 = Pkcs7::from_der(message).unwrap();
+        let store = X509StoreBuilder::new().unwrap().build();
+        let mut content = Vec::new();
+        p7.verify(
+            &Stack::new().unwrap(),
+            &store,
+            None,
+            Some(&mut content),
+            Pkcs7Flags::NOVERIFY | Pkcs7Flags::BINARY,
+        )
+        .unwrap();
+        content
+    }
+
+    fn decrypted(f: &Fixture, envelope: &[u8]) -> Vec<u8> {
+        Pkcs7::from_der(envelope)
+            .unwrap()
+            .decrypt(&f.ca.key, &f.ca.cert, Pkcs7Flags::BINARY)
+            .unwrap()
+    }
+
+    fn contains(haystack: &[u8], needle: &[u8]) -> bool {
+        haystack.windows(needle.len()).any(|w| w == needle)
+    }
+
+    #[test]
+    fn ios_pkcs_req_streams_the_signed_data_and_the_envelope() {
+        let f = fixture();
+        let request = build(&f, CmsEncoding::IosBer { chunk_size: 100 });
+        let message = &request.der;
+        assert!(message.starts_with(&[0x30, 0x80, 0x06, 0x09]));
+        // eContent: [0] EXPLICIT, constructed OCTET STRING, first substring of 100 bytes.
+        assert!(contains(
+            message,
+            &[0xA0, 0x80, 0x24, 0x80, 0x04, 0x64, 0x30, 0x80]
+        ));
+
+        let envelope = verified_content(message);
+        assert!(envelope.len() > 300, "several substrings");
+        assert!(envelope.starts_with(&[0x30, 0x80, 0x06, 0x09]));
+        assert!(contains(
+            &envelope,
+            &[
+                0x2A, 0x86, 0x48, 0x86, 0xF7, 0x0D, 0x01, 0x07, 0x03, 0xA0, 0x80, 0x30, 0x80
+            ]
+        ));
+        // encryptedContent: [0] IMPLICIT in constructed form, substrings tagged OCTET STRING.
+        assert!(contains(&envelope, &[0xA0, 0x80, 0x04, 0x64]));
+        assert_eq!(decrypted(&f, &envelope), f.csr);
+    }
+
+    #[test]
+    fn ios_pkcs_req_with_the_default_chunk_size_round_trips() {
+        let f = fixture();
+        let request = build(&f, CmsEncoding::IOS);
+        assert!(request.der.starts_with(&[0x30, 0x80]));
+        let envelope = verified_content(&request.der);
+        assert!(envelope.starts_with(&[0x30, 0x80]));
+        assert_eq!(decrypted(&f, &envelope), f.csr);
+    }
+
+    #[test]
+    fn der_pkcs_req_is_strict_der() {
+        let f = fixture();
+        let request = build(&f, CmsEncoding::Der);
+        assert_eq!(
+            PkiRequestParams::pkcs_req(&f.csr, &f.key, &f.signer, &f.ca.cert).encoding,
+            CmsEncoding::Der
+        );
+        // The server's strict DER reader takes it, and openssl finds the same envelope.
+        let signed = SignedMessage::parse(&request.der).unwrap();
+        signed.verify(&f.signer).unwrap();
+        let envelope = signed.content.unwrap().to_vec();
+        assert!(definite_lengths_only(&request.der));
+        assert!(definite_lengths_only(&envelope));
+        assert_eq!(verified_content(&request.der), envelope);
+        assert_eq!(
+            Pkcs7::from_der(&envelope).unwrap().to_der().unwrap(),
+            envelope
+        );
+        assert_eq!(decrypted(&f, &envelope), f.csr);
     }
 }

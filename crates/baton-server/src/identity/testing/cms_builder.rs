@@ -5,6 +5,10 @@
 //! encoded here because the `openssl` crate's `Pkcs7::sign` cannot choose the digest (it always
 //! uses SHA-256 for RSA) and devices sign with SHA-1. [`sign_message_openssl`] is the all-openssl
 //! variant (SHA-256 only); the tests check that openssl itself verifies what this module builds.
+//!
+//! The SignedData is built in DER; [`SignatureEncoding::IosBer`] then re-encodes it in the BER
+//! form iOS streams ([`super::ios_encoding`]). The signature does not change: it covers the DER
+//! of the signed attributes, which stay DER in both forms.
 
 use std::time::SystemTime;
 
@@ -24,6 +28,7 @@ use super::super::der::{
     DerReader, TAG_INTEGER, TAG_OCTET_STRING, TAG_OID, TAG_SEQUENCE, TAG_SET, TAG_UTC_TIME,
     context_constructed,
 };
+use super::ios_encoding::CmsEncoding;
 
 const OID_DATA: &[u8] = &[0x2A, 0x86, 0x48, 0x86, 0xF7, 0x0D, 0x01, 0x07, 0x01];
 const OID_SIGNED_DATA: &[u8] = &[0x2A, 0x86, 0x48, 0x86, 0xF7, 0x0D, 0x01, 0x07, 0x02];
@@ -33,6 +38,18 @@ const OID_SIGNING_TIME: &[u8] = &[0x2A, 0x86, 0x48, 0x86, 0xF7, 0x0D, 0x01, 0x09
 const OID_RSA_ENCRYPTION: &[u8] = &[0x2A, 0x86, 0x48, 0x86, 0xF7, 0x0D, 0x01, 0x01, 0x01];
 const OID_ECDSA_SHA1: &[u8] = &[0x2A, 0x86, 0x48, 0xCE, 0x3D, 0x04, 0x01];
 const ECDSA_SHA2_ARC: &[u8] = &[0x2A, 0x86, 0x48, 0xCE, 0x3D, 0x04, 0x03];
+
+/// How a signature is encoded.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum SignatureEncoding {
+    /// Strict DER (what openssl writes).
+    #[default]
+    Der,
+    /// BER with indefinite lengths, as iOS's Security framework streams it
+    /// ([`super::ios_encoding`]).
+    IosBer,
+}
 
 /// How to build a signature.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -44,6 +61,9 @@ pub struct SignOptions {
     pub signed_attributes: bool,
     /// The signingTime attribute's value. Default: now.
     pub signing_time: SystemTime,
+    /// DER or the BER form of iOS. Default DER, the form the server's own tests pin; the device
+    /// simulator defaults to [`SignatureEncoding::IosBer`].
+    pub encoding: SignatureEncoding,
 }
 
 impl Default for SignOptions {
@@ -52,6 +72,7 @@ impl Default for SignOptions {
             digest: DigestAlgorithm::Sha1,
             signed_attributes: true,
             signing_time: SystemTime::now(),
+            encoding: SignatureEncoding::Der,
         }
     }
 }
@@ -79,7 +100,16 @@ pub fn sign_message_with(
     chain: &[X509],
     options: &SignOptions,
 ) -> Result<String, ErrorStack> {
-    Ok(STANDARD.encode(signed_data_der(body, cert, key, chain, options)?))
+    let der = signed_data_der(body, cert, key, chain, options)?;
+    let encoded = match options.encoding {
+        SignatureEncoding::Der => der,
+        // The DER was built just above, so the re-encoding cannot fail; report the impossible
+        // case as an openssl error rather than panicking.
+        SignatureEncoding::IosBer => CmsEncoding::IOS
+            .encode(&der)
+            .map_err(|_| ErrorStack::get())?,
+    };
+    Ok(STANDARD.encode(encoded))
 }
 
 /// The all-openssl signer: `Pkcs7::sign` with `DETACHED | BINARY` (SHA-256, signed attributes).
@@ -237,4 +267,147 @@ fn signed_data_der(
             &tlv(context_constructed(0), &signed_data),
         ]),
     ))
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::{Duration, UNIX_EPOCH};
+
+    use base64::Engine as _;
+    use openssl::x509::store::X509StoreBuilder;
+
+    use super::*;
+    use crate::identity::testing::ios_encoding::definite_lengths_only;
+    use crate::identity::testing::{DeviceCertificateSpec, TestCa, TestKeyKind};
+
+    const BODY: &[u8] = b"<plist><dict><key>MessageType</key><string>Idle</string></dict></plist>";
+    const SIGNED_DATA_HEADER: &[u8] = &[
+        0x30, 0x80, 0x06, 0x09, 0x2A, 0x86, 0x48, 0x86, 0xF7, 0x0D, 0x01, 0x07, 0x02, 0xA0, 0x80,
+        0x30, 0x80,
+    ];
+    const DETACHED_CONTENT_INFO: &[u8] = &[
+        0x30, 0x80, 0x06, 0x09, 0x2A, 0x86, 0x48, 0x86, 0xF7, 0x0D, 0x01, 0x07, 0x01, 0x00, 0x00,
+    ];
+
+    fn device(key: TestKeyKind) -> (crate::identity::testing::DeviceIdentity, TestCa) {
+        let root = TestCa::generate("ios encoding root").unwrap();
+        let intermediate = root
+            .issue_intermediate("ios encoding intermediate")
+            .unwrap();
+        let spec = DeviceCertificateSpec {
+            key,
+            ..DeviceCertificateSpec::default()
+        };
+        (intermediate.issue_device("dev", &spec).unwrap(), root)
+    }
+
+    fn options(digest: DigestAlgorithm, encoding: SignatureEncoding) -> SignOptions {
+        SignOptions {
+            digest,
+            signing_time: UNIX_EPOCH + Duration::from_secs(1_750_000_000),
+            encoding,
+            ..SignOptions::default()
+        }
+    }
+
+    fn sign(
+        id: &crate::identity::testing::DeviceIdentity,
+        body: &[u8],
+        options: &SignOptions,
+    ) -> Vec<u8> {
+        let header = sign_message_with(body, &id.cert, &id.key, &id.chain, options).unwrap();
+        STANDARD.decode(header).unwrap()
+    }
+
+    #[test]
+    fn ios_ber_signature_is_streamed_like_ios() {
+        let (id, _) = device(TestKeyKind::Rsa2048);
+        let ber = sign(
+            &id,
+            BODY,
+            &options(DigestAlgorithm::Sha1, SignatureEncoding::IosBer),
+        );
+        assert!(ber.starts_with(SIGNED_DATA_HEADER), "{:02x?}", &ber[..17]);
+        assert!(
+            ber.windows(DETACHED_CONTENT_INFO.len())
+                .any(|w| w == DETACHED_CONTENT_INFO)
+        );
+        // Certificates (leaf then intermediate) stay definite: `a0 82 ..` after the content info.
+        let certs_at = ber
+            .windows(DETACHED_CONTENT_INFO.len())
+            .position(|w| w == DETACHED_CONTENT_INFO)
+            .unwrap()
+            + DETACHED_CONTENT_INFO.len();
+        assert_eq!(ber[certs_at..certs_at + 2], [0xA0, 0x82]);
+        let leaf = id.cert.to_der().unwrap();
+        assert_eq!(ber[certs_at + 4..certs_at + 4 + leaf.len()], leaf[..]);
+        assert!(ber.ends_with(&[0, 0, 0, 0, 0, 0]));
+    }
+
+    #[test]
+    fn openssl_verifies_the_ios_ber_signature() {
+        for key in [TestKeyKind::Rsa2048, TestKeyKind::EcP256] {
+            let (id, _) = device(key);
+            for digest in [DigestAlgorithm::Sha1, DigestAlgorithm::Sha256] {
+                let ber = sign(&id, BODY, &options(digest, SignatureEncoding::IosBer));
+                let p7 = Pkcs7::from_der(&ber).unwrap();
+                let certs = p7.signed().and_then(|s| s.certificates()).unwrap();
+                assert_eq!(certs.len(), 2, "leaf and intermediate embedded");
+                let no_extra = Stack::new().unwrap();
+                let store = X509StoreBuilder::new().unwrap().build();
+                p7.verify(
+                    &no_extra,
+                    &store,
+                    Some(BODY),
+                    None,
+                    Pkcs7Flags::NOVERIFY | Pkcs7Flags::BINARY,
+                )
+                .unwrap_or_else(|e| panic!("{key:?} {digest:?}: {e}"));
+                assert!(
+                    p7.verify(
+                        &no_extra,
+                        &store,
+                        Some(b"another body"),
+                        None,
+                        Pkcs7Flags::NOVERIFY | Pkcs7Flags::BINARY,
+                    )
+                    .is_err()
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn ios_ber_is_the_der_message_reencoded() {
+        // RSA PKCS#1 v1.5 is deterministic, so both forms carry the same signature: openssl,
+        // reading the BER and writing DER, gives back the DER form byte for byte.
+        let (id, _) = device(TestKeyKind::Rsa2048);
+        let der = sign(
+            &id,
+            BODY,
+            &options(DigestAlgorithm::Sha1, SignatureEncoding::Der),
+        );
+        let ber = sign(
+            &id,
+            BODY,
+            &options(DigestAlgorithm::Sha1, SignatureEncoding::IosBer),
+        );
+        assert_ne!(der, ber);
+        assert_eq!(Pkcs7::from_der(&ber).unwrap().to_der().unwrap(), der);
+    }
+
+    #[test]
+    fn der_option_is_strict_der_and_unchanged() {
+        let (id, _) = device(TestKeyKind::Rsa2048);
+        let options = options(DigestAlgorithm::Sha1, SignatureEncoding::Der);
+        assert_eq!(SignOptions::default().encoding, SignatureEncoding::Der);
+        let der = sign(&id, BODY, &options);
+        // What the builder wrote before it could re-encode: the DER SignedData itself.
+        assert_eq!(
+            der,
+            signed_data_der(BODY, &id.cert, &id.key, &id.chain, &options).unwrap()
+        );
+        assert_eq!(der[..2], [0x30, 0x82]);
+        assert!(definite_lengths_only(&der));
+    }
 }
