@@ -13,9 +13,10 @@ use http::Method;
 const UDID: &str = "00008030-000B3E2A1C0D802E";
 
 /// The device's SHA-1 signature (with signed attributes, as iOS signs) re-encoded with every
-/// constructed element indefinite and content chunked: harsher than Apple's encoder.
+/// constructed element indefinite and content chunked: harsher than Apple's encoder (which every
+/// other end-to-end test uses through `TestDevice::sign`).
 fn ber_signature(device: &TestDevice, body: &[u8]) -> String {
-    let der = STANDARD.decode(device.sign(body)).unwrap();
+    let der = STANDARD.decode(device.sign_der(body)).unwrap();
     let ber = baton_server::ber::to_indefinite(&der, 16).unwrap();
     assert_eq!(&ber[..2], &[0x30, 0x80]);
     STANDARD.encode(ber)
@@ -76,9 +77,18 @@ async fn authenticate_token_update_and_reports_signed_in_ber() {
     let listed = server.commands(UDID).await;
     assert_eq!(listed[0]["status"], "acknowledged", "{listed:?}");
 
-    // DER and BER from the same device are the same identity: both keep working.
+    // DER, the iOS layout and the harshest BER from the same device are the same identity.
+    let body = device.idle();
+    let r = server
+        .put_device("/mdm/connect", body.clone(), Some(device.sign_der(&body)))
+        .await;
+    assert_eq!(r.status, 200, "DER: {}", r.text());
+    assert_eq!(
+        STANDARD.decode(device.sign(&body)).unwrap()[..2],
+        [0x30, 0x80]
+    );
     let r = server.connect(&device, device.idle()).await;
-    assert_eq!(r.status, 200);
+    assert_eq!(r.status, 200, "iOS BER: {}", r.text());
     server.assert_healthy().await;
 }
 

@@ -1,6 +1,6 @@
 //! Simulated devices: an identity certificate from a test CA, a UDID, and builders for the
 //! messages a device sends. Every message is signed like iOS does (detached CMS, SHA-1, signed
-//! attributes) with `baton_server::identity::testing`.
+//! attributes, BER from a streaming encoder) with `baton_server::identity::testing`.
 
 use baton_proto::plist::{Dictionary, Value};
 use baton_proto::{
@@ -8,7 +8,10 @@ use baton_proto::{
     PushMagic, PushToken, Status, TokenUpdate, Topic, to_xml,
 };
 use baton_server::identity::DigestAlgorithm;
-use baton_server::identity::testing::{DeviceCertificateSpec, DeviceIdentity, TestCa};
+use baton_server::identity::testing::{
+    DeviceCertificateSpec, DeviceIdentity, SignOptions, SignatureEncoding, TestCa,
+    sign_message_with,
+};
 
 /// The APNs topic the test devices report.
 pub const TOPIC: &str = "com.apple.mgmt.External.2d8ab3f6-8c4e-4a7e-9d51-0a1f2b3c4d5e";
@@ -71,8 +74,26 @@ impl TestDevice {
         }
     }
 
-    /// The `Mdm-Signature` value for `body` (SHA-1, like iOS).
+    /// The `Mdm-Signature` value for `body` as iOS sends it: SHA-1, signed attributes with
+    /// signingTime, the chain embedded, BER with indefinite lengths from a streaming encoder.
     pub fn sign(&self, body: &[u8]) -> String {
+        let options = SignOptions {
+            digest: DigestAlgorithm::Sha1,
+            encoding: SignatureEncoding::IosBer,
+            ..SignOptions::default()
+        };
+        sign_message_with(
+            body,
+            &self.identity.cert,
+            &self.identity.key,
+            &self.identity.chain,
+            &options,
+        )
+        .unwrap()
+    }
+
+    /// The `Mdm-Signature` value for `body` in strict DER (SHA-1), for tests about DER clients.
+    pub fn sign_der(&self, body: &[u8]) -> String {
         self.identity.sign(body, DigestAlgorithm::Sha1).unwrap()
     }
 
