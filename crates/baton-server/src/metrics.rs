@@ -1,10 +1,11 @@
 //! Prometheus metrics from plain atomics: requests by endpoint and status, device refusals by
-//! reason, check-in latency histograms, queue depth and webhook counters. Recording is a few
+//! reason, check-in latency histograms, queue depth, webhook counters and the TLS certificate's
+//! remaining lifetime. Recording is a few
 //! relaxed atomic adds; [`Metrics::render`] writes the text exposition format on scrape.
 
 use std::fmt::Write as _;
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
-use std::time::Duration;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 /// The endpoints requests are counted under.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -137,6 +138,8 @@ pub struct Metrics {
     webhook_delivered: AtomicU64,
     webhook_failed_attempts: AtomicU64,
     webhook_pending: AtomicI64,
+    /// Unix seconds of the served TLS certificate's NotAfter; `i64::MIN` without TLS.
+    tls_not_after: AtomicI64,
 }
 
 impl Default for Metrics {
@@ -150,6 +153,7 @@ impl Default for Metrics {
             webhook_delivered: AtomicU64::new(0),
             webhook_failed_attempts: AtomicU64::new(0),
             webhook_pending: AtomicI64::new(0),
+            tls_not_after: AtomicI64::new(i64::MIN),
         }
     }
 }
@@ -218,6 +222,15 @@ impl Metrics {
     /// Sets the number of webhook events waiting in the outbox.
     pub fn set_webhook_pending(&self, pending: i64) {
         self.webhook_pending.store(pending, Ordering::Relaxed);
+    }
+
+    /// Records the NotAfter of the TLS certificate being served (`None`: no TLS).
+    pub fn set_tls_certificate_not_after(&self, not_after: Option<SystemTime>) {
+        let unix = not_after.map_or(i64::MIN, |t| match t.duration_since(UNIX_EPOCH) {
+            Ok(after) => i64::try_from(after.as_secs()).unwrap_or(i64::MAX),
+            Err(_) => 0,
+        });
+        self.tls_not_after.store(unix, Ordering::Relaxed);
     }
 
     /// The Prometheus text exposition of every metric.
@@ -295,6 +308,21 @@ impl Metrics {
             "baton_webhook_outbox_pending {}",
             self.webhook_pending.load(Ordering::Relaxed)
         );
+        let not_after = self.tls_not_after.load(Ordering::Relaxed);
+        if not_after != i64::MIN {
+            let now = SystemTime::now()
+                .duration_since(UNIX_EPOCH)
+                .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX));
+            out.push_str(
+                "# HELP baton_tls_certificate_expiry_seconds Seconds until the served TLS certificate expires (negative once expired).\n",
+            );
+            out.push_str("# TYPE baton_tls_certificate_expiry_seconds gauge\n");
+            let _ = writeln!(
+                out,
+                "baton_tls_certificate_expiry_seconds {}",
+                not_after.saturating_sub(now)
+            );
+        }
         out
     }
 }
@@ -315,6 +343,25 @@ mod tests {
         let text = m.render();
         assert!(text.contains("baton_http_requests_total{endpoint=\"checkin\",status=\"200\"} 2"));
         assert!(text.contains("baton_http_requests_total{endpoint=\"api\",status=\"other\"} 1"));
+    }
+
+    #[test]
+    fn tls_certificate_expiry_is_rendered_only_with_tls() {
+        let m = Metrics::default();
+        assert!(!m.render().contains("baton_tls_certificate_expiry_seconds"));
+        m.set_tls_certificate_not_after(Some(SystemTime::now() + Duration::from_secs(7200)));
+        let text = m.render();
+        let line = text
+            .lines()
+            .find(|l| l.starts_with("baton_tls_certificate_expiry_seconds "))
+            .unwrap();
+        let left: i64 = line.rsplit(' ').next().unwrap().parse().unwrap();
+        assert!((7190..=7200).contains(&left), "{line}");
+        m.set_tls_certificate_not_after(Some(SystemTime::now() - Duration::from_secs(60)));
+        assert!(
+            m.render()
+                .contains("baton_tls_certificate_expiry_seconds -6")
+        );
     }
 
     #[test]

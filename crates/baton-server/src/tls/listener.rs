@@ -13,12 +13,16 @@ use axum::extract::ConnectInfo;
 use hyper::body::Incoming;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use hyper_util::server::conn::auto::Builder as ConnectionBuilder;
-use rustls::ServerConfig;
+use rustls::server::ResolvesServerCert;
+use rustls::{DistinguishedName, ServerConfig};
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::JoinSet;
 use tokio_rustls::TlsAcceptor;
+
+use super::TlsError;
+use super::client_auth::{ClientAuth, OptionalClientCertificate};
 
 /// Time open connections get to finish in-flight requests after shutdown is signalled.
 const GRACEFUL_SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(30);
@@ -30,6 +34,33 @@ const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 /// CAs: pass it to [`crate::identity::IdentityVerifier::verify_request`].
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct PeerCertificate(pub Option<Arc<[u8]>>);
+
+/// The listener's rustls configuration: TLS 1.2 and 1.3, ALPN `h2` then `http/1.1`, the
+/// certificate `certificates` resolves at each handshake (so a renewed certificate is served to
+/// new connections while established ones keep theirs), and a CertificateRequest naming
+/// `device_ca_subjects` (DER `Name`s) only with [`ClientAuth::Optional`].
+pub fn server_config(
+    certificates: Arc<dyn ResolvesServerCert>,
+    client_auth: ClientAuth,
+    device_ca_subjects: Vec<DistinguishedName>,
+) -> Result<Arc<ServerConfig>, TlsError> {
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let builder = ServerConfig::builder_with_provider(Arc::clone(&provider))
+        .with_safe_default_protocol_versions()?;
+    let mut config = match client_auth {
+        ClientAuth::Off => builder
+            .with_no_client_auth()
+            .with_cert_resolver(certificates),
+        ClientAuth::Optional => builder
+            .with_client_cert_verifier(Arc::new(OptionalClientCertificate {
+                algorithms: provider.signature_verification_algorithms,
+                hints: device_ca_subjects,
+            }))
+            .with_cert_resolver(certificates),
+    };
+    config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+    Ok(Arc::new(config))
+}
 
 /// Serves `router` over TLS on `listener` until `shutdown` completes, then stops accepting,
 /// lets every open connection finish its in-flight requests (for at most 30 s), and returns.

@@ -2,24 +2,38 @@
 //! and HTTP/2 (ALPN `h2`, `http/1.1`) on each connection, and exposing the peer's TLS client
 //! certificate to handlers as a [`PeerCertificate`] request extension.
 //!
-//! Client certificates are requested but optional. The TLS layer accepts any certificate chain
-//! (it only checks that the client proved possession of the key, via the handshake signature);
-//! whether the certificate is trusted is decided by [`crate::identity`], which knows the device
-//! CAs and the clock-skew rules. [`serve_plain`] serves the same router without TLS, for
-//! deployments behind a TLS-terminating proxy.
+//! - Client certificates ([`ClientAuth`]): off by default, so no CertificateRequest is sent and
+//!   iOS never asks a person to pick an identity; devices are identified by `Mdm-Signature`.
+//!   With [`ClientAuth::Optional`] the listener asks (naming the device CAs) and accepts any
+//!   chain; whether it is trusted is decided by [`crate::identity`], which knows the device CAs
+//!   and the clock-skew rules.
+//! - The server certificate ([`TlsIdentity`]: the operator's PEM files, one issued by the
+//!   built-in CA, or a self-signed one) is served through a [`RotatingCertificate`], and
+//!   [`rotation::run`] renews or reloads it while the server runs: new handshakes get the new
+//!   certificate, open connections keep theirs.
+//! - [`serve_plain`] serves the same router without TLS, for deployments behind a
+//!   TLS-terminating proxy.
 //!
-//! [`TlsIdentity`] loads the server certificate and key from PEM files, or generates a
-//! self-signed one on first start and reuses it afterwards.
+//! What this module does not do: decide whether a client certificate identifies a device, or
+//! issue certificates from the built-in CA (that is [`crate::enrollment::server_certificate`]).
 
 use std::io;
 use std::path::PathBuf;
 
 mod client_auth;
 mod listener;
+mod rotating;
+pub mod rotation;
 mod server_identity;
+mod settings;
 
-pub use listener::{PeerCertificate, serve_plain, serve_tls};
+pub use client_auth::{ClientAuth, ParseClientAuthError};
+pub use listener::{PeerCertificate, serve_plain, serve_tls, server_config};
+pub use rotating::{RotatingCertificate, ServedCertificate};
+pub use rotation::{CertificateSource, OperatorFiles, SelfSigned};
 pub use server_identity::TlsIdentity;
+pub(crate) use server_identity::{certificate_time, write_file};
+pub use settings::TlsSettings;
 
 /// Sub-directory of the data directory holding the generated certificate.
 const TLS_DIR: &str = "tls";
