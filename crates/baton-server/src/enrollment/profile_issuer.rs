@@ -3,6 +3,8 @@
 //! challenge or a server-made PKCS#12 identity), builds it with [`super::profile`] and, when
 //! configured, signs it (CMS SignedData) with the server's TLS identity.
 //!
+//! Also the trust profile of `GET /mdm/trust` (the same root certificate alone).
+//!
 //! Used by `GET /mdm/enroll` and by the identity-renewal task. Synchronous: call it from the
 //! blocking pool (RSA key generation for the PKCS#12 variant takes tens of milliseconds).
 
@@ -27,7 +29,10 @@ use thiserror::Error;
 use super::ca::{CaError, CertificateAuthority, IssueRequest};
 use super::certificate_profile::CertificateProfile;
 use super::challenge::ChallengeError;
-use super::profile::{EnrollmentProfileSpec, IdentityPayload, ProfileUuids, profile_identifier};
+use super::profile::{
+    EnrollmentProfileSpec, IdentityPayload, ProfileUuids, TrustProfileSpec, profile_identifier,
+    trust_profile_identifier,
+};
 use super::scep::ScepService;
 use super::settings::EnrollmentSettings;
 use crate::tls::{RotatingCertificate, TlsIdentity};
@@ -314,6 +319,26 @@ impl EnrollmentProfiles {
         };
         let xml = spec.build(&ProfileUuids::random()).to_xml()?;
         self.finish(xml, profile_identifier(&self.settings.identifier_prefix))
+    }
+
+    /// The trust profile (the root certificate of the server's TLS chain alone), signed like the
+    /// enrollment profile; `None` when the chain needs no root (publicly trusted, or plain HTTP).
+    pub fn trust_profile(&self) -> Result<Option<IssuedProfile>, EnrollProfileError> {
+        let Some(root) = &self.root_certificate else {
+            return Ok(None);
+        };
+        let xml = TrustProfileSpec {
+            identifier_prefix: self.settings.identifier_prefix.clone(),
+            organization: self.settings.organization.clone(),
+            root_certificate: root.clone(),
+        }
+        .build(&ProfileUuids::random())
+        .to_xml()?;
+        self.finish(
+            xml,
+            trust_profile_identifier(&self.settings.identifier_prefix),
+        )
+        .map(Some)
     }
 
     /// `xml` as served: signed when configured.

@@ -1,6 +1,6 @@
 //! Enrollment's part of server start-up, kept out of [`crate::server`]: the SCEP service on the
 //! store-backed registry and challenge store, the server's CA-issued TLS certificate with its
-//! renewal task, and the enrollment routes (`/scep`, `/mdm/enroll`) with the
+//! renewal task, and the enrollment routes (`/scep`, `/mdm/enroll`, `/mdm/trust`) with the
 //! identity-renewal task.
 
 use std::sync::Arc;
@@ -93,7 +93,7 @@ pub fn server_certificate(
     }
 }
 
-/// The enrollment routes (`/scep`, `/mdm/enroll`) and the identity-renewal task
+/// The enrollment routes (`/scep`, `/mdm/enroll`, `/mdm/trust`) and the identity-renewal task
 /// (pushed onto `tasks`). Without a built-in CA there are none. `tls` is the certificate the
 /// listener serves: its root goes into the profiles, and it signs them when configured.
 pub fn routes(
