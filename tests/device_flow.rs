@@ -132,7 +132,10 @@ async fn enroll_queue_not_now_acknowledge_across_a_restart() {
 async fn tls_client_certificate_identifies_the_device() {
     let pki = Pki::generate();
     let device = pki.device(UDID);
-    let server = TestServer::start(&pki, ServerOptions::default()).await;
+    // Client certificates are only asked for with `--tls-client-auth optional`.
+    let mut options = ServerOptions::default();
+    options.tls_settings.client_auth = baton_server::tls::ClientAuth::Optional;
+    let server = TestServer::start(&pki, options).await;
     let client = server.client_with_certificate(&device);
     let headers = [(
         "Content-Type",

@@ -33,6 +33,13 @@ pub struct ServerOptions {
     pub session: baton_server::session_policy::SessionSettings,
     /// Portal lockout thresholds and durations.
     pub lockout: baton_server::lockout::LockoutSettings,
+    /// TLS client authentication, validity of the certificates the server makes, check interval.
+    pub tls_settings: baton_server::tls::TlsSettings,
+    /// Serve these (certificate chain, key) PEM files instead of a generated certificate.
+    pub tls_files: Option<(PathBuf, PathBuf)>,
+    /// The host name devices use: public URL `https://<host>`, and the first name of the
+    /// generated certificate (default `127.0.0.1`).
+    pub public_host: Option<String>,
 }
 
 impl Default for ServerOptions {
@@ -48,6 +55,9 @@ impl Default for ServerOptions {
             },
             session: baton_server::session_policy::SessionSettings::default(),
             lockout: baton_server::lockout::LockoutSettings::default(),
+            tls_settings: baton_server::tls::TlsSettings::default(),
+            tls_files: None,
+            public_host: None,
         }
     }
 }
@@ -72,14 +82,20 @@ impl TestServer {
         std::fs::write(&ca_path, pki.trusted.cert_pem().unwrap()).unwrap();
         let mut config = ServerConfig::new(dir.path().join("data"));
         config.listen = "127.0.0.1:0".parse().unwrap();
-        config.public_url = "https://127.0.0.1".into();
-        config.transport = if options.tls {
-            Transport::SelfSignedTls {
-                hosts: vec!["localhost".into(), "127.0.0.1".into()],
+        let mut hosts = vec!["localhost".to_owned(), "127.0.0.1".to_owned()];
+        config.public_url = match &options.public_host {
+            Some(host) => {
+                hosts.insert(0, host.clone());
+                format!("https://{host}")
             }
-        } else {
-            Transport::PlainHttp
+            None => "https://127.0.0.1".into(),
         };
+        config.transport = match (options.tls, options.tls_files) {
+            (false, _) => Transport::PlainHttp,
+            (true, Some((cert, key))) => Transport::TlsFiles { cert, key },
+            (true, None) => Transport::SelfSignedTls { hosts },
+        };
+        config.tls = options.tls_settings;
         config.device_ca_files = vec![ca_path];
         config.webhook = options.webhook;
         config.push = options.push;
@@ -94,7 +110,7 @@ impl TestServer {
         let api_key = running
             .generated_api_key()
             .map_or_else(|| API_KEY.to_owned(), str::to_owned);
-        let client = Self::client_for(&running, &config, None);
+        let client = Self::client_for(&running, None);
         Self {
             dir,
             config,
@@ -104,18 +120,10 @@ impl TestServer {
         }
     }
 
-    fn client_for(
-        running: &RunningServer,
-        config: &ServerConfig,
-        identity: Option<(Vec<u8>, Vec<u8>)>,
-    ) -> HttpClient {
-        let server_cert = running.is_tls().then(|| {
-            let pem = std::fs::read(config.data_dir.join("tls").join("server.crt")).unwrap();
-            openssl::x509::X509::from_pem(&pem)
-                .unwrap()
-                .to_der()
-                .unwrap()
-        });
+    fn client_for(running: &RunningServer, identity: Option<(Vec<u8>, Vec<u8>)>) -> HttpClient {
+        let server_cert = running
+            .tls_certificate()
+            .map(|served| served.identity().cert_chain[0].to_vec());
         HttpClient::new(&running.local_url(), server_cert, identity)
     }
 
@@ -160,7 +168,7 @@ impl TestServer {
         config.api_key = None;
         let running = baton_server::server::start(config).await.unwrap();
         let generated = running.generated_api_key().map(str::to_owned);
-        self.client = Self::client_for(&running, &self.config, None);
+        self.client = Self::client_for(&running, None);
         self.running = Some(running);
         generated
     }
@@ -174,7 +182,7 @@ impl TestServer {
 
     /// A client presenting `device`'s certificate as TLS client certificate.
     pub fn client_with_certificate(&self, device: &TestDevice) -> HttpClient {
-        Self::client_for(self.running(), &self.config, Some(device.tls_identity()))
+        Self::client_for(self.running(), Some(device.tls_identity()))
     }
 
     /// PUTs `body` to `path` with an optional `Mdm-Signature`.

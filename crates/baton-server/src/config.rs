@@ -103,6 +103,8 @@ pub struct ServerConfig {
     pub public_url: String,
     /// TLS or plain HTTP.
     pub transport: Transport,
+    /// TLS client authentication, and validity and renewal checks of the server certificate.
+    pub tls: crate::tls::TlsSettings,
     /// The admin API key. When absent, the stored hash is used, or a key is generated on first
     /// start and returned once in [`crate::server::RunningServer::generated_api_key`]. Secret.
     pub api_key: Option<String>,
@@ -148,6 +150,7 @@ impl ServerConfig {
             transport: Transport::SelfSignedTls {
                 hosts: vec!["localhost".to_owned(), "127.0.0.1".to_owned()],
             },
+            tls: crate::tls::TlsSettings::default(),
             api_key: None,
             device_ca_files: Vec::new(),
             trust_builtin_ca: true,
@@ -173,6 +176,7 @@ impl fmt::Debug for ServerConfig {
             .field("listen", &self.listen)
             .field("public_url", &self.public_url)
             .field("transport", &self.transport)
+            .field("tls", &self.tls)
             .field("api_key", &self.api_key.as_ref().map(|_| "<redacted>"))
             .field("device_ca_files", &self.device_ca_files)
             .field("trust_builtin_ca", &self.trust_builtin_ca)

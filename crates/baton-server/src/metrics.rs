@@ -1,12 +1,12 @@
 //! Prometheus metrics from plain atomics: requests by endpoint and status, device refusals by
-//! reason, check-in latency histograms, queue depth, webhook counters, and the device identity
-//! gauges the renewal pass sets (identities expiring soon or expired, renewals by state).
-//! Recording is a few relaxed atomic adds; [`Metrics::render`] writes the text exposition format
-//! on scrape.
+//! reason, check-in latency histograms, queue depth, webhook counters, the device identity
+//! gauges the renewal pass sets (identities expiring soon or expired, renewals by state) and the
+//! TLS certificate's remaining lifetime. Recording is a few relaxed atomic adds;
+//! [`Metrics::render`] writes the text exposition format on scrape.
 
 use std::fmt::Write as _;
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
-use std::time::Duration;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use crate::enrollment::renewal_record::RenewalState;
 
@@ -145,6 +145,8 @@ pub struct Metrics {
     identities_expiring: AtomicI64,
     identities_expired: AtomicI64,
     renewals: [AtomicI64; RenewalState::ALL.len()],
+    /// Unix seconds of the served TLS certificate's NotAfter; `i64::MIN` without TLS.
+    tls_not_after: AtomicI64,
 }
 
 /// What the identity-renewal pass saw, for the gauges.
@@ -175,6 +177,7 @@ impl Default for Metrics {
             identities_expiring: AtomicI64::new(0),
             identities_expired: AtomicI64::new(0),
             renewals: std::array::from_fn(|_| AtomicI64::new(0)),
+            tls_not_after: AtomicI64::new(i64::MIN),
         }
     }
 }
@@ -257,6 +260,15 @@ impl Metrics {
         for (slot, n) in self.renewals.iter().zip(gauges.renewals) {
             slot.store(gauge(n), Ordering::Relaxed);
         }
+    }
+
+    /// Records the NotAfter of the TLS certificate being served (`None`: no TLS).
+    pub fn set_tls_certificate_not_after(&self, not_after: Option<SystemTime>) {
+        let unix = not_after.map_or(i64::MIN, |t| match t.duration_since(UNIX_EPOCH) {
+            Ok(after) => i64::try_from(after.as_secs()).unwrap_or(i64::MAX),
+            Err(_) => 0,
+        });
+        self.tls_not_after.store(unix, Ordering::Relaxed);
     }
 
     /// The Prometheus text exposition of every metric.
@@ -366,6 +378,21 @@ impl Metrics {
                 n.load(Ordering::Relaxed)
             );
         }
+        let not_after = self.tls_not_after.load(Ordering::Relaxed);
+        if not_after != i64::MIN {
+            let now = SystemTime::now()
+                .duration_since(UNIX_EPOCH)
+                .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX));
+            out.push_str(
+                "# HELP baton_tls_certificate_expiry_seconds Seconds until the served TLS certificate expires (negative once expired).\n",
+            );
+            out.push_str("# TYPE baton_tls_certificate_expiry_seconds gauge\n");
+            let _ = writeln!(
+                out,
+                "baton_tls_certificate_expiry_seconds {}",
+                not_after.saturating_sub(now)
+            );
+        }
         out
     }
 }
@@ -386,6 +413,25 @@ mod tests {
         let text = m.render();
         assert!(text.contains("baton_http_requests_total{endpoint=\"checkin\",status=\"200\"} 2"));
         assert!(text.contains("baton_http_requests_total{endpoint=\"api\",status=\"other\"} 1"));
+    }
+
+    #[test]
+    fn tls_certificate_expiry_is_rendered_only_with_tls() {
+        let m = Metrics::default();
+        assert!(!m.render().contains("baton_tls_certificate_expiry_seconds"));
+        m.set_tls_certificate_not_after(Some(SystemTime::now() + Duration::from_secs(7200)));
+        let text = m.render();
+        let line = text
+            .lines()
+            .find(|l| l.starts_with("baton_tls_certificate_expiry_seconds "))
+            .unwrap();
+        let left: i64 = line.rsplit(' ').next().unwrap().parse().unwrap();
+        assert!((7190..=7200).contains(&left), "{line}");
+        m.set_tls_certificate_not_after(Some(SystemTime::now() - Duration::from_secs(60)));
+        assert!(
+            m.render()
+                .contains("baton_tls_certificate_expiry_seconds -6")
+        );
     }
 
     #[test]

@@ -2,7 +2,7 @@
 //! directory, settle the API key, load the built-in CA and extra device CAs as trust anchors,
 //! build the router (device routes, admin API, SCEP), bind the listener (TLS or plain HTTP), and
 //! run the background tasks (last-seen flushing, webhook delivery, push dispatch and re-push,
-//! the session sweeper).
+//! the session sweeper, TLS certificate renewal and reload).
 
 use std::io;
 use std::net::SocketAddr;
@@ -14,7 +14,7 @@ use baton_proto::Limits;
 use baton_store::{SledConfig, SledStore, Store, StoreError};
 use openssl::x509::X509;
 use tokio::net::TcpListener;
-use tokio::sync::watch;
+use tokio::sync::{Notify, watch};
 use tokio::task::JoinHandle;
 
 use crate::api_key::{self, ApiKeyError};
@@ -25,7 +25,8 @@ use crate::identity::{IdentityConfig, IdentityError, IdentityVerifier, TrustAnch
 use crate::metrics::Metrics;
 use crate::push::{PushError, PushService, PushSink};
 use crate::state::{AppState, Services};
-use crate::tls::{self, TlsError, TlsIdentity};
+use crate::tls::rotation::Rotation;
+use crate::tls::{self, OperatorFiles, RotatingCertificate, TlsError, TlsIdentity};
 use crate::webhook::{EventSink, Outbox, WebhookDelivery};
 
 /// Sub-directory of the data directory holding the database.
@@ -99,7 +100,10 @@ pub struct RunningServer {
     tls: bool,
     generated_api_key: Option<String>,
     builtin_ca_pem: Option<Vec<u8>>,
+    builtin_ca_sha256: Option<String>,
     state: AppState,
+    certificate: Option<Arc<RotatingCertificate>>,
+    reload_tls: Arc<Notify>,
     stop: watch::Sender<bool>,
     serve: JoinHandle<io::Result<()>>,
     tasks: Vec<JoinHandle<()>>,
@@ -132,9 +136,27 @@ impl RunningServer {
         self.builtin_ca_pem.as_deref()
     }
 
+    /// SHA-256 fingerprint of the built-in CA certificate, as iOS shows it in a profile's
+    /// certificate details (upper-case hex pairs separated by spaces).
+    pub fn builtin_ca_sha256(&self) -> Option<&str> {
+        self.builtin_ca_sha256.as_deref()
+    }
+
     /// The shared services (tests and embedding code).
     pub fn services(&self) -> &AppState {
         &self.state
+    }
+
+    /// The TLS certificate new connections get (`None` over plain HTTP).
+    pub fn tls_certificate(&self) -> Option<Arc<tls::ServedCertificate>> {
+        self.certificate.as_ref().map(|c| c.current())
+    }
+
+    /// Checks the TLS certificate at once instead of at the next interval: re-reads the
+    /// operator's files, or renews a certificate Baton made when that is due (`baton serve`
+    /// calls it on SIGHUP). Returns before the check is done.
+    pub fn reload_tls(&self) {
+        self.reload_tls.notify_one();
     }
 
     /// Stops accepting, lets in-flight requests finish, stops the background tasks and flushes
@@ -231,6 +253,7 @@ async fn start_inner(
     // Trust anchors: the built-in CA (also serving SCEP) and any extra device CAs.
     let mut anchors: Vec<X509> = Vec::new();
     let mut builtin_ca_pem = None;
+    let mut builtin_ca_sha256 = None;
     let mut scep = None;
     if config.trust_builtin_ca {
         let ca = CertificateAuthority::load_or_create(
@@ -240,6 +263,12 @@ async fn start_inner(
         )?;
         anchors.push(ca.certificate().to_owned());
         builtin_ca_pem = Some(ca.certificate_pem()?);
+        let pairs: Vec<String> = ca
+            .certificate_sha256()
+            .iter()
+            .map(|b| format!("{b:02X}"))
+            .collect();
+        builtin_ca_sha256 = Some(pairs.join(" "));
         scep = Some(enrollment_startup::scep_state(
             Arc::new(ca),
             &store,
@@ -260,6 +289,16 @@ async fn start_inner(
         }
         anchors.extend(certs);
     }
+    // Named in the CertificateRequest when TLS client authentication is on.
+    let device_ca_subjects = anchors
+        .iter()
+        .map(|ca| {
+            ca.subject_name()
+                .to_der()
+                .map(rustls::DistinguishedName::from)
+        })
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(TlsError::from)?;
     let verifier = IdentityVerifier::new(
         TrustAnchors::new(anchors)?,
         IdentityConfig {
@@ -373,25 +412,42 @@ async fn start_inner(
     let shutdown = async move {
         let _ = shutdown_rx.wait_for(|stop| *stop).await;
     };
-    let identity = match &config.transport {
+    let reload_tls = Arc::new(Notify::new());
+    let rotation = Rotation {
+        check_every: config.tls.check_every,
+        metrics: Arc::clone(&state.metrics),
+        reload: Arc::clone(&reload_tls),
+        stop: stop_rx.clone(),
+    };
+    let certificate = match &config.transport {
         Transport::PlainHttp => None,
-        Transport::TlsFiles { cert, key } => Some(TlsIdentity::from_pem_files(cert, key)?),
-        Transport::SelfSignedTls { hosts } => Some(enrollment_startup::generated_tls_identity(
-            &config,
-            hosts,
-            scep.as_ref(),
-            now,
-        )?),
+        Transport::TlsFiles { cert, key } => {
+            let identity = TlsIdentity::from_pem_files(cert, key)?;
+            let (served, task) = rotation.start(identity, OperatorFiles::new(cert, key))?;
+            tasks.push(task);
+            Some(served)
+        }
+        Transport::SelfSignedTls { hosts } => {
+            let (served, task) = enrollment_startup::server_certificate(
+                &config,
+                hosts,
+                scep.as_ref(),
+                &rotation,
+                now,
+            )?;
+            tasks.push(task);
+            Some(served)
+        }
     };
     let extra = enrollment_startup::routes(
         scep,
-        identity.as_ref(),
+        certificate.as_ref(),
         &config,
         &state,
         &stop_rx,
         &mut tasks,
     )?;
-    let tls_enabled = identity.is_some();
+    let tls_enabled = certificate.is_some();
     let portal = Arc::new(crate::portal::Portal::new(
         Arc::clone(&state),
         config.portal.clone(),
@@ -407,21 +463,28 @@ async fn start_inner(
     )));
     let extra = extra.merge(crate::portal::router_with(&portal));
     let router = crate::app::router_with(Arc::clone(&state), extra);
-    let serve = match identity {
+    let serve = match &certificate {
         None => tokio::spawn(tls::serve_plain(listener, router, shutdown)),
-        Some(identity) => {
-            let tls_config = identity.server_config()?;
+        Some(certificate) => {
+            let tls_config = tls::server_config(
+                Arc::clone(certificate) as Arc<dyn rustls::server::ResolvesServerCert>,
+                config.tls.client_auth,
+                device_ca_subjects,
+            )?;
             tokio::spawn(tls::serve_tls(listener, router, tls_config, shutdown))
         }
     };
-    tracing::info!(addr = %local_addr, tls = tls_enabled, data = %config.data_dir.display(),
-        "baton server listening");
+    tracing::info!(addr = %local_addr, tls = tls_enabled, client_auth = %config.tls.client_auth,
+        data = %config.data_dir.display(), "baton server listening");
     Ok(RunningServer {
         local_addr,
         tls: tls_enabled,
         generated_api_key,
         builtin_ca_pem,
+        builtin_ca_sha256,
         state,
+        certificate,
+        reload_tls,
         stop,
         serve,
         tasks,

@@ -13,6 +13,7 @@ use std::time::Duration;
 
 use anyhow::{Context, bail};
 use baton_server::config::{ServerConfig, Transport, WebhookConfig};
+use baton_server::tls::ClientAuth;
 use clap::Args;
 use serde::Deserialize;
 
@@ -25,10 +26,10 @@ const DEFAULT_PORT: u16 = 8443;
 #[derive(Debug, Args)]
 pub struct ServeArgs {
     /// TOML config file with the same settings (kebab-case keys: `data`, `listen`, `public-url`,
-    /// `plain-http`, `tls-cert`, `tls-key`, `api-key`, `device-ca`, `scep-challenge`,
-    /// `webhook-url`, `webhook-secret`, `push-cert`, `push-key`, `push-cert-password`, `apns-url`,
-    /// `apns-ca`, `repush-interval`, `default-lease`, `lease-check-interval`,
-    /// `lockout-threshold`, `lockout-seconds`). Flags and BATON_*
+    /// `plain-http`, `tls-cert`, `tls-key`, `tls-client-auth`, `api-key`, `device-ca`,
+    /// `scep-challenge`, `webhook-url`, `webhook-secret`, `push-cert`, `push-key`,
+    /// `push-cert-password`, `apns-url`, `apns-ca`, `repush-interval`, `default-lease`,
+    /// `lease-check-interval`, `lockout-threshold`, `lockout-seconds`). Flags and BATON_*
     /// variables override it.
     #[arg(long, env = "BATON_CONFIG", value_name = "FILE")]
     config: Option<PathBuf>,
@@ -51,6 +52,11 @@ pub struct ServeArgs {
     /// TLS private key (PEM).
     #[arg(long, env = "BATON_TLS_KEY", value_name = "PEM", requires = "tls_cert")]
     tls_key: Option<PathBuf>,
+    /// Ask TLS clients for a certificate: `off` (no CertificateRequest; devices are identified by
+    /// their Mdm-Signature) or `optional` (asked, naming the device CAs; not required)
+    /// [default: off].
+    #[arg(long, env = "BATON_TLS_CLIENT_AUTH", value_name = "off|optional")]
+    tls_client_auth: Option<ClientAuth>,
     /// Admin API key. Without it, the stored one is kept, or one is generated and printed once.
     #[arg(
         long,
@@ -124,6 +130,7 @@ struct FileConfig {
     plain_http: Option<bool>,
     tls_cert: Option<PathBuf>,
     tls_key: Option<PathBuf>,
+    tls_client_auth: Option<String>,
     api_key: Option<String>,
     #[serde(default)]
     device_ca: Vec<PathBuf>,
@@ -222,6 +229,14 @@ fn build_config(args: ServeArgs) -> anyhow::Result<ServerConfig> {
         }
         _ => bail!("--tls-cert and --tls-key must be given together"),
     };
+    config.tls.client_auth = match (args.tls_client_auth, file.tls_client_auth) {
+        (Some(flag), _) => flag,
+        (None, Some(text)) => text.parse().context("tls-client-auth in the config file")?,
+        (None, None) => ClientAuth::Off,
+    };
+    if plain && config.tls.client_auth != ClientAuth::Off {
+        bail!("--tls-client-auth needs TLS: it cannot be combined with --plain-http");
+    }
     config.api_key = args.api_key.or(file.api_key);
     config.device_ca_files = if args.device_ca.is_empty() {
         file.device_ca
@@ -291,7 +306,7 @@ fn run_inner(args: ServeArgs) -> anyhow::Result<()> {
             .await
             .context("cannot start the server")?;
         print_banner(&server, &public_url, &data, &transport);
-        wait_for_signal().await;
+        wait_for_signal(&server).await;
         println!("shutting down…");
         server.shutdown().await.context("shutdown")?;
         Ok(())
@@ -320,7 +335,10 @@ fn print_banner(
             "  TLS: certificate {} (issued by the built-in CA when it is enabled)",
             data.join("tls").join("server.crt").display()
         ),
-        Transport::TlsFiles { cert, .. } => println!("  TLS: {}", cert.display()),
+        Transport::TlsFiles { cert, .. } => println!(
+            "  TLS: {} (re-read when it changes, or on SIGHUP)",
+            cert.display()
+        ),
         _ => println!("  plain HTTP: put a TLS-terminating proxy in front"),
     }
     println!("  public URL: {public_url}");
@@ -330,6 +348,9 @@ fn print_banner(
             "  device CA: {} (SCEP at {public_url}/scep)",
             data.join("ca").join("ca.pem").display()
         );
+        if let Some(fingerprint) = server.builtin_ca_sha256() {
+            println!("  device CA SHA-256: {fingerprint}");
+        }
         println!("  enroll a device: open {public_url}/mdm/enroll on it");
     }
     if let Some(key) = server.generated_api_key() {
@@ -345,18 +366,29 @@ fn print_banner(
     println!("  see docs/api.md for the admin API; Ctrl-C stops the server");
 }
 
-async fn wait_for_signal() {
+/// Waits for Ctrl-C or SIGTERM; on SIGHUP, has the server re-read its TLS certificate.
+async fn wait_for_signal(server: &baton_server::server::RunningServer) {
     #[cfg(unix)]
     {
         use tokio::signal::unix::{SignalKind, signal};
-        if let Ok(mut term) = signal(SignalKind::terminate()) {
-            tokio::select! {
-                _ = tokio::signal::ctrl_c() => {}
-                _ = term.recv() => {}
+        if let (Ok(mut term), Ok(mut hangup)) = (
+            signal(SignalKind::terminate()),
+            signal(SignalKind::hangup()),
+        ) {
+            loop {
+                tokio::select! {
+                    _ = tokio::signal::ctrl_c() => return,
+                    _ = term.recv() => return,
+                    _ = hangup.recv() => {
+                        tracing::info!("SIGHUP: checking the TLS certificate");
+                        server.reload_tls();
+                    }
+                }
             }
-            return;
         }
     }
+    #[cfg(not(unix))]
+    let _ = server;
     let _ = tokio::signal::ctrl_c().await;
 }
 
@@ -475,6 +507,31 @@ lease-check-interval = 10
         assert!(build_config(parse(&["--lockout-threshold", "0"])).is_err());
         assert!(build_config(parse(&["--lockout-seconds", "0"])).is_err());
         assert!(build_config(parse(&["--lockout-seconds", "3601"])).is_err());
+    }
+
+    #[test]
+    fn tls_client_auth_flag_and_file_key() {
+        assert_eq!(
+            build_config(parse(&[])).unwrap().tls.client_auth,
+            ClientAuth::Off
+        );
+        let config = build_config(parse(&["--tls-client-auth", "optional"])).unwrap();
+        assert_eq!(config.tls.client_auth, ClientAuth::Optional);
+        assert!(
+            Wrapper::try_parse_from(["serve", "--tls-client-auth", "required"]).is_err(),
+            "only off and optional"
+        );
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("baton.toml");
+        std::fs::write(&file, "tls-client-auth = \"optional\"\n").unwrap();
+        let from_file = parse(&["--config", file.to_str().unwrap()]);
+        assert_eq!(
+            build_config(from_file).unwrap().tls.client_auth,
+            ClientAuth::Optional
+        );
+        std::fs::write(&file, "tls-client-auth = \"maybe\"\n").unwrap();
+        assert!(build_config(parse(&["--config", file.to_str().unwrap()])).is_err());
+        assert!(build_config(parse(&["--plain-http", "--tls-client-auth", "optional"])).is_err());
     }
 
     #[test]

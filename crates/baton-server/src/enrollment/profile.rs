@@ -1,11 +1,19 @@
 //! The enrollment profile's content, built from plain values (no store, no clock, no keys): the
 //! identity payload (SCEP with a challenge, or a server-made PKCS#12), the `com.apple.mdm`
 //! payload pointing at it, and the root certificate when the server's TLS chain is private.
+//! The root comes first: iOS installs a profile's payloads in order, and a root installed by the
+//! same profile as an MDM payload is trusted for the server's TLS during that enrollment (SCEP,
+//! Authenticate, TokenUpdate), without the person touching Certificate Trust Settings.
+//!
+//! Also the trust profile ([`TrustProfileSpec`], served at `/mdm/trust`): that root alone, for
+//! when a device must trust the server before it enrolls.
 //!
 //! Identifiers are stable (`<prefix>.enrollment`, `<prefix>.enrollment.scep`, …) so a renewal
 //! replaces the installed profile; the caller supplies fresh UUIDs for every download.
 
-use baton_proto::{MdmPayload, Pkcs12Payload, Profile, RootCertificatePayload, ScepPayload};
+use baton_proto::{
+    MdmPayload, Payload, Pkcs12Payload, Profile, RootCertificatePayload, ScepPayload,
+};
 
 /// The device identity the profile carries.
 #[derive(Clone, PartialEq, Eq)]
@@ -93,6 +101,50 @@ pub fn profile_identifier(prefix: &str) -> String {
     format!("{prefix}.enrollment")
 }
 
+/// The identifier of the trust profile for `prefix`.
+pub fn trust_profile_identifier(prefix: &str) -> String {
+    format!("{prefix}.trust")
+}
+
+/// The `com.apple.security.root` payload for `der`, identified `<profile id>.root`.
+fn root_payload(profile_id: &str, der: Vec<u8>, uuid: String, organization: &str) -> Payload {
+    let mut root = RootCertificatePayload::new(der);
+    root.file_name = Some("baton-ca.cer".to_owned());
+    root.into_payload(format!("{profile_id}.root"), uuid)
+        .with_display_name(format!("{organization} server CA"))
+}
+
+/// The trust profile: the root certificate of the server's TLS chain, nothing else.
+#[derive(Debug, Clone)]
+pub struct TrustProfileSpec {
+    /// Identifier prefix (`io.baton` gives `io.baton.trust`).
+    pub identifier_prefix: String,
+    /// `PayloadOrganization`.
+    pub organization: String,
+    /// DER of the root certificate.
+    pub root_certificate: Vec<u8>,
+}
+
+impl TrustProfileSpec {
+    /// The profile (`uuids.profile` and `uuids.root` are used).
+    pub fn build(self, uuids: &ProfileUuids) -> Profile {
+        let id = trust_profile_identifier(&self.identifier_prefix);
+        Profile::new(id.clone(), uuids.profile.clone())
+            .with_display_name(format!("{} server CA", self.organization))
+            .with_description(
+                "Lets this device trust the Baton server's certificate before enrolling. \
+                 Enrollment does not need it: the enrollment profile carries the same root.",
+            )
+            .with_organization(self.organization.clone())
+            .with_payload(root_payload(
+                &id,
+                self.root_certificate,
+                uuids.root.clone(),
+                &self.organization,
+            ))
+    }
+}
+
 impl EnrollmentProfileSpec {
     /// The profile.
     pub fn build(self, uuids: &ProfileUuids) -> Profile {
@@ -105,13 +157,14 @@ impl EnrollmentProfileSpec {
                  server manage it.",
             )
             .with_organization(self.organization.clone());
+        // First: the root must be in place before the SCEP and MDM payloads reach the server.
         if let Some(der) = self.root_certificate {
-            let mut root = RootCertificatePayload::new(der);
-            root.file_name = Some("baton-ca.cer".to_owned());
-            profile = profile.with_payload(
-                root.into_payload(format!("{id}.root"), uuids.root.clone())
-                    .with_display_name(format!("{} server CA", self.organization)),
-            );
+            profile = profile.with_payload(root_payload(
+                &id,
+                der,
+                uuids.root.clone(),
+                &self.organization,
+            ));
         }
         let identity = match self.identity {
             IdentityPayload::Scep {
@@ -210,6 +263,28 @@ mod tests {
         assert_eq!(mdm["SignMessage"], Value::Boolean(true));
         assert_eq!(mdm["AccessRights"].as_signed_integer(), Some(8191));
         assert_eq!(mdm["CheckOutWhenRemoved"], Value::Boolean(true));
+    }
+
+    #[test]
+    fn trust_profile_is_the_root_alone() {
+        let uuids = ProfileUuids::random();
+        let profile = TrustProfileSpec {
+            identifier_prefix: "io.baton".into(),
+            organization: "Baton".into(),
+            root_certificate: vec![0x30, 0x03, 0x02, 0x01, 0x01],
+        }
+        .build(&uuids);
+        let parsed = Profile::parse(&profile.to_xml().unwrap(), &Limits::default()).unwrap();
+        assert_eq!(parsed.identifier, "io.baton.trust");
+        assert_eq!(parsed.uuid, uuids.profile);
+        assert_eq!(parsed.payloads.len(), 1);
+        let root = &parsed.payloads[0];
+        assert_eq!(root.payload_type, "com.apple.security.root");
+        assert_eq!(root.identifier, "io.baton.trust.root");
+        assert_eq!(
+            root.content["PayloadContent"].as_data(),
+            Some(&[0x30, 0x03, 0x02, 0x01, 0x01][..])
+        );
     }
 
     #[test]

@@ -3,6 +3,8 @@
 //! challenge or a server-made PKCS#12 identity), builds it with [`super::profile`] and, when
 //! configured, signs it (CMS SignedData) with the server's TLS identity.
 //!
+//! Also the trust profile of `GET /mdm/trust` (the same root certificate alone).
+//!
 //! Used by `GET /mdm/enroll` and by the identity-renewal task. Synchronous: call it from the
 //! blocking pool (RSA key generation for the PKCS#12 variant takes tens of milliseconds).
 
@@ -18,7 +20,7 @@ use openssl::hash::MessageDigest;
 use openssl::nid::Nid;
 use openssl::pkcs7::{Pkcs7, Pkcs7Flags};
 use openssl::pkcs12::Pkcs12;
-use openssl::pkey::{PKey, Private};
+use openssl::pkey::PKey;
 use openssl::rsa::Rsa;
 use openssl::stack::Stack;
 use openssl::x509::{X509, X509Name};
@@ -27,10 +29,13 @@ use thiserror::Error;
 use super::ca::{CaError, CertificateAuthority, IssueRequest};
 use super::certificate_profile::CertificateProfile;
 use super::challenge::{ChallengeError, ChallengeHash, challenge_hash};
-use super::profile::{EnrollmentProfileSpec, IdentityPayload, ProfileUuids, profile_identifier};
+use super::profile::{
+    EnrollmentProfileSpec, IdentityPayload, ProfileUuids, TrustProfileSpec, profile_identifier,
+    trust_profile_identifier,
+};
 use super::scep::ScepService;
 use super::settings::EnrollmentSettings;
-use crate::tls::TlsIdentity;
+use crate::tls::{RotatingCertificate, TlsIdentity};
 
 /// Content type of configuration profiles.
 pub const PROFILE_CONTENT_TYPE: &str = "application/x-apple-aspen-config";
@@ -89,27 +94,31 @@ pub struct IssuedProfile {
     pub challenge: Option<ChallengeHash>,
 }
 
-/// The identity that signs profiles (the server's TLS certificate and key).
+/// The identity that signs profiles: the certificate and key the server serves over TLS at the
+/// time of signing, so profiles are signed by the renewed certificate once TLS renews it.
 pub struct ProfileSigner {
-    cert: X509,
-    key: PKey<Private>,
-    chain: Vec<X509>,
+    certificates: Arc<RotatingCertificate>,
 }
 
 impl std::fmt::Debug for ProfileSigner {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("ProfileSigner")
-            .field(
-                "subject",
-                &super::ca::name_one_line(self.cert.subject_name()),
-            )
+            .field("serial", &self.certificates.current().serial_hex())
             .finish_non_exhaustive()
     }
 }
 
 impl ProfileSigner {
-    /// The TLS identity as a signer (leaf and key; the rest of the chain is embedded).
-    pub fn from_tls(identity: &TlsIdentity) -> Result<Self, ErrorStack> {
+    /// Signs with whatever `certificates` serves.
+    pub fn new(certificates: Arc<RotatingCertificate>) -> Self {
+        Self { certificates }
+    }
+
+    /// `data` wrapped in a CMS SignedData (content attached), DER, signed by the current TLS
+    /// leaf and key with the rest of the chain embedded.
+    pub fn sign(&self, data: &[u8]) -> Result<Vec<u8>, ErrorStack> {
+        let served = self.certificates.current();
+        let identity = served.identity();
         let mut certs = identity
             .cert_chain
             .iter()
@@ -120,20 +129,11 @@ impl ProfileSigner {
             return Err(ErrorStack::get());
         };
         let key = PKey::private_key_from_der(identity.key.secret_der())?;
-        Ok(Self {
-            cert,
-            key,
-            chain: certs.collect(),
-        })
-    }
-
-    /// `data` wrapped in a CMS SignedData (content attached), DER.
-    pub fn sign(&self, data: &[u8]) -> Result<Vec<u8>, ErrorStack> {
         let mut chain = Stack::new()?;
-        for c in &self.chain {
-            chain.push(c.clone())?;
+        for c in certs {
+            chain.push(c)?;
         }
-        Pkcs7::sign(&self.cert, &self.key, &chain, data, Pkcs7Flags::BINARY)?.to_der()
+        Pkcs7::sign(&cert, &key, &chain, data, Pkcs7Flags::BINARY)?.to_der()
     }
 }
 
@@ -336,7 +336,42 @@ impl EnrollmentProfiles {
             root_certificate: self.root_certificate.clone(),
         };
         let xml = spec.build(&ProfileUuids::random()).to_xml()?;
-        let identifier = profile_identifier(&self.settings.identifier_prefix);
+        self.finish(
+            xml,
+            profile_identifier(&self.settings.identifier_prefix),
+            one_time,
+        )
+    }
+
+    /// The trust profile (the root certificate of the server's TLS chain alone), signed like the
+    /// enrollment profile; `None` when the chain needs no root (publicly trusted, or plain HTTP).
+    pub fn trust_profile(&self) -> Result<Option<IssuedProfile>, EnrollProfileError> {
+        let Some(root) = &self.root_certificate else {
+            return Ok(None);
+        };
+        let xml = TrustProfileSpec {
+            identifier_prefix: self.settings.identifier_prefix.clone(),
+            organization: self.settings.organization.clone(),
+            root_certificate: root.clone(),
+        }
+        .build(&ProfileUuids::random())
+        .to_xml()?;
+        self.finish(
+            xml,
+            trust_profile_identifier(&self.settings.identifier_prefix),
+            None,
+        )
+        .map(Some)
+    }
+
+    /// `xml` as served: signed when configured. `one_time` is the hash of the profile's one-time
+    /// SCEP challenge, if it has one.
+    fn finish(
+        &self,
+        xml: Vec<u8>,
+        identifier: String,
+        one_time: Option<ChallengeHash>,
+    ) -> Result<IssuedProfile, EnrollProfileError> {
         match (&self.signer, self.settings.sign_profile) {
             (Some(signer), true) => Ok(IssuedProfile {
                 bytes: signer.sign(&xml)?,

@@ -5,15 +5,17 @@
 //! Files in `<data>/tls/`: `server.crt` (leaf, then the CA), `server.key` (P-256, mode 0600) and
 //! `server.hosts` (the names it was issued for, one a line). They are reused on restart and
 //! re-issued when the host list changed, when the leaf was not issued by this CA (e.g. an older
-//! self-signed one), or when it expires within [`REISSUE_BEFORE`].
+//! self-signed one), or when less than a third of its validity is left
+//! ([`crate::tls::rotation::renewal_due`]). [`IssuedByBuiltInCa`] applies the same rule while the
+//! server runs, so a server up for a year never serves an expired certificate.
 
 use std::fs;
-use std::io::{self, Write as _};
+use std::io;
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
-use openssl::asn1::Asn1Time;
 use openssl::ec::{EcGroup, EcKey};
 use openssl::nid::Nid;
 use openssl::pkey::PKey;
@@ -23,16 +25,16 @@ use thiserror::Error;
 use super::ca::{CaError, CertificateAuthority, IssueRequest};
 use super::certificate_profile::CertificateProfile;
 use super::registry::CertificateRegistry;
-use crate::tls::{SERVER_CERT_FILE, SERVER_KEY_FILE, TlsError, TlsIdentity};
+use crate::tls::rotation::renewal_due;
+use crate::tls::{
+    CertificateSource, SERVER_CERT_FILE, SERVER_KEY_FILE, ServedCertificate, TlsError, TlsIdentity,
+    certificate_time, write_file,
+};
 
 /// Sub-directory of the data directory holding the server certificate.
 pub const TLS_DIR: &str = "tls";
 /// File listing the hosts the certificate was issued for.
 pub const HOSTS_FILE: &str = "server.hosts";
-/// Validity of an issued server certificate (under Apple's 398-day limit).
-pub const VALIDITY: Duration = Duration::from_secs(397 * 24 * 3600);
-/// A certificate expiring sooner than this is re-issued at start.
-pub const REISSUE_BEFORE: Duration = Duration::from_secs(30 * 24 * 3600);
 
 /// Why the server certificate could not be loaded or issued.
 #[derive(Debug, Error)]
@@ -80,7 +82,13 @@ fn hosts_text(hosts: &[String]) -> String {
 }
 
 /// True when the existing files can be reused for `hosts`.
-fn reusable(dir: &Path, hosts: &str, ca: &CertificateAuthority, now: SystemTime) -> bool {
+fn reusable(
+    dir: &Path,
+    hosts: &str,
+    ca: &CertificateAuthority,
+    validity: Duration,
+    now: SystemTime,
+) -> bool {
     let Ok(stored_hosts) = fs::read_to_string(dir.join(HOSTS_FILE)) else {
         return false;
     };
@@ -93,28 +101,27 @@ fn reusable(dir: &Path, hosts: &str, ca: &CertificateAuthority, now: SystemTime)
     let Ok(leaf) = X509::from_pem(&pem) else {
         return false;
     };
-    let horizon = now
-        .checked_add(REISSUE_BEFORE)
-        .and_then(|t| t.duration_since(SystemTime::UNIX_EPOCH).ok())
-        .and_then(|d| i64::try_from(d.as_secs()).ok())
-        .and_then(|secs| Asn1Time::from_unix(secs).ok());
-    ca.issued(&leaf) && horizon.is_some_and(|h| leaf.not_after() > h)
+    let fresh = certificate_time(leaf.not_after())
+        .is_ok_and(|not_after| !renewal_due(not_after, validity, now));
+    ca.issued(&leaf) && fresh
 }
 
-/// Loads `<data>/tls/server.crt` + `server.key` when they were issued by `ca` for `hosts`, else
-/// issues a new certificate for `hosts` (DNS names and IP addresses) and writes them.
+/// Loads `<data>/tls/server.crt` + `server.key` when they were issued by `ca` for `hosts` and
+/// are not due for renewal, else issues a new certificate for `hosts` (DNS names and IP
+/// addresses), valid for `validity`, and writes them.
 pub fn load_or_issue(
     data_dir: &Path,
     hosts: &[String],
     ca: &CertificateAuthority,
     registry: &dyn CertificateRegistry,
+    validity: Duration,
     now: SystemTime,
 ) -> Result<TlsIdentity, ServerCertificateError> {
     let dir = data_dir.join(TLS_DIR);
     let cert_path = dir.join(SERVER_CERT_FILE);
     let key_path = dir.join(SERVER_KEY_FILE);
     let hosts_list = hosts_text(hosts);
-    if !reusable(&dir, &hosts_list, ca, now) {
+    if !reusable(&dir, &hosts_list, ca, validity, now) {
         let names: Vec<&str> = hosts_list.lines().collect();
         let (dns_names, ip_addresses): (Vec<&str>, Vec<&str>) =
             names.iter().partition(|h| h.parse::<IpAddr>().is_err());
@@ -134,7 +141,7 @@ pub fn load_or_issue(
                     dns_names: dns_names.iter().map(|s| (*s).to_owned()).collect(),
                     ip_addresses: ip_addresses.iter().filter_map(|s| s.parse().ok()).collect(),
                 },
-                validity: VALIDITY,
+                validity,
                 enrollment_hint: None,
             },
             now,
@@ -154,22 +161,80 @@ pub fn load_or_issue(
     Ok(TlsIdentity::from_pem_files(&cert_path, &key_path)?)
 }
 
-/// Writes a file through a temporary name and a rename, with the given Unix permissions.
-fn write_file(path: &Path, contents: &[u8], mode: u32) -> io::Result<()> {
-    let temporary = path.with_extension("tmp");
-    let mut options = fs::OpenOptions::new();
-    options.write(true).create(true).truncate(true);
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::OpenOptionsExt as _;
-        options.mode(mode);
+/// The built-in CA as the source of the server's certificate while it runs: a new one is issued
+/// (and written to `<data>/tls/`) when renewal is due, unless the CA itself ends first.
+pub struct IssuedByBuiltInCa {
+    data_dir: PathBuf,
+    hosts: Vec<String>,
+    ca: Arc<CertificateAuthority>,
+    registry: Arc<dyn CertificateRegistry>,
+    validity: Duration,
+}
+
+impl std::fmt::Debug for IssuedByBuiltInCa {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("IssuedByBuiltInCa")
+            .field("data_dir", &self.data_dir)
+            .field("hosts", &self.hosts)
+            .field("validity", &self.validity)
+            .finish_non_exhaustive()
     }
-    #[cfg(not(unix))]
-    let _ = mode;
-    let mut file = options.open(&temporary)?;
-    file.write_all(contents)?;
-    file.sync_all()?;
-    fs::rename(&temporary, path)
+}
+
+impl IssuedByBuiltInCa {
+    /// Certificates for `hosts` from `ca`, valid for `validity`, recorded in `registry`.
+    pub fn new(
+        data_dir: &Path,
+        hosts: &[String],
+        ca: Arc<CertificateAuthority>,
+        registry: Arc<dyn CertificateRegistry>,
+        validity: Duration,
+    ) -> Self {
+        Self {
+            data_dir: data_dir.to_owned(),
+            hosts: hosts.to_vec(),
+            ca,
+            registry,
+            validity,
+        }
+    }
+}
+
+impl CertificateSource for IssuedByBuiltInCa {
+    type Error = ServerCertificateError;
+
+    fn describe(&self) -> &'static str {
+        "the built-in CA"
+    }
+
+    fn renews_itself(&self) -> bool {
+        true
+    }
+
+    fn refresh(
+        &self,
+        current: &ServedCertificate,
+        now: SystemTime,
+    ) -> Result<Option<TlsIdentity>, ServerCertificateError> {
+        if !renewal_due(current.not_after(), self.validity, now) {
+            return Ok(None);
+        }
+        // A leaf never outlives its CA: once the CA ends before the current leaf would be
+        // replaced by a longer-lived one, re-issuing gains nothing (the expiry warning says so).
+        let ca_not_after = certificate_time(self.ca.certificate().not_after())?;
+        if ca_not_after <= current.not_after() {
+            return Ok(None);
+        }
+        load_or_issue(
+            &self.data_dir,
+            &self.hosts,
+            &self.ca,
+            self.registry.as_ref(),
+            self.validity,
+            now,
+        )
+        .map(Some)
+    }
 }
 
 #[cfg(test)]
@@ -177,6 +242,8 @@ mod tests {
     use super::*;
     use crate::enrollment::CaConfig;
     use crate::enrollment::registry::InMemoryCertificateRegistry;
+
+    const VALIDITY: Duration = Duration::from_secs(397 * 24 * 3600);
 
     fn leaf(dir: &Path) -> X509 {
         X509::from_pem(&fs::read(dir.join(TLS_DIR).join(SERVER_CERT_FILE)).unwrap()).unwrap()
@@ -189,7 +256,7 @@ mod tests {
         let ca = CertificateAuthority::generate(&CaConfig::default(), now).unwrap();
         let registry = InMemoryCertificateRegistry::new();
         let hosts = vec!["mdm.example".to_owned(), "127.0.0.1".to_owned()];
-        let identity = load_or_issue(dir.path(), &hosts, &ca, &registry, now).unwrap();
+        let identity = load_or_issue(dir.path(), &hosts, &ca, &registry, VALIDITY, now).unwrap();
         assert_eq!(identity.cert_chain.len(), 2);
         let first = leaf(dir.path());
         assert!(ca.issued(&first));
@@ -206,16 +273,59 @@ mod tests {
             })
             .collect();
         assert_eq!(sans, ["mdm.example", "[127, 0, 0, 1]"]);
-        load_or_issue(dir.path(), &hosts, &ca, &registry, now).unwrap();
+        load_or_issue(dir.path(), &hosts, &ca, &registry, VALIDITY, now).unwrap();
         assert_eq!(leaf(dir.path()).to_der().unwrap(), first.to_der().unwrap());
         assert_eq!(registry.issued_count().unwrap(), 1);
         let other = vec!["other.example".to_owned()];
-        load_or_issue(dir.path(), &other, &ca, &registry, now).unwrap();
+        load_or_issue(dir.path(), &other, &ca, &registry, VALIDITY, now).unwrap();
         assert_ne!(leaf(dir.path()).to_der().unwrap(), first.to_der().unwrap());
         assert_eq!(registry.issued_count().unwrap(), 2);
         // A certificate from another CA (e.g. an old self-signed one) is replaced.
         let ca2 = CertificateAuthority::generate(&CaConfig::default(), now).unwrap();
-        load_or_issue(dir.path(), &other, &ca2, &registry, now).unwrap();
+        load_or_issue(dir.path(), &other, &ca2, &registry, VALIDITY, now).unwrap();
         assert!(ca2.issued(&leaf(dir.path())));
+    }
+
+    #[test]
+    fn the_built_in_ca_renews_while_running_when_a_third_is_left() {
+        let dir = tempfile::tempdir().unwrap();
+        let now = SystemTime::now();
+        let ca = Arc::new(CertificateAuthority::generate(&CaConfig::default(), now).unwrap());
+        let registry: Arc<dyn CertificateRegistry> = Arc::new(InMemoryCertificateRegistry::new());
+        let hosts = vec!["mdm.example".to_owned()];
+        let validity = Duration::from_secs(30 * 24 * 3600);
+        let first =
+            load_or_issue(dir.path(), &hosts, &ca, registry.as_ref(), validity, now).unwrap();
+        let current = ServedCertificate::new(first).unwrap();
+        let source = IssuedByBuiltInCa::new(
+            dir.path(),
+            &hosts,
+            Arc::clone(&ca),
+            Arc::clone(&registry),
+            validity,
+        );
+        let day = Duration::from_secs(24 * 3600);
+        assert!(source.refresh(&current, now + 19 * day).unwrap().is_none());
+        let renewed = source.refresh(&current, now + 21 * day).unwrap().unwrap();
+        let renewed = ServedCertificate::new(renewed).unwrap();
+        assert_ne!(renewed.serial_hex(), current.serial_hex());
+        assert!(renewed.not_after() > current.not_after());
+        assert!(ca.issued(&leaf(dir.path())));
+        assert_eq!(
+            leaf(dir.path()).to_der().unwrap(),
+            renewed.identity().cert_chain[0].as_ref()
+        );
+        // At start the same rule applies: a leaf with less than a third left is not reused.
+        let restarted = load_or_issue(
+            dir.path(),
+            &hosts,
+            &ca,
+            registry.as_ref(),
+            validity,
+            now + 42 * day,
+        )
+        .unwrap();
+        assert_ne!(restarted.cert_chain[0], renewed.identity().cert_chain[0]);
+        assert_eq!(registry.issued_count().unwrap(), 3);
     }
 }

@@ -1,6 +1,7 @@
 //! Enrollment's part of server start-up, kept out of [`crate::server`]: the SCEP service on the
-//! store-backed registry and challenge store, the server's CA-issued TLS certificate, and the
-//! enrollment routes (`/scep`, `/mdm/enroll`) with the identity-renewal task.
+//! store-backed registry and challenge store, the server's CA-issued TLS certificate with its
+//! renewal task, and the enrollment routes (`/scep`, `/mdm/enroll`, `/mdm/trust`) with the
+//! identity-renewal task.
 
 use std::sync::Arc;
 use std::time::SystemTime;
@@ -14,13 +15,14 @@ use super::ca::{CaError, CertificateAuthority};
 use super::challenge::ChallengePolicy;
 use super::profile_issuer::{EnrollmentProfiles, ProfileSigner, private_root};
 use super::scep::{ScepConfig, ScepService, ScepState};
-use super::server_certificate::{self, ServerCertificateError};
+use super::server_certificate::{self, IssuedByBuiltInCa, ServerCertificateError};
 use super::store_challenge::StoreChallengeStore;
 use super::store_registry::StoreCertificateRegistry;
 use super::{enroll_route, renewal};
 use crate::config::ServerConfig;
 use crate::state::AppState;
-use crate::tls::{TlsError, TlsIdentity};
+use crate::tls::rotation::Rotation;
+use crate::tls::{RotatingCertificate, SelfSigned, TlsError, TlsIdentity};
 
 /// The SCEP service for `ca`, persisting issued certificates and one-time challenges in `store`.
 pub fn scep_state(
@@ -44,31 +46,59 @@ pub fn scep_state(
     )))
 }
 
-/// The server's TLS identity for the generated-certificate transport: issued by the built-in CA
-/// when there is one, else self-signed.
-pub fn generated_tls_identity(
+/// The server's certificate for the generated-certificate transport, and the task renewing it
+/// while the server runs: issued by the built-in CA when there is one, else self-signed (made
+/// on first start, kept in `<data>/tls/`).
+pub fn server_certificate(
     config: &ServerConfig,
     hosts: &[String],
     scep: Option<&ScepState>,
+    rotation: &Rotation,
     now: SystemTime,
-) -> Result<TlsIdentity, ServerCertificateError> {
+) -> Result<(Arc<RotatingCertificate>, JoinHandle<()>), ServerCertificateError> {
+    let validity = config.tls.certificate_validity;
     match scep {
-        Some(scep) => server_certificate::load_or_issue(
-            &config.data_dir,
-            hosts,
-            scep.service().ca(),
-            scep.service().registry().as_ref(),
-            now,
-        ),
-        None => Ok(TlsIdentity::load_or_generate(&config.data_dir, hosts)?),
+        Some(scep) => {
+            let ca = scep.service().ca();
+            let registry = scep.service().registry();
+            let identity = server_certificate::load_or_issue(
+                &config.data_dir,
+                hosts,
+                ca,
+                registry.as_ref(),
+                validity,
+                now,
+            )?;
+            let source = IssuedByBuiltInCa::new(
+                &config.data_dir,
+                hosts,
+                Arc::clone(ca),
+                Arc::clone(registry),
+                validity,
+            );
+            Ok(rotation.start(identity, source)?)
+        }
+        None => {
+            let dir = config.data_dir.join(server_certificate::TLS_DIR);
+            let cert = dir.join(crate::tls::SERVER_CERT_FILE);
+            let key = dir.join(crate::tls::SERVER_KEY_FILE);
+            let identity = if cert.exists() && key.exists() {
+                TlsIdentity::from_pem_files(&cert, &key)?
+            } else {
+                TlsIdentity::generate_self_signed(&config.data_dir, hosts, validity, now)?
+            };
+            let source = SelfSigned::new(&config.data_dir, hosts, validity);
+            Ok(rotation.start(identity, source)?)
+        }
     }
 }
 
-/// The enrollment routes (`/scep`, `/mdm/enroll`) and the renewal task (pushed onto `tasks`).
-/// Without a built-in CA there are none.
+/// The enrollment routes (`/scep`, `/mdm/enroll`, `/mdm/trust`) and the identity-renewal task
+/// (pushed onto `tasks`). Without a built-in CA there are none. `tls` is the certificate the
+/// listener serves: its root goes into the profiles, and it signs them when configured.
 pub fn routes(
     scep: Option<ScepState>,
-    tls: Option<&TlsIdentity>,
+    tls: Option<&Arc<RotatingCertificate>>,
     config: &ServerConfig,
     state: &AppState,
     stop: &watch::Receiver<bool>,
@@ -78,9 +108,14 @@ pub fn routes(
         return Ok(Router::new());
     };
     let ca = scep.service().ca();
-    let root = tls.map(|t| private_root(t, ca)).transpose()?.flatten();
+    // Decided at start: a renewal by the built-in CA keeps the root; operator files that change
+    // from a private to a public chain (or back) take effect in profiles at the next start.
+    let root = tls
+        .map(|t| private_root(t.current().identity(), ca))
+        .transpose()?
+        .flatten();
     let signer = match (config.enrollment.sign_profile, tls) {
-        (true, Some(t)) => Some(ProfileSigner::from_tls(t)?),
+        (true, Some(t)) => Some(ProfileSigner::new(Arc::clone(t))),
         (true, None) => {
             tracing::warn!(
                 "enrollment profiles stay unsigned: signing needs the server's TLS identity, \
