@@ -136,3 +136,67 @@ async fn broken_ber_signatures_get_400_not_401_or_5xx() {
     assert_eq!(r.status, 200);
     server.assert_healthy().await;
 }
+
+/// `--capture-device-requests`: the first device requests land on disk exactly as received (the
+/// body, the raw `Mdm-Signature` in the iOS BER form, the answer's status), private to the owner,
+/// and nothing past the limit. This is how the first real iPhone's traffic becomes fixtures.
+#[tokio::test]
+async fn device_requests_are_captured_as_received_up_to_the_limit() {
+    let pki = Pki::generate();
+    let device = pki.device(UDID);
+    let capture_dir = tempfile::tempdir().unwrap();
+    let dir = capture_dir.path().join("capture");
+    let server = TestServer::start(
+        &pki,
+        ServerOptions {
+            capture: Some(baton_server::capture::CaptureSettings {
+                dir: dir.clone(),
+                max_requests: 3,
+            }),
+            ..ServerOptions::default()
+        },
+    )
+    .await;
+    let authenticate = device.authenticate();
+    let signature = device.sign(&authenticate);
+    let r = server
+        .put_device(
+            "/mdm/checkin",
+            authenticate.clone(),
+            Some(signature.clone()),
+        )
+        .await;
+    assert_eq!(r.status, 200);
+    let r = server.checkin(&device, device.token_update()).await;
+    assert_eq!(r.status, 200);
+    for _ in 0..3 {
+        let r = server.connect(&device, device.idle()).await;
+        assert_eq!(r.status, 200);
+    }
+    assert_eq!(
+        std::fs::read(dir.join("0001-checkin.body")).unwrap(),
+        authenticate
+    );
+    let captured = std::fs::read_to_string(dir.join("0001-checkin.mdm-signature")).unwrap();
+    assert_eq!(captured, signature);
+    assert_eq!(STANDARD.decode(&captured).unwrap()[..2], [0x30, 0x80]);
+    let meta: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(dir.join("0001-checkin.json")).unwrap()).unwrap();
+    assert_eq!(meta["status"], 200);
+    assert_eq!(meta["path"], "/mdm/checkin");
+    assert!(dir.join("0003-connect.body").exists());
+    let files = std::fs::read_dir(&dir).unwrap().count();
+    assert_eq!(
+        files, 9,
+        "three requests, three files each, nothing past the limit"
+    );
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt as _;
+        let mode = std::fs::metadata(dir.join("0001-checkin.body"))
+            .unwrap()
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o600);
+    }
+}

@@ -1,7 +1,8 @@
 //! Per-request cost of verifying an `Mdm-Signature`: the fast path (certificate cache hit), the
 //! first sight of a certificate (cache miss: openssl parse + chain verification), and the naive
 //! openssl PKCS#7 paths as the baseline. A real-sized signature: RSA-2048 device certificate,
-//! SHA-1 with signed attributes (as iOS sends), over a ~600 B Idle report.
+//! SHA-1 with signed attributes (as iOS sends), over a ~600 B Idle report, in DER and in the BER
+//! layout iOS streams.
 //!
 //! Run: `cargo bench -p baton-server --bench identity`
 
@@ -10,7 +11,9 @@ use std::time::{Duration, SystemTime};
 
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
-use baton_server::identity::testing::{DeviceCertificateSpec, TestCa};
+use baton_server::identity::testing::{
+    DeviceCertificateSpec, SignOptions, SignatureEncoding, TestCa, sign_message_with,
+};
 use baton_server::identity::{DigestAlgorithm, IdentityConfig, IdentityVerifier, TrustAnchors};
 use criterion::{Criterion, criterion_group, criterion_main};
 use openssl::pkcs7::{Pkcs7, Pkcs7Flags};
@@ -65,6 +68,35 @@ fn bench_identity(c: &mut Criterion) {
         b.iter(|| {
             verifier
                 .verify_signature(black_box(header.as_bytes()), black_box(&body), now)
+                .expect("valid")
+        });
+    });
+    // The same signature as an iPhone streams it (BER, indefinite lengths): one extra pass to
+    // convert it to DER before the same fast path.
+    let ios_header = sign_message_with(
+        &body,
+        &device.cert,
+        &device.key,
+        &device.chain,
+        &SignOptions {
+            digest: DigestAlgorithm::Sha1,
+            encoding: SignatureEncoding::IosBer,
+            ..SignOptions::default()
+        },
+    )
+    .expect("iOS-form signature");
+    group.bench_function("fast_path_cache_hit_ios_ber", |b| {
+        b.iter(|| {
+            verifier
+                .verify_signature(black_box(ios_header.as_bytes()), black_box(&body), now)
+                .expect("valid")
+        });
+    });
+    group.bench_function("fast_path_cache_miss_ios_ber", |b| {
+        b.iter(|| {
+            verifier.clear_cache();
+            verifier
+                .verify_signature(black_box(ios_header.as_bytes()), black_box(&body), now)
                 .expect("valid")
         });
     });

@@ -134,6 +134,8 @@ pub struct ServerConfig {
     pub session: crate::session_policy::SessionSettings,
     /// Portal brute-force protection: thresholds and lockout durations.
     pub lockout: crate::lockout::LockoutSettings,
+    /// Capture device requests to disk for fixtures (off unless set).
+    pub capture: Option<crate::capture::CaptureSettings>,
 }
 
 impl ServerConfig {
@@ -165,6 +167,7 @@ impl ServerConfig {
             portal: crate::portal::PortalBranding::default(),
             session: crate::session_policy::SessionSettings::default(),
             lockout: crate::lockout::LockoutSettings::default(),
+            capture: None,
         }
     }
 }

@@ -19,6 +19,7 @@ pub mod tls;
 pub mod admin;
 pub mod api_key;
 pub mod app;
+pub mod capture;
 pub mod catalog;
 pub mod checkin;
 pub mod command_channel;

@@ -462,7 +462,15 @@ async fn start_inner(
         stop_rx.clone(),
     )));
     let extra = extra.merge(crate::portal::router_with(&portal));
-    let router = crate::app::router_with(Arc::clone(&state), extra);
+    let mut router = crate::app::router_with(Arc::clone(&state), extra);
+    if let Some(settings) = &config.capture {
+        let capture = crate::capture::DeviceCapture::new(settings.clone())
+            .map_err(io_error(&settings.dir))?;
+        router = router.layer(axum::middleware::from_fn_with_state(
+            capture,
+            crate::capture::record,
+        ));
+    }
     let serve = match &certificate {
         None => tokio::spawn(tls::serve_plain(listener, router, shutdown)),
         Some(certificate) => {

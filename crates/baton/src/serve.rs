@@ -29,7 +29,8 @@ pub struct ServeArgs {
     /// `plain-http`, `tls-cert`, `tls-key`, `tls-client-auth`, `api-key`, `device-ca`,
     /// `scep-challenge`, `webhook-url`, `webhook-secret`, `push-cert`, `push-key`,
     /// `push-cert-password`, `apns-url`, `apns-ca`, `repush-interval`, `default-lease`,
-    /// `lease-check-interval`, `lockout-threshold`, `lockout-seconds`). Flags and BATON_*
+    /// `lease-check-interval`, `lockout-threshold`, `lockout-seconds`, `capture-device-requests`,
+    /// `capture-max-requests`). Flags and BATON_*
     /// variables override it.
     #[arg(long, env = "BATON_CONFIG", value_name = "FILE")]
     config: Option<PathBuf>,
@@ -109,6 +110,15 @@ pub struct ServeArgs {
     /// username or device lasts twice as long, up to 1 hour.
     #[arg(long, env = "BATON_LOCKOUT_SECONDS", value_name = "SECONDS")]
     lockout_seconds: Option<u64>,
+    /// Write the first device requests (check-in, command channel, SCEP PKIOperation) to this
+    /// directory exactly as received, for fixtures from a real device. The files hold device
+    /// secrets (push token, PushMagic): review them before they leave the machine [default: off].
+    #[arg(long, env = "BATON_CAPTURE_DEVICE_REQUESTS", value_name = "DIR")]
+    capture_device_requests: Option<PathBuf>,
+    /// How many device requests `--capture-device-requests` writes before it stops (1 to 100000)
+    /// [default: 200].
+    #[arg(long, env = "BATON_CAPTURE_MAX_REQUESTS", value_name = "COUNT")]
+    capture_max_requests: Option<usize>,
     /// APNs push settings.
     #[command(flatten)]
     push: crate::push_flags::PushArgs,
@@ -152,6 +162,8 @@ struct FileConfig {
     lockout_threshold: Option<u32>,
     #[serde(alias = "lockout_seconds")]
     lockout_seconds: Option<u64>,
+    capture_device_requests: Option<PathBuf>,
+    capture_max_requests: Option<usize>,
 }
 
 fn read_file_config(path: &Path) -> anyhow::Result<FileConfig> {
@@ -276,6 +288,20 @@ fn build_config(args: ServeArgs) -> anyhow::Result<ServerConfig> {
         config.lockout.first_lockout = Duration::from_secs(secs);
     }
     config.lockout.validate()?;
+    let capture_max = args
+        .capture_max_requests
+        .or(file.capture_max_requests)
+        .unwrap_or(200);
+    if !(1..=100_000).contains(&capture_max) {
+        bail!("--capture-max-requests must be between 1 and 100000, got {capture_max}");
+    }
+    config.capture = args
+        .capture_device_requests
+        .or(file.capture_device_requests)
+        .map(|dir| baton_server::capture::CaptureSettings {
+            dir,
+            max_requests: capture_max,
+        });
     config.enrollment = args.enrollment.into_settings()?;
     config.portal = args.portal.into_branding()?;
     Ok(config)
