@@ -42,6 +42,8 @@ pub struct ServerOptions {
     pub public_host: Option<String>,
     /// Capture device requests to disk (`--capture-device-requests`).
     pub capture: Option<baton_server::capture::CaptureSettings>,
+    /// (connection cap, header read timeout, idle timeout) instead of the defaults.
+    pub connections: Option<(usize, std::time::Duration, std::time::Duration)>,
 }
 
 impl Default for ServerOptions {
@@ -61,6 +63,7 @@ impl Default for ServerOptions {
             tls_files: None,
             public_host: None,
             capture: None,
+            connections: None,
         }
     }
 }
@@ -107,6 +110,11 @@ impl TestServer {
         config.session = options.session;
         config.lockout = options.lockout;
         config.capture = options.capture;
+        if let Some((max, header, idle)) = options.connections {
+            config.max_connections = max;
+            config.header_read_timeout = header;
+            config.idle_timeout = idle;
+        }
         if options.fixed_api_key {
             config.api_key = Some(API_KEY.to_owned());
         }

@@ -136,6 +136,12 @@ pub struct ServerConfig {
     pub lockout: crate::lockout::LockoutSettings,
     /// Capture device requests to disk for fixtures (off unless set).
     pub capture: Option<crate::capture::CaptureSettings>,
+    /// Client connections open at once (default 10,000; lowered to fit the open file limit).
+    pub max_connections: usize,
+    /// Time a client has to send a request's headers (default 10 s).
+    pub header_read_timeout: Duration,
+    /// A connection that moves no byte for this long is closed (default 60 s).
+    pub idle_timeout: Duration,
 }
 
 impl ServerConfig {
@@ -168,6 +174,9 @@ impl ServerConfig {
             session: crate::session_policy::SessionSettings::default(),
             lockout: crate::lockout::LockoutSettings::default(),
             capture: None,
+            max_connections: 10_000,
+            header_read_timeout: Duration::from_secs(10),
+            idle_timeout: Duration::from_secs(60),
         }
     }
 }

@@ -5,6 +5,7 @@
 //! [`Metrics::render`] writes the text exposition format on scrape.
 
 use std::fmt::Write as _;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -147,6 +148,8 @@ pub struct Metrics {
     renewals: [AtomicI64; RenewalState::ALL.len()],
     /// Unix seconds of the served TLS certificate's NotAfter; `i64::MIN` without TLS.
     tls_not_after: AtomicI64,
+    /// Open, refused and timed-out connections, kept by the listener.
+    connections: Arc<crate::tls::ConnectionCounters>,
 }
 
 /// What the identity-renewal pass saw, for the gauges.
@@ -178,11 +181,17 @@ impl Default for Metrics {
             identities_expired: AtomicI64::new(0),
             renewals: std::array::from_fn(|_| AtomicI64::new(0)),
             tls_not_after: AtomicI64::new(i64::MIN),
+            connections: Arc::default(),
         }
     }
 }
 
 impl Metrics {
+    /// The connection counters the listener keeps (shared, for the metrics).
+    pub fn connection_counters(&self) -> Arc<crate::tls::ConnectionCounters> {
+        Arc::clone(&self.connections)
+    }
+
     /// Counts one answered request.
     pub fn record_request(&self, endpoint: Endpoint, status: u16) {
         let slot = STATUSES
@@ -378,6 +387,27 @@ impl Metrics {
                 n.load(Ordering::Relaxed)
             );
         }
+        out.push_str("# HELP baton_connections_open Client connections open now.\n");
+        out.push_str("# TYPE baton_connections_open gauge\n");
+        let _ = writeln!(out, "baton_connections_open {}", self.connections.open());
+        out.push_str(
+            "# HELP baton_connections_refused_total Connections closed at accept because the connection cap was reached.\n",
+        );
+        out.push_str("# TYPE baton_connections_refused_total counter\n");
+        let _ = writeln!(
+            out,
+            "baton_connections_refused_total {}",
+            self.connections.refused()
+        );
+        out.push_str(
+            "# HELP baton_connections_idle_closed_total Connections closed after moving no byte for the idle timeout.\n",
+        );
+        out.push_str("# TYPE baton_connections_idle_closed_total counter\n");
+        let _ = writeln!(
+            out,
+            "baton_connections_idle_closed_total {}",
+            self.connections.timed_out()
+        );
         let not_after = self.tls_not_after.load(Ordering::Relaxed);
         if not_after != i64::MIN {
             let now = SystemTime::now()

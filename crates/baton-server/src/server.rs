@@ -471,15 +471,43 @@ async fn start_inner(
             crate::capture::record,
         ));
     }
+    // The cap, not the kernel's descriptor limit, is what refuses connections.
+    let file_limit = match tls::raise_file_limit() {
+        Ok((soft, hard)) => {
+            tracing::info!(soft, hard, "open file limit");
+            soft
+        }
+        Err(error) => {
+            tracing::warn!(%error, "cannot raise the open file limit");
+            1024
+        }
+    };
+    let limits = tls::ConnectionLimits {
+        max_connections: config.max_connections,
+        header_read_timeout: config.header_read_timeout,
+        idle_timeout: config.idle_timeout,
+        counters: state.metrics.connection_counters(),
+    }
+    .fit_file_limit(file_limit);
+    if limits.max_connections < config.max_connections {
+        tracing::warn!(
+            max_connections = limits.max_connections,
+            requested = config.max_connections,
+            file_limit,
+            "connection cap lowered to fit the open file limit"
+        );
+    }
     let serve = match &certificate {
-        None => tokio::spawn(tls::serve_plain(listener, router, shutdown)),
+        None => tokio::spawn(tls::serve_plain(listener, router, limits, shutdown)),
         Some(certificate) => {
             let tls_config = tls::server_config(
                 Arc::clone(certificate) as Arc<dyn rustls::server::ResolvesServerCert>,
                 config.tls.client_auth,
                 device_ca_subjects,
             )?;
-            tokio::spawn(tls::serve_tls(listener, router, tls_config, shutdown))
+            tokio::spawn(tls::serve_tls(
+                listener, router, tls_config, limits, shutdown,
+            ))
         }
     };
     tracing::info!(addr = %local_addr, tls = tls_enabled, client_auth = %config.tls.client_auth,

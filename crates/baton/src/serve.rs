@@ -30,7 +30,7 @@ pub struct ServeArgs {
     /// `scep-challenge`, `webhook-url`, `webhook-secret`, `push-cert`, `push-key`,
     /// `push-cert-password`, `apns-url`, `apns-ca`, `repush-interval`, `default-lease`,
     /// `lease-check-interval`, `lockout-threshold`, `lockout-seconds`, `capture-device-requests`,
-    /// `capture-max-requests`). Flags and BATON_*
+    /// `capture-max-requests`, `max-connections`). Flags and BATON_*
     /// variables override it.
     #[arg(long, env = "BATON_CONFIG", value_name = "FILE")]
     config: Option<PathBuf>,
@@ -119,6 +119,10 @@ pub struct ServeArgs {
     /// [default: 200].
     #[arg(long, env = "BATON_CAPTURE_MAX_REQUESTS", value_name = "COUNT")]
     capture_max_requests: Option<usize>,
+    /// Client connections open at once (16 to 1000000) [default: 10000]; lowered to 80% of the
+    /// open file limit when that is smaller. Connections beyond it are closed at once.
+    #[arg(long, env = "BATON_MAX_CONNECTIONS", value_name = "COUNT")]
+    max_connections: Option<usize>,
     /// APNs push settings.
     #[command(flatten)]
     push: crate::push_flags::PushArgs,
@@ -164,6 +168,7 @@ struct FileConfig {
     lockout_seconds: Option<u64>,
     capture_device_requests: Option<PathBuf>,
     capture_max_requests: Option<usize>,
+    max_connections: Option<usize>,
 }
 
 fn read_file_config(path: &Path) -> anyhow::Result<FileConfig> {
@@ -302,6 +307,12 @@ fn build_config(args: ServeArgs) -> anyhow::Result<ServerConfig> {
             dir,
             max_requests: capture_max,
         });
+    if let Some(max) = args.max_connections.or(file.max_connections) {
+        if !(16..=1_000_000).contains(&max) {
+            bail!("--max-connections must be between 16 and 1000000, got {max}");
+        }
+        config.max_connections = max;
+    }
     config.enrollment = args.enrollment.into_settings()?;
     config.portal = args.portal.into_branding()?;
     Ok(config)

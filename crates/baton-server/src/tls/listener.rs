@@ -11,7 +11,7 @@ use std::time::Duration;
 use axum::Router;
 use axum::extract::ConnectInfo;
 use hyper::body::Incoming;
-use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto::Builder as ConnectionBuilder;
 use rustls::server::ResolvesServerCert;
 use rustls::{DistinguishedName, ServerConfig};
@@ -23,6 +23,7 @@ use tokio_rustls::TlsAcceptor;
 
 use super::TlsError;
 use super::client_auth::{ClientAuth, OptionalClientCertificate};
+use super::connection_limits::{Activity, ActivityStream, ConnectionLimits, OpenConnection};
 
 /// Time open connections get to finish in-flight requests after shutdown is signalled.
 const GRACEFUL_SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(30);
@@ -68,33 +69,44 @@ pub async fn serve_tls(
     listener: TcpListener,
     router: Router,
     tls: Arc<ServerConfig>,
+    limits: ConnectionLimits,
     shutdown: impl Future<Output = ()> + Send,
 ) -> io::Result<()> {
     let acceptor = TlsAcceptor::from(tls);
-    accept_loop(listener, shutdown, move |tcp, remote, connections, stop| {
-        let acceptor = acceptor.clone();
-        let router = router.clone();
-        connections.spawn(async move {
-            let stream = match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(tcp)).await {
-                Ok(Ok(stream)) => stream,
-                Ok(Err(error)) => {
-                    tracing::debug!(%remote, %error, "TLS handshake failed");
-                    return;
-                }
-                Err(_) => {
-                    tracing::debug!(%remote, "TLS handshake timed out");
-                    return;
-                }
-            };
-            let peer = stream
-                .get_ref()
-                .1
-                .peer_certificates()
-                .and_then(|chain| chain.first())
-                .map(|cert| Arc::<[u8]>::from(cert.as_ref()));
-            serve_connection(stream, router, PeerCertificate(peer), remote, stop).await;
-        });
-    })
+    let connection_limits = limits.clone();
+    accept_loop(
+        listener,
+        limits,
+        shutdown,
+        move |tcp, remote, slot, connections, stop| {
+            let acceptor = acceptor.clone();
+            let router = router.clone();
+            let limits = connection_limits.clone();
+            connections.spawn(async move {
+                let stream =
+                    match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(tcp)).await {
+                        Ok(Ok(stream)) => stream,
+                        Ok(Err(error)) => {
+                            tracing::debug!(%remote, %error, "TLS handshake failed");
+                            return;
+                        }
+                        Err(_) => {
+                            tracing::debug!(%remote, "TLS handshake timed out");
+                            return;
+                        }
+                    };
+                let peer = stream
+                    .get_ref()
+                    .1
+                    .peer_certificates()
+                    .and_then(|chain| chain.first())
+                    .map(|cert| Arc::<[u8]>::from(cert.as_ref()));
+                serve_connection(stream, router, PeerCertificate(peer), remote, &limits, stop)
+                    .await;
+                drop(slot);
+            });
+        },
+    )
     .await
 }
 
@@ -103,30 +115,43 @@ pub async fn serve_tls(
 pub async fn serve_plain(
     listener: TcpListener,
     router: Router,
+    limits: ConnectionLimits,
     shutdown: impl Future<Output = ()> + Send,
 ) -> io::Result<()> {
-    accept_loop(listener, shutdown, move |tcp, remote, connections, stop| {
-        let router = router.clone();
-        connections.spawn(serve_connection(
-            tcp,
-            router,
-            PeerCertificate(None),
-            remote,
-            stop,
-        ));
-    })
+    let connection_limits = limits.clone();
+    accept_loop(
+        listener,
+        limits,
+        shutdown,
+        move |tcp, remote, slot, connections, stop| {
+            let router = router.clone();
+            let limits = connection_limits.clone();
+            connections.spawn(async move {
+                serve_connection(tcp, router, PeerCertificate(None), remote, &limits, stop).await;
+                drop(slot);
+            });
+        },
+    )
     .await
 }
 
-/// Accepts connections and hands each to `spawn` until `shutdown`; then signals every
-/// connection to shut down gracefully and waits for them.
+/// Accepts connections and hands each to `spawn` with its slot until `shutdown`; a connection
+/// beyond `limits.max_connections` is closed at once (and counted). Then signals every connection
+/// to shut down gracefully and waits for them.
 async fn accept_loop<F>(
     listener: TcpListener,
+    limits: ConnectionLimits,
     shutdown: impl Future<Output = ()> + Send,
     mut spawn: F,
 ) -> io::Result<()>
 where
-    F: FnMut(tokio::net::TcpStream, SocketAddr, &mut JoinSet<()>, watch::Receiver<bool>),
+    F: FnMut(
+        tokio::net::TcpStream,
+        SocketAddr,
+        OpenConnection,
+        &mut JoinSet<()>,
+        watch::Receiver<bool>,
+    ),
 {
     let (stop_tx, stop_rx) = watch::channel(false);
     let mut connections = JoinSet::new();
@@ -136,8 +161,14 @@ where
             () = &mut shutdown => break,
             accepted = listener.accept() => match accepted {
                 Ok((tcp, remote)) => {
+                    let Some(slot) = limits.counters.try_open(limits.max_connections) else {
+                        tracing::debug!(%remote, max = limits.max_connections,
+                            "connection refused: too many open connections");
+                        drop(tcp);
+                        continue;
+                    };
                     let _ = tcp.set_nodelay(true);
-                    spawn(tcp, remote, &mut connections, stop_rx.clone());
+                    spawn(tcp, remote, slot, &mut connections, stop_rx.clone());
                 }
                 Err(error) => {
                     // Typically EMFILE: back off briefly instead of spinning.
@@ -165,12 +196,15 @@ where
 }
 
 /// Serves HTTP/1.1 or HTTP/2 (auto-detected) on one connection, inserting `peer` and the remote
-/// address into every request, until the client closes or `stop` asks for a graceful shutdown.
+/// address into every request, until the client closes, `stop` asks for a graceful shutdown, the
+/// headers take longer than `limits.header_read_timeout`, or nothing moves for
+/// `limits.idle_timeout`.
 async fn serve_connection<S>(
     stream: S,
     router: Router,
     peer: PeerCertificate,
     remote: SocketAddr,
+    limits: &ConnectionLimits,
     mut stop: watch::Receiver<bool>,
 ) where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
@@ -181,15 +215,36 @@ async fn serve_connection<S>(
         let mut router = router.clone();
         tower::Service::call(&mut router, request)
     });
-    let builder = ConnectionBuilder::new(TokioExecutor::new());
+    let mut builder = ConnectionBuilder::new(TokioExecutor::new());
+    builder
+        .http1()
+        .timer(TokioTimer::new())
+        .header_read_timeout(limits.header_read_timeout);
+    builder.http2().timer(TokioTimer::new());
+    let activity = Activity::new();
+    let stream = ActivityStream::new(stream, Arc::clone(&activity));
     let connection = builder.serve_connection_with_upgrades(TokioIo::new(stream), service);
     tokio::pin!(connection);
+    let idle = async {
+        loop {
+            let deadline = activity.deadline(limits.idle_timeout);
+            if std::time::Instant::now() >= deadline {
+                return;
+            }
+            tokio::time::sleep_until(deadline.into()).await;
+        }
+    };
     let result = tokio::select! {
         result = connection.as_mut() => result,
         // The flag only ever goes from false to true (or the sender is dropped): any change stops.
         _ = stop.changed() => {
             connection.as_mut().graceful_shutdown();
             connection.await
+        }
+        () = idle => {
+            tracing::debug!(%remote, "connection closed: idle");
+            limits.counters.count_timeout();
+            return;
         }
     };
     if let Err(error) = result {

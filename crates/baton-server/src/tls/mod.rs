@@ -21,6 +21,7 @@ use std::io;
 use std::path::PathBuf;
 
 mod client_auth;
+mod connection_limits;
 mod listener;
 mod rotating;
 pub mod rotation;
@@ -28,6 +29,7 @@ mod server_identity;
 mod settings;
 
 pub use client_auth::{ClientAuth, ParseClientAuthError};
+pub use connection_limits::{ConnectionCounters, ConnectionLimits, raise_file_limit};
 pub use listener::{PeerCertificate, serve_plain, serve_tls, server_config};
 pub use rotating::{RotatingCertificate, ServedCertificate};
 pub use rotation::{CertificateSource, OperatorFiles, SelfSigned};
