@@ -71,7 +71,10 @@ async fn idle_connections_and_half_sent_headers_do_not_stop_the_server() {
     }
     let waited = healthz_within(&server, Duration::from_secs(20)).await;
     let r = server.connect(&device, device.idle()).await;
-    assert_eq!(r.status, 200, "a device check-in under 1,100 idle connections");
+    assert_eq!(
+        r.status, 200,
+        "a device check-in under 1,100 idle connections"
+    );
     eprintln!("/healthz answered after {waited:?} with 1,100 idle connections open");
     drop(idle);
     server.assert_healthy().await;
@@ -102,7 +105,11 @@ async fn the_cap_refuses_at_once_and_timeouts_free_the_slots() {
         .await
         .expect("the server closes a connection whose headers never end");
     assert!(matches!(read, Ok(_) | Err(_)));
-    assert!(started.elapsed() < Duration::from_secs(5), "{:?}", started.elapsed());
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "{:?}",
+        started.elapsed()
+    );
 
     // 80 idle connections against a cap of 50: 30 are closed at once.
     let mut idle = Vec::new();

@@ -10,7 +10,7 @@ use axum::routing::get;
 use axum::{Extension, Router};
 use baton_server::identity::testing::{DeviceCertificateSpec, DeviceIdentity, TestCa};
 use baton_server::identity::{IdentityConfig, IdentityVerifier, TrustAnchors};
-use baton_server::tls::{PeerCertificate, TlsIdentity, serve_plain, serve_tls};
+use baton_server::tls::{ConnectionLimits, PeerCertificate, TlsIdentity, serve_plain, serve_tls};
 use http_body_util::{BodyExt as _, Empty};
 use hyper::body::Bytes;
 use hyper_util::rt::{TokioExecutor, TokioIo};
@@ -77,9 +77,15 @@ async fn start_tls(dir: &std::path::Path) -> Server {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let (stop, stopped) = oneshot::channel::<()>();
-    let task = tokio::spawn(serve_tls(listener, router(), config, async move {
-        let _ = stopped.await;
-    }));
+    let task = tokio::spawn(serve_tls(
+        listener,
+        router(),
+        config,
+        ConnectionLimits::default(),
+        async move {
+            let _ = stopped.await;
+        },
+    ));
     Server {
         addr,
         stop,
@@ -240,9 +246,14 @@ async fn plain_http_serves_without_a_peer_certificate() {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let (stop, stopped) = oneshot::channel::<()>();
-    let task = tokio::spawn(serve_plain(listener, router(), async move {
-        let _ = stopped.await;
-    }));
+    let task = tokio::spawn(serve_plain(
+        listener,
+        router(),
+        ConnectionLimits::default(),
+        async move {
+            let _ = stopped.await;
+        },
+    ));
     let tcp = TcpStream::connect(addr).await.unwrap();
     let (mut sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(tcp))
         .await
