@@ -22,7 +22,7 @@ use super::{Portal, cookie, device_lock, pages};
 use crate::catalog::assignment_config::read_json;
 use crate::directory::user_record::is_disabled;
 use crate::directory::{USERS_COLLECTION, UserRecord, hash_password, verify_password};
-use crate::lockout::Verdict;
+use crate::lockout::Admission;
 use crate::reconciler::portal_token;
 use crate::session_policy::sign_in::{SessionSignInError, policy_for};
 use crate::session_policy::{lease, prompt_allowed, record as policy_record};
@@ -417,31 +417,50 @@ pub async fn sign_in(
         let username = form.username.trim().to_owned();
         let store = portal.services.store.as_ref();
         let entry = |result, reason| attempt(now, &username, &device, &source, result, reason);
-        if let Verdict::LockedOut { until_ms, scope } =
-            portal.lockout.check(&username, &device, now)?
-        {
-            tracing::info!(enrollment_id = %device, username = %username, result = "locked_out",
-                scope = scope.as_str(), "portal sign-in refused");
-            log_refusal(
-                portal,
-                &entry(SignInResult::Failure, ReasonCode::LockedOut).with_detail(format!(
-                    "{} locked until {}",
-                    scope.as_str(),
-                    crate::timestamp::rfc3339_millis(until_ms)
-                )),
-            )?;
-            return sign_in_again(
-                portal,
-                &token,
-                StatusCode::TOO_MANY_REQUESTS,
-                &locked_message(until_ms, now),
-                &username,
-            );
-        }
+        let attempt = match portal.lockout.begin(&username, &device, now)? {
+            Admission::Check(attempt) => attempt,
+            Admission::LockedOut { until_ms, scope } => {
+                tracing::info!(enrollment_id = %device, username = %username, result = "locked_out",
+                    scope = scope.as_str(), "portal sign-in refused");
+                log_refusal(
+                    portal,
+                    &entry(SignInResult::Failure, ReasonCode::LockedOut).with_detail(format!(
+                        "{} locked until {}",
+                        scope.as_str(),
+                        crate::timestamp::rfc3339_millis(until_ms)
+                    )),
+                )?;
+                return sign_in_again(
+                    portal,
+                    &token,
+                    StatusCode::TOO_MANY_REQUESTS,
+                    &locked_message(until_ms, now),
+                    &username,
+                );
+            }
+            Admission::Busy { scope } => {
+                tracing::info!(enrollment_id = %device, username = %username, result = "busy",
+                    scope = scope.as_str(), "portal sign-in refused: too many attempts at once");
+                log_refusal(
+                    portal,
+                    &entry(SignInResult::Failure, ReasonCode::LockedOut).with_detail(format!(
+                        "{}: the attempts being checked reach the lockout threshold",
+                        scope.as_str()
+                    )),
+                )?;
+                return sign_in_again(
+                    portal,
+                    &token,
+                    StatusCode::TOO_MANY_REQUESTS,
+                    pages::TOO_MANY_AT_ONCE,
+                    &username,
+                );
+            }
+        };
         if !credentials_ok(portal, &username, &form.password)? {
             tracing::info!(enrollment_id = %device, username = %username, result = "wrong_credentials",
                 "portal sign-in refused");
-            let started = portal.lockout.record_failure(&username, &device, now)?;
+            let started = attempt.failed(now)?;
             let mut failure = entry(SignInResult::Failure, ReasonCode::BadCredentials);
             if let Some(s) = &started {
                 failure = failure.with_detail(format!(
@@ -507,7 +526,7 @@ pub async fn sign_in(
             return Ok(Reply::in_use());
         }
         let risk = sign_in_risk::assess(store, &portal.lockout, &username, &device, now)?;
-        portal.lockout.record_success(&username, &device, now)?;
+        attempt.succeeded()?;
         let rules = &portal.services.session;
         let policy = policy_for(store, reconciler, rules, &device, &username)?;
         let prompt = prompt_allowed(&policy, !risk.is_high());

@@ -1,0 +1,186 @@
+//! The trust boundary under abuse (issue 24), over real HTTP with baton-sim devices: a burst of
+//! concurrent wrong passwords checks no more passwords than the lockout threshold.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::sync::Arc;
+
+use baton_e2e::portal::{Apns, Browser, attr_after, clip_path};
+use baton_e2e::{Pki, Reply, ServerOptions, TestServer};
+use baton_server::identity::testing::DeviceCertificateSpec;
+use baton_server::lockout::LockoutSettings;
+use baton_server::reconciler::AssignmentSettings;
+use baton_sim::{ServerEndpoints, ServerTrust, SimDevice, SimOptions, Transport};
+use http::Method;
+use serde_json::{Value, json};
+
+const KIOSK: &str = "00008120-0005E6F7A8B9C0D1";
+
+/// A plain-HTTP server with the sign-in clip and user `alice` (password `pw-alice`).
+async fn server_with(apns: &Apns, pki: &Pki, options: ServerOptions) -> TestServer {
+    let server = TestServer::start(
+        pki,
+        ServerOptions {
+            assignment: AssignmentSettings::default(),
+            push: apns.config(),
+            ..options
+        },
+    )
+    .await;
+    let r = server
+        .api(
+            Method::POST,
+            "/api/v1/users",
+            Some(json!({"username": "alice", "password": "pw-alice"})),
+        )
+        .await;
+    assert_eq!(r.status, 201, "{}", r.text());
+    server
+}
+
+fn plain() -> ServerOptions {
+    ServerOptions {
+        tls: false,
+        ..ServerOptions::default()
+    }
+}
+
+/// An enrolled sim device that has processed its first commands (the sign-in web clip).
+async fn enroll(server: &TestServer, pki: &Pki, udid: &str) -> SimDevice {
+    let identity = pki
+        .trusted
+        .issue_device(udid, &DeviceCertificateSpec::default())
+        .unwrap();
+    let mut device = SimDevice::with_udid(
+        udid,
+        ServerEndpoints::baton(&server.running().local_url()),
+        identity.into(),
+        SimOptions::default(),
+        Transport::new(&ServerTrust::AcceptAny).unwrap(),
+    )
+    .unwrap();
+    device.enroll_checkins().await.unwrap();
+    device.connect_until_idle().await.unwrap();
+    device
+}
+
+/// The sign-in log with `query`, newest first.
+async fn log(server: &TestServer, query: &str) -> Vec<Value> {
+    let r = server
+        .api(Method::GET, &format!("/api/v1/sign-in-log?{query}"), None)
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    r.json().as_array().unwrap().clone()
+}
+
+async fn assignee(server: &TestServer, udid: &str) -> String {
+    let view = server
+        .api(Method::GET, &format!("/api/v1/devices/{udid}"), None)
+        .await;
+    assert_eq!(view.status, 200, "{}", view.text());
+    view.json()["assignee"].as_str().unwrap().to_owned()
+}
+
+/// The sign-in page of `portal`: the form's action and its CSRF token.
+async fn open_form(server: &TestServer, browser: &mut Browser, portal: &str) -> (String, String) {
+    let page = browser.get(server, portal).await;
+    assert_eq!(page.status, 200, "{}", page.text());
+    let html = page.text();
+    (
+        attr_after(&html, "<form", "action"),
+        attr_after(&html, "name=\"csrf\"", "value"),
+    )
+}
+
+async fn sign_in(server: &TestServer, portal: &str, user: &str, password: &str) -> Reply {
+    let mut browser = Browser::default();
+    let (action, csrf) = open_form(server, &mut browser, portal).await;
+    browser
+        .post(
+            server,
+            &action,
+            &[("username", user), ("password", password), ("csrf", &csrf)],
+        )
+        .await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sixty_concurrent_wrong_guesses_check_no_more_passwords_than_the_threshold() {
+    let apns = Apns::start().await;
+    let pki = Pki::generate();
+    let server = Arc::new(server_with(&apns, &pki, plain()).await);
+    let kiosk = enroll(&server, &pki, KIOSK).await;
+    let portal = clip_path(&kiosk, "Sign in");
+    let threshold = LockoutSettings::default().user_threshold as usize;
+
+    // 60 forms opened one after the other, then posted all at once.
+    let mut forms = Vec::new();
+    for _ in 0..60 {
+        let mut browser = Browser::default();
+        let (action, csrf) = open_form(&server, &mut browser, &portal).await;
+        forms.push((browser, action, csrf));
+    }
+    let barrier = Arc::new(tokio::sync::Barrier::new(forms.len()));
+    let mut tasks = Vec::new();
+    for (i, (mut browser, action, csrf)) in forms.into_iter().enumerate() {
+        let server = Arc::clone(&server);
+        let barrier = Arc::clone(&barrier);
+        tasks.push(tokio::spawn(async move {
+            let password = format!("guess-{i}");
+            barrier.wait().await;
+            browser
+                .post(
+                    &server,
+                    &action,
+                    &[
+                        ("username", "alice"),
+                        ("password", &password),
+                        ("csrf", &csrf),
+                    ],
+                )
+                .await
+                .status
+                .as_u16()
+        }));
+    }
+    let mut statuses = Vec::new();
+    for task in tasks {
+        statuses.push(task.await.unwrap());
+    }
+    assert!(
+        statuses.iter().all(|s| [400, 422, 429].contains(s)),
+        "{statuses:?}"
+    );
+    let checked = log(&server, "username=alice&reason=bad_credentials&limit=1000")
+        .await
+        .len();
+    let refused = log(&server, "username=alice&reason=locked_out&limit=1000")
+        .await
+        .len();
+    assert!(
+        checked <= threshold,
+        "{checked} passwords checked for a threshold of {threshold} ({statuses:?})"
+    );
+    assert_eq!(checked, threshold, "the burst used the whole budget");
+    assert_eq!(
+        checked + refused,
+        statuses.iter().filter(|&&s| s != 400).count(),
+        "every posted form is in the log"
+    );
+    // Locked now: the right password is not even checked, however many try at once.
+    let mut tasks = Vec::new();
+    for _ in 0..5 {
+        let server = Arc::clone(&server);
+        let portal = portal.clone();
+        tasks.push(tokio::spawn(async move {
+            sign_in(&server, &portal, "alice", "pw-alice").await.status
+        }));
+    }
+    for task in tasks {
+        assert_eq!(task.await.unwrap(), 429);
+    }
+    assert_eq!(assignee(&server, KIOSK).await, "nobody");
+    let checked_after = log(&server, "username=alice&reason=bad_credentials&limit=1000")
+        .await
+        .len();
+    assert_eq!(checked_after, checked);
+}
