@@ -1,5 +1,6 @@
 //! The trust boundary under abuse (issue 24), over real HTTP with baton-sim devices: a burst of
-//! concurrent wrong passwords checks no more passwords than the lockout threshold.
+//! concurrent wrong passwords checks no more passwords than the lockout threshold, and
+//! usernames are one name whatever their case.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use std::sync::Arc;
@@ -78,6 +79,17 @@ async fn assignee(server: &TestServer, udid: &str) -> String {
         .await;
     assert_eq!(view.status, 200, "{}", view.text());
     view.json()["assignee"].as_str().unwrap().to_owned()
+}
+
+async fn admin_sign_out(server: &TestServer, udid: &str) {
+    let r = server
+        .api(
+            Method::POST,
+            &format!("/api/v1/devices/{udid}/sign-out"),
+            None,
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text());
 }
 
 /// The sign-in page of `portal`: the form's action and its CSRF token.
@@ -183,4 +195,57 @@ async fn sixty_concurrent_wrong_guesses_check_no_more_passwords_than_the_thresho
         .await
         .len();
     assert_eq!(checked_after, checked);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn usernames_are_one_name_whatever_their_case() {
+    let apns = Apns::start().await;
+    let pki = Pki::generate();
+    let server = server_with(&apns, &pki, plain()).await;
+    let kiosk = enroll(&server, &pki, KIOSK).await;
+    let portal = clip_path(&kiosk, "Sign in");
+
+    for name in ["Alice", "ALICE", " alice"] {
+        let r = server
+            .api(
+                Method::POST,
+                "/api/v1/users",
+                Some(json!({"username": name, "password": "other"})),
+            )
+            .await;
+        assert_eq!(r.status, 409, "{name:?}: {}", r.text());
+        let message = r.json()["message"].as_str().unwrap().to_owned();
+        assert!(message.contains("\"alice\""), "{message}");
+    }
+    let r = server
+        .api(
+            Method::POST,
+            "/api/v1/users/import",
+            Some(json!([
+                {"username": "Bob", "password": "x"},
+                {"username": "bob", "password": "y"}
+            ])),
+        )
+        .await;
+    assert_eq!(r.status, 400, "{}", r.text());
+    let users = server.api(Method::GET, "/api/v1/users", None).await.json();
+    let names: Vec<&str> = users["users"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|u| u["username"].as_str().unwrap())
+        .collect();
+    assert!(
+        !names.contains(&"Bob") && !names.contains(&"bob"),
+        "{names:?}"
+    );
+
+    for typed in ["Alice", " alice "] {
+        let r = sign_in(&server, &portal, typed, "pw-alice").await;
+        assert_eq!(r.status, 303, "{typed:?}: {}", r.text());
+        assert_eq!(assignee(&server, KIOSK).await, "alice");
+        let entry = log(&server, "limit=1").await.pop().unwrap();
+        assert_eq!(entry["username"], "alice", "{entry}");
+        admin_sign_out(&server, KIOSK).await;
+    }
 }

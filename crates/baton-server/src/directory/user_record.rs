@@ -82,7 +82,7 @@ impl UserInput {
         {
             return Err(UserInputError::BadUsername(self.username.clone()));
         }
-        if name == baton_assign::NOBODY_USERNAME {
+        if super::username::same(name, baton_assign::NOBODY_USERNAME) {
             return Err(UserInputError::Reserved);
         }
         let password_hash = match self.password.as_deref() {
@@ -181,7 +181,7 @@ pub enum UserInputError {
     /// Empty, too long, or with control characters, `/` or `:`.
     #[error("invalid username {0:?}")]
     BadUsername(String),
-    /// `nobody` is created by the server itself.
+    /// `nobody` (in any case) is created by the server itself.
     #[error("the username \"nobody\" is reserved")]
     Reserved,
     /// A password is required.

@@ -21,7 +21,7 @@ use super::stay_prompt::{self, PendingPrompt};
 use super::{Portal, cookie, device_lock, pages};
 use crate::catalog::assignment_config::read_json;
 use crate::directory::user_record::is_disabled;
-use crate::directory::{USERS_COLLECTION, UserRecord, hash_password, verify_password};
+use crate::directory::{USERS_COLLECTION, UserRecord, hash_password, username, verify_password};
 use crate::lockout::Admission;
 use crate::reconciler::portal_token;
 use crate::session_policy::sign_in::{SessionSignInError, policy_for};
@@ -314,12 +314,26 @@ fn decoy_hash() -> Option<&'static str> {
         .as_deref()
 }
 
-/// True when `username` exists, may sign in, and `password` is theirs.
-fn credentials_ok(portal: &Portal, username: &str, password: &str) -> Result<bool, PortalError> {
-    let record: Option<UserRecord> = if username.is_empty() || username == NOBODY_USERNAME {
-        None
-    } else {
-        read_json(portal.services.store.as_ref(), USERS_COLLECTION, username)?
+/// The stored username a person means by `typed` (trimmed, without case; see
+/// [`crate::directory::username::resolve`]), from the compiled directory in memory.
+fn known_user(portal: &Portal, typed: &str) -> Result<Option<String>, PortalError> {
+    let compiled = portal.services.reconciler.compiled()?;
+    let users = compiled.config().directory.users.iter();
+    Ok(username::resolve(typed, users.map(|u| u.username.as_str())).map(str::to_owned))
+}
+
+/// True when `user` (a stored username, or `None` for an unknown name) may sign in with a
+/// password and `password` is theirs.
+fn credentials_ok(
+    portal: &Portal,
+    user: Option<&str>,
+    password: &str,
+) -> Result<bool, PortalError> {
+    let record: Option<UserRecord> = match user {
+        Some(name) if name != NOBODY_USERNAME => {
+            read_json(portal.services.store.as_ref(), USERS_COLLECTION, name)?
+        }
+        _ => None,
     };
     match record.and_then(|r| r.password_hash) {
         Some(hash) => Ok(verify_password(password, &hash)),
@@ -414,7 +428,11 @@ pub async fn sign_in(
             return Ok(Reply::bad_request());
         }
         let now = SystemTime::now();
-        let username = form.username.trim().to_owned();
+        // The stored name when the typed one matches a user (without case), else as typed.
+        let known = known_user(portal, &form.username)?;
+        let username = known
+            .clone()
+            .unwrap_or_else(|| form.username.trim().to_owned());
         let store = portal.services.store.as_ref();
         let entry = |result, reason| attempt(now, &username, &device, &source, result, reason);
         let attempt = match portal.lockout.begin(&username, &device, now)? {
@@ -457,7 +475,7 @@ pub async fn sign_in(
                 );
             }
         };
-        if !credentials_ok(portal, &username, &form.password)? {
+        if !credentials_ok(portal, known.as_deref(), &form.password)? {
             tracing::info!(enrollment_id = %device, username = %username, result = "wrong_credentials",
                 "portal sign-in refused");
             let started = attempt.failed(now)?;
