@@ -20,6 +20,11 @@ use serde::Deserialize;
 const DEFAULT_DATA: &str = "./baton-data";
 /// Default port, used in the default public URL.
 const DEFAULT_PORT: u16 = 8443;
+/// Accepted `lockout-threshold` values: a device locks after twice as many failures, and no
+/// threshold may exceed 1000 ([`baton_server::lockout::LockoutSettings::validate`]).
+const LOCKOUT_THRESHOLDS: std::ops::RangeInclusive<i64> = 1..=500;
+/// Accepted `lockout-seconds` values.
+const LOCKOUT_SECONDS: std::ops::RangeInclusive<u64> = 1..=3600;
 
 /// Arguments of `baton serve`.
 #[derive(Debug, Args)]
@@ -95,13 +100,23 @@ pub struct ServeArgs {
     /// [default: 30]. Known lease ends are also acted on when they come.
     #[arg(long, env = "BATON_LEASE_CHECK_INTERVAL", value_name = "SECONDS")]
     lease_check_interval: Option<u64>,
-    /// Failed portal sign-ins of one username within 15 minutes that lock it (1 to 1000)
+    /// Failed portal sign-ins of one username within 15 minutes that lock it (1 to 500)
     /// [default: 5]. A device locks after twice as many.
-    #[arg(long, env = "BATON_LOCKOUT_THRESHOLD", value_name = "FAILURES")]
+    #[arg(
+        long,
+        env = "BATON_LOCKOUT_THRESHOLD",
+        value_name = "FAILURES",
+        value_parser = clap::value_parser!(u32).range(LOCKOUT_THRESHOLDS)
+    )]
     lockout_threshold: Option<u32>,
     /// The first lockout, in seconds (1 to 3600) [default: 60]; each further lockout of the same
     /// username or device lasts twice as long, up to 1 hour.
-    #[arg(long, env = "BATON_LOCKOUT_SECONDS", value_name = "SECONDS")]
+    #[arg(
+        long,
+        env = "BATON_LOCKOUT_SECONDS",
+        value_name = "SECONDS",
+        value_parser = clap::value_parser!(u64).range(LOCKOUT_SECONDS)
+    )]
     lockout_seconds: Option<u64>,
     /// APNs push settings.
     #[command(flatten)]
@@ -250,13 +265,18 @@ fn build_config(args: ServeArgs) -> anyhow::Result<ServerConfig> {
         config.session.lease_check_interval = Duration::from_secs(secs);
     }
     config.session.validate()?;
+    // Flags and variables are range-checked by clap; the file's values here, with the same
+    // bounds and message.
     if let Some(n) = args.lockout_threshold.or(file.lockout_threshold) {
+        if !LOCKOUT_THRESHOLDS.contains(&i64::from(n)) {
+            bail!("lockout-threshold must be between 1 and 500 failures, got {n}");
+        }
         config.lockout.user_threshold = n;
         config.lockout.device_threshold = n.saturating_mul(2);
     }
     if let Some(secs) = args.lockout_seconds.or(file.lockout_seconds) {
-        if !(1..=3600).contains(&secs) {
-            anyhow::bail!("--lockout-seconds must be between 1 and 3600, got {secs}");
+        if !LOCKOUT_SECONDS.contains(&secs) {
+            bail!("lockout-seconds must be between 1 and 3600, got {secs}");
         }
         config.lockout.first_lockout = Duration::from_secs(secs);
     }
@@ -472,9 +492,32 @@ lease-check-interval = 10
         assert_eq!(config.lockout.user_threshold, 3);
         assert_eq!(config.lockout.device_threshold, 6);
         assert_eq!(config.lockout.first_lockout, Duration::from_secs(2));
-        assert!(build_config(parse(&["--lockout-threshold", "0"])).is_err());
-        assert!(build_config(parse(&["--lockout-seconds", "0"])).is_err());
-        assert!(build_config(parse(&["--lockout-seconds", "3601"])).is_err());
+        let config = build_config(parse(&["--lockout-threshold", "500"])).unwrap();
+        assert_eq!(config.lockout.device_threshold, 1000);
+        // Out-of-range values are refused while parsing, naming the flag and the range.
+        for argv in [
+            ["--lockout-threshold", "0"],
+            ["--lockout-threshold", "501"],
+            ["--lockout-threshold", "4000000000"],
+            ["--lockout-seconds", "0"],
+            ["--lockout-seconds", "3601"],
+        ] {
+            let error = Wrapper::try_parse_from(std::iter::once("serve").chain(argv))
+                .expect_err(argv[1])
+                .to_string();
+            assert!(error.contains(argv[0]), "{error}");
+            assert!(
+                error.contains("1..=") || error.contains("out of range"),
+                "{error}"
+            );
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("baton.toml");
+        std::fs::write(&file, "lockout-threshold = 600\n").unwrap();
+        let error = build_config(parse(&["--config", file.to_str().unwrap()]))
+            .unwrap_err()
+            .to_string();
+        assert!(error.contains("between 1 and 500"), "{error}");
     }
 
     #[test]
