@@ -1,6 +1,7 @@
 //! The trust boundary under abuse (issue 24), over real HTTP with baton-sim devices: a burst of
-//! concurrent wrong passwords checks no more passwords than the lockout threshold, and
-//! usernames are one name whatever their case.
+//! concurrent wrong passwords checks no more passwords than the lockout threshold, usernames
+//! are one name whatever their case, and another device's page loads never expire this
+//! device's form.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use std::sync::Arc;
@@ -15,6 +16,7 @@ use http::Method;
 use serde_json::{Value, json};
 
 const KIOSK: &str = "00008120-0005E6F7A8B9C0D1";
+const OTHER: &str = "00008120-0006F7A8B9C0D1E2";
 
 /// A plain-HTTP server with the sign-in clip and user `alice` (password `pw-alice`).
 async fn server_with(apns: &Apns, pki: &Pki, options: ServerOptions) -> TestServer {
@@ -248,4 +250,47 @@ async fn usernames_are_one_name_whatever_their_case() {
         assert_eq!(entry["username"], "alice", "{entry}");
         admin_sign_out(&server, KIOSK).await;
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn another_devices_page_loads_never_expire_this_devices_form() {
+    let apns = Apns::start().await;
+    let pki = Pki::generate();
+    let server = Arc::new(server_with(&apns, &pki, plain()).await);
+    let kiosk = enroll(&server, &pki, KIOSK).await;
+    let other = enroll(&server, &pki, OTHER).await;
+    let portal = clip_path(&kiosk, "Sign in");
+    let other_portal = clip_path(&other, "Sign in");
+
+    let mut browser = Browser::default();
+    let (action, csrf) = open_form(&server, &mut browser, &portal).await;
+    // More page loads of the other device than the portal ever held forms for, 8 at a time.
+    let loads = 20_100;
+    let mut tasks = Vec::new();
+    for worker in 0..8 {
+        let server = Arc::clone(&server);
+        let other_portal = other_portal.clone();
+        tasks.push(tokio::spawn(async move {
+            for _ in (worker..loads).step_by(8) {
+                let r = server.client.get(&other_portal).await;
+                assert_eq!(r.status, 200);
+            }
+        }));
+    }
+    for task in tasks {
+        task.await.unwrap();
+    }
+    let r = browser
+        .post(
+            &server,
+            &action,
+            &[
+                ("username", "alice"),
+                ("password", "pw-alice"),
+                ("csrf", &csrf),
+            ],
+        )
+        .await;
+    assert_eq!(r.status, 303, "{}", r.text());
+    assert_eq!(assignee(&server, KIOSK).await, "alice");
 }
