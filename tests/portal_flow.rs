@@ -499,7 +499,11 @@ async fn the_portal_refuses_bad_input_and_storms() {
                 in_use += 1;
             }
             429 => {
-                assert!(r.text().contains("Too many sign-in attempts"), "{}", r.text());
+                assert!(
+                    r.text().contains("Too many sign-in attempts"),
+                    "{}",
+                    r.text()
+                );
                 in_use += 1;
             }
             other => panic!("unexpected {other}: {}", r.text()),

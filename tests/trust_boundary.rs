@@ -1,7 +1,7 @@
 //! The trust boundary under abuse (issue 24), over real HTTP with baton-sim devices: a burst of
 //! concurrent wrong passwords checks no more passwords than the lockout threshold, usernames
-//! are one name whatever their case, and another device's page loads never expire this
-//! device's form.
+//! are one name whatever their case, another device's page loads never expire this device's
+//! form, and unknown admin JSON fields are refused by name.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use std::sync::Arc;
@@ -293,4 +293,69 @@ async fn another_devices_page_loads_never_expire_this_devices_form() {
         .await;
     assert_eq!(r.status, 303, "{}", r.text());
     assert_eq!(assignee(&server, KIOSK).await, "alice");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unknown_admin_json_fields_are_refused_by_name() {
+    let apns = Apns::start().await;
+    let pki = Pki::generate();
+    let server = server_with(&apns, &pki, plain()).await;
+    let cases = [
+        (
+            Method::POST,
+            "/api/v1/users",
+            json!({"username": "dave", "password": "pw", "disabled": true}),
+            "disabled",
+        ),
+        (
+            Method::POST,
+            "/api/v1/users/import",
+            json!([{"username": "erin", "password": "pw", "admin": true}]),
+            "admin",
+        ),
+        (
+            Method::POST,
+            "/api/v1/groups",
+            json!({"name": "ward", "kind": "user", "members": [], "colour": "red"}),
+            "colour",
+        ),
+        (
+            Method::POST,
+            "/api/v1/items",
+            json!({"id": "clip", "kind": "web_clip", "label": "x", "url": "https://x.example",
+                "removeable": true}),
+            "removeable",
+        ),
+        (
+            Method::POST,
+            "/api/v1/distributions",
+            json!({"item": "clip", "target": "all", "priority": 1}),
+            "priority",
+        ),
+        (
+            Method::POST,
+            &format!("/api/v1/devices/{KIOSK}/sign-in"),
+            json!({"username": "alice", "persistant": true}),
+            "persistant",
+        ),
+        (
+            Method::POST,
+            "/api/v1/commands",
+            json!({"devices": [KIOSK], "command": {"request_type": "DeviceInformation"},
+                "urgent": true}),
+            "urgent",
+        ),
+    ];
+    for (method, path, body, field) in cases {
+        let r = server.api(method.clone(), path, Some(body)).await;
+        assert_eq!(r.status, 400, "{method} {path}: {}", r.text());
+        let answer = r.json();
+        assert_eq!(answer["error"], "bad_request", "{answer}");
+        assert!(
+            answer["message"].as_str().unwrap().contains(field),
+            "{method} {path}: {answer}"
+        );
+    }
+    let r = server.api(Method::GET, "/api/v1/users/dave", None).await;
+    assert_eq!(r.status, 404, "{}", r.text());
 }

@@ -19,6 +19,7 @@ use baton_store::{CasOutcome, unix_millis};
 use serde_json::{Value, json};
 
 use super::blocking;
+use super::json_body::AdminJson;
 use crate::catalog::assignment_config::{all_json, collection, encode, read_json};
 use crate::directory::user_record::UserPatch;
 use crate::directory::username;
@@ -98,7 +99,7 @@ fn changed(state: &AppState) {
 /// `POST /api/v1/users`.
 pub async fn create_user(
     State(state): State<AppState>,
-    Json(input): Json<UserInput>,
+    AdminJson(input): AdminJson<UserInput>,
 ) -> Result<(StatusCode, Json<UserView>), ApiError> {
     let view = blocking(move || {
         let mut views = create_users(&state, vec![input])?;
@@ -261,7 +262,7 @@ pub async fn patch_user(
 /// `POST /api/v1/groups`.
 pub async fn create_group(
     State(state): State<AppState>,
-    Json(input): Json<GroupInput>,
+    AdminJson(input): AdminJson<GroupInput>,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
     let group = input.into_group().map_err(ApiError::BadRequest)?;
     let view = blocking(move || {
@@ -316,7 +317,7 @@ pub async fn list_groups(State(state): State<AppState>) -> Result<Json<Value>, A
 pub async fn replace_group(
     State(state): State<AppState>,
     Path(id): Path<String>,
-    Json(input): Json<GroupInput>,
+    AdminJson(input): AdminJson<GroupInput>,
 ) -> Result<Json<Value>, ApiError> {
     if input.name != id {
         return Err(ApiError::BadRequest(format!(

@@ -14,7 +14,8 @@
 //! - `GET /api/v1/identity-renewals`: device identity renewals ([`identity_renewals`]).
 //!
 //! `{id}` is an enrollment id: the UDID (or EnrollmentID), or `UDID:user` for a user channel.
-//! Errors are JSON (see [`crate::error_response::ApiError`]). Store calls run on the blocking pool.
+//! Errors are JSON (see [`crate::error_response::ApiError`]). Request bodies refuse unknown
+//! fields with a 400 naming them ([`json_body`]). Store calls run on the blocking pool.
 
 pub mod assignment;
 pub mod catalog;
@@ -23,6 +24,7 @@ pub mod commands;
 pub mod devices;
 pub mod directory;
 pub mod identity_renewals;
+pub mod json_body;
 pub mod push;
 pub mod session_policy;
 pub mod sign_in_log;

@@ -37,9 +37,10 @@ pub fn is_disabled(store: &dyn Keyspace, username: &str) -> Result<bool, RecordE
     Ok(read_json::<UserRecord>(store, USERS_COLLECTION, username)?.is_some_and(|r| r.disabled))
 }
 
-/// `POST /api/v1/users` body (and one entry of an import). Its `Debug` output hides the
-/// password.
+/// `POST /api/v1/users` body (and one entry of an import); unknown fields refused. Its `Debug`
+/// output hides the password.
 #[derive(Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct UserInput {
     /// Login name.
     pub username: String,
