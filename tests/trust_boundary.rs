@@ -1,13 +1,16 @@
 //! The trust boundary under abuse (issue 24), over real HTTP with baton-sim devices: a burst of
 //! concurrent wrong passwords checks no more passwords than the lockout threshold, usernames
 //! are one name whatever their case, another device's page loads never expire this device's
-//! form, and unknown admin JSON fields are refused by name.
+//! form, unknown admin JSON fields are refused by name, forwarding headers are believed only
+//! from a trusted proxy, HSTS is sent over HTTPS, and `/metrics` can require the API key.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use std::sync::Arc;
 
-use baton_e2e::portal::{Apns, Browser, attr_after, clip_path};
+use baton_e2e::portal::{Apns, Browser, FORM, attr_after, clip_path, encode_form};
 use baton_e2e::{Pki, Reply, ServerOptions, TestServer};
+use baton_server::client_origin::TrustedProxies;
+use baton_server::config::MetricsAuth;
 use baton_server::identity::testing::DeviceCertificateSpec;
 use baton_server::lockout::LockoutSettings;
 use baton_server::reconciler::AssignmentSettings;
@@ -358,4 +361,109 @@ async fn unknown_admin_json_fields_are_refused_by_name() {
     }
     let r = server.api(Method::GET, "/api/v1/users/dave", None).await;
     assert_eq!(r.status, 404, "{}", r.text());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hsts_is_sent_over_tls_only() {
+    let pki = Pki::generate();
+    let tls = TestServer::start(&pki, ServerOptions::default()).await;
+    for path in ["/healthz", "/portal/unknown-token", "/api/v1/devices"] {
+        let r = tls.client.get(path).await;
+        assert_eq!(
+            r.headers
+                .get("strict-transport-security")
+                .map(|v| v.to_str().unwrap()),
+            Some("max-age=31536000"),
+            "{path}"
+        );
+    }
+    let plain = TestServer::start(&pki, plain()).await;
+    let r = plain.client.get("/healthz").await;
+    assert!(r.headers.get("strict-transport-security").is_none());
+}
+
+/// Posts the sign-in form of `portal` with `headers` (as a client behind a proxy would arrive).
+async fn sign_in_with_headers(
+    server: &TestServer,
+    portal: &str,
+    headers: &[(&'static str, &str)],
+) -> Reply {
+    let mut browser = Browser::default();
+    let (action, csrf) = open_form(server, &mut browser, portal).await;
+    let mut all: Vec<(&'static str, String)> =
+        headers.iter().map(|(k, v)| (*k, (*v).to_owned())).collect();
+    all.push(("Content-Type", FORM.to_owned()));
+    let body = encode_form(&[
+        ("username", "alice"),
+        ("password", "pw-alice"),
+        ("csrf", &csrf),
+    ]);
+    server
+        .client
+        .send(Method::POST, &action, &all, body.into_bytes())
+        .await
+        .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn forwarded_headers_are_believed_only_from_a_trusted_proxy() {
+    let apns = Apns::start().await;
+    let pki = Pki::generate();
+    let forwarded = [
+        ("X-Forwarded-For", "6.6.6.6, 203.0.113.7"),
+        ("X-Forwarded-Proto", "https"),
+    ];
+    // The test client on 127.0.0.1 plays the TLS-terminating proxy.
+    for (trusted, source, secure) in [(true, "203.0.113.7", true), (false, "127.0.0.1", false)] {
+        let proxies = if trusted {
+            TrustedProxies::new(vec!["127.0.0.0/8".parse().unwrap()])
+        } else {
+            TrustedProxies::new(vec!["10.0.0.0/8".parse().unwrap()])
+        };
+        let server = server_with(
+            &apns,
+            &pki,
+            ServerOptions {
+                trusted_proxies: proxies,
+                ..plain()
+            },
+        )
+        .await;
+        let kiosk = enroll(&server, &pki, KIOSK).await;
+        let r = sign_in_with_headers(&server, &clip_path(&kiosk, "Sign in"), &forwarded).await;
+        assert_eq!(r.status, 303, "{}", r.text());
+        let cookie = r.headers[http::header::SET_COOKIE].to_str().unwrap();
+        assert_eq!(
+            cookie.contains("; Secure"),
+            secure,
+            "trusted {trusted}: {cookie}"
+        );
+        assert_eq!(
+            r.headers.get("strict-transport-security").is_some(),
+            secure,
+            "trusted {trusted}"
+        );
+        let entry = log(&server, "username=alice&limit=1").await.pop().unwrap();
+        assert_eq!(entry["source_address"], source, "{entry}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn metrics_can_be_put_behind_the_api_key() {
+    let pki = Pki::generate();
+    let open = TestServer::start(&pki, plain()).await;
+    assert_eq!(open.client.get("/metrics").await.status, 200);
+    let guarded = TestServer::start(
+        &pki,
+        ServerOptions {
+            metrics_auth: MetricsAuth::ApiKey,
+            ..plain()
+        },
+    )
+    .await;
+    let r = guarded.client.get("/metrics").await;
+    assert_eq!(r.status, 401, "{}", r.text());
+    let r = guarded.api(Method::GET, "/metrics", None).await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert!(r.text().contains("baton_"), "{}", r.text());
 }

@@ -33,6 +33,10 @@ pub struct ServerOptions {
     pub session: baton_server::session_policy::SessionSettings,
     /// Portal lockout thresholds and durations.
     pub lockout: baton_server::lockout::LockoutSettings,
+    /// Reverse proxies whose forwarding headers are believed.
+    pub trusted_proxies: baton_server::client_origin::TrustedProxies,
+    /// Who may read `/metrics`.
+    pub metrics_auth: baton_server::config::MetricsAuth,
 }
 
 impl Default for ServerOptions {
@@ -48,6 +52,8 @@ impl Default for ServerOptions {
             },
             session: baton_server::session_policy::SessionSettings::default(),
             lockout: baton_server::lockout::LockoutSettings::default(),
+            trusted_proxies: Default::default(),
+            metrics_auth: Default::default(),
         }
     }
 }
@@ -87,6 +93,8 @@ impl TestServer {
         config.assignment = options.assignment;
         config.session = options.session;
         config.lockout = options.lockout;
+        config.trusted_proxies = options.trusted_proxies;
+        config.metrics_auth = options.metrics_auth;
         if options.fixed_api_key {
             config.api_key = Some(API_KEY.to_owned());
         }

@@ -71,6 +71,18 @@ impl fmt::Debug for WebhookConfig {
     }
 }
 
+/// Who may read `/metrics`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum MetricsAuth {
+    /// Anyone who can reach the listener (the default, so scrapers need no credentials; keep
+    /// the listener off the internet or choose [`MetricsAuth::ApiKey`]).
+    #[default]
+    None,
+    /// The admin API key, as `Authorization: Bearer <key>` (401 without it).
+    ApiKey,
+}
+
 /// Request-body bounds per kind of route.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct BodyLimits {
@@ -132,6 +144,10 @@ pub struct ServerConfig {
     pub session: crate::session_policy::SessionSettings,
     /// Portal brute-force protection: thresholds and lockout durations.
     pub lockout: crate::lockout::LockoutSettings,
+    /// Reverse proxies whose `X-Forwarded-For`/`-Proto` are believed (default: none).
+    pub trusted_proxies: crate::client_origin::TrustedProxies,
+    /// Who may read `/metrics` (default: anyone).
+    pub metrics_auth: MetricsAuth,
 }
 
 impl ServerConfig {
@@ -162,6 +178,8 @@ impl ServerConfig {
             portal: crate::portal::PortalBranding::default(),
             session: crate::session_policy::SessionSettings::default(),
             lockout: crate::lockout::LockoutSettings::default(),
+            trusted_proxies: crate::client_origin::TrustedProxies::default(),
+            metrics_auth: MetricsAuth::None,
         }
     }
 }
@@ -190,6 +208,8 @@ impl fmt::Debug for ServerConfig {
             .field("portal", &self.portal)
             .field("session", &self.session)
             .field("lockout", &self.lockout)
+            .field("trusted_proxies", &self.trusted_proxies)
+            .field("metrics_auth", &self.metrics_auth)
             .finish()
     }
 }

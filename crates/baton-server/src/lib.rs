@@ -21,6 +21,7 @@ pub mod api_key;
 pub mod app;
 pub mod catalog;
 pub mod checkin;
+pub mod client_origin;
 pub mod command_channel;
 pub mod config;
 pub mod device_identity;

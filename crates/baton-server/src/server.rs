@@ -406,7 +406,8 @@ async fn start_inner(
         stop_rx.clone(),
     )));
     let extra = extra.merge(crate::portal::router_with(&portal));
-    let router = crate::app::router_with(Arc::clone(&state), extra);
+    let router = crate::app::router_for(Arc::clone(&state), extra, config.metrics_auth);
+    let router = crate::client_origin::apply(router, tls_enabled, config.trusted_proxies.clone());
     let serve = match identity {
         None => tokio::spawn(tls::serve_plain(listener, router, shutdown)),
         Some(identity) => {

@@ -12,7 +12,8 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use anyhow::{Context, bail};
-use baton_server::config::{ServerConfig, Transport, WebhookConfig};
+use baton_server::client_origin::{IpNet, TrustedProxies};
+use baton_server::config::{MetricsAuth, ServerConfig, Transport, WebhookConfig};
 use clap::Args;
 use serde::Deserialize;
 
@@ -33,8 +34,8 @@ pub struct ServeArgs {
     /// `plain-http`, `tls-cert`, `tls-key`, `api-key`, `device-ca`, `scep-challenge`,
     /// `webhook-url`, `webhook-secret`, `push-cert`, `push-key`, `push-cert-password`, `apns-url`,
     /// `apns-ca`, `repush-interval`, `default-lease`, `lease-check-interval`,
-    /// `lockout-threshold`, `lockout-seconds`). Flags and BATON_*
-    /// variables override it.
+    /// `lockout-threshold`, `lockout-seconds`, `trusted-proxy`, `metrics-auth`). Flags and
+    /// BATON_* variables override it.
     #[arg(long, env = "BATON_CONFIG", value_name = "FILE")]
     config: Option<PathBuf>,
     /// Data directory (database, CA, generated TLS certificate) [default: ./baton-data].
@@ -118,6 +119,20 @@ pub struct ServeArgs {
         value_parser = clap::value_parser!(u64).range(LOCKOUT_SECONDS)
     )]
     lockout_seconds: Option<u64>,
+    /// A reverse proxy (IP address or CIDR network, e.g. 10.0.0.0/8) whose X-Forwarded-For and
+    /// X-Forwarded-Proto headers are believed; repeatable (comma-separated in
+    /// BATON_TRUSTED_PROXY). Without it no proxy header is believed.
+    #[arg(
+        long,
+        env = "BATON_TRUSTED_PROXY",
+        value_name = "CIDR",
+        value_delimiter = ','
+    )]
+    trusted_proxy: Vec<IpNet>,
+    /// Who may read /metrics: `none` (anyone who reaches the listener) or `api-key` (the admin
+    /// API key as a bearer token) [default: none].
+    #[arg(long, env = "BATON_METRICS_AUTH", value_name = "AUTH", value_enum)]
+    metrics_auth: Option<MetricsAuthArg>,
     /// APNs push settings.
     #[command(flatten)]
     push: crate::push_flags::PushArgs,
@@ -160,6 +175,20 @@ struct FileConfig {
     lockout_threshold: Option<u32>,
     #[serde(alias = "lockout_seconds")]
     lockout_seconds: Option<u64>,
+    #[serde(default, alias = "trusted_proxy")]
+    trusted_proxy: Vec<String>,
+    #[serde(alias = "metrics_auth")]
+    metrics_auth: Option<MetricsAuthArg>,
+}
+
+/// `--metrics-auth`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+enum MetricsAuthArg {
+    /// Anyone who reaches the listener.
+    None,
+    /// The admin API key.
+    ApiKey,
 }
 
 fn read_file_config(path: &Path) -> anyhow::Result<FileConfig> {
@@ -281,6 +310,22 @@ fn build_config(args: ServeArgs) -> anyhow::Result<ServerConfig> {
         config.lockout.first_lockout = Duration::from_secs(secs);
     }
     config.lockout.validate()?;
+    let proxies = if args.trusted_proxy.is_empty() {
+        file.trusted_proxy
+            .iter()
+            .map(|p| {
+                p.parse::<IpNet>()
+                    .context("trusted-proxy in the config file")
+            })
+            .collect::<anyhow::Result<Vec<_>>>()?
+    } else {
+        args.trusted_proxy
+    };
+    config.trusted_proxies = TrustedProxies::new(proxies);
+    config.metrics_auth = match args.metrics_auth.or(file.metrics_auth) {
+        Some(MetricsAuthArg::ApiKey) => MetricsAuth::ApiKey,
+        Some(MetricsAuthArg::None) | None => MetricsAuth::None,
+    };
     config.enrollment = args.enrollment.into_settings()?;
     config.portal = args.portal.into_branding()?;
     Ok(config)
@@ -518,6 +563,73 @@ lease-check-interval = 10
             .unwrap_err()
             .to_string();
         assert!(error.contains("between 1 and 500"), "{error}");
+    }
+
+    #[test]
+    fn proxy_and_metrics_flags_env_and_file_keys() {
+        let config = build_config(parse(&[])).unwrap();
+        assert!(config.trusted_proxies.is_empty());
+        assert_eq!(config.metrics_auth, MetricsAuth::None);
+        let config = build_config(parse(&[
+            "--trusted-proxy",
+            "10.0.0.0/8",
+            "--trusted-proxy",
+            "192.0.2.7,fd00::/8",
+            "--metrics-auth",
+            "api-key",
+        ]))
+        .unwrap();
+        for ip in ["10.1.2.3", "192.0.2.7", "fd00::1"] {
+            assert!(config.trusted_proxies.contains(ip.parse().unwrap()), "{ip}");
+        }
+        assert!(
+            !config
+                .trusted_proxies
+                .contains("192.0.2.8".parse().unwrap())
+        );
+        assert_eq!(config.metrics_auth, MetricsAuth::ApiKey);
+        for argv in [
+            ["--trusted-proxy", "10.0.0.0/33"],
+            ["--trusted-proxy", "proxy.example"],
+            ["--metrics-auth", "basic"],
+        ] {
+            let error = Wrapper::try_parse_from(std::iter::once("serve").chain(argv))
+                .expect_err(argv[1])
+                .to_string();
+            assert!(error.contains(argv[0]), "{error}");
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("baton.toml");
+        std::fs::write(
+            &file,
+            "trusted-proxy = [\"127.0.0.1\"]\nmetrics_auth = \"api-key\"\n",
+        )
+        .unwrap();
+        let config = build_config(parse(&["--config", file.to_str().unwrap()])).unwrap();
+        assert!(
+            config
+                .trusted_proxies
+                .contains("127.0.0.1".parse().unwrap())
+        );
+        assert_eq!(config.metrics_auth, MetricsAuth::ApiKey);
+        // The flag wins over the file.
+        let config = build_config(parse(&[
+            "--config",
+            file.to_str().unwrap(),
+            "--metrics-auth",
+            "none",
+        ]))
+        .unwrap();
+        assert_eq!(config.metrics_auth, MetricsAuth::None);
+        std::fs::write(&file, "trusted-proxy = [\"nope\"]\n").unwrap();
+        let error = format!(
+            "{:#}",
+            build_config(parse(&["--config", file.to_str().unwrap()])).unwrap_err()
+        );
+        assert!(
+            error.contains("trusted-proxy") && error.contains("nope"),
+            "{error}"
+        );
     }
 
     #[test]

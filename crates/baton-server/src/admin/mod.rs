@@ -132,7 +132,11 @@ fn assignment_routes(state: &AppState) -> Router<AppState> {
 }
 
 /// Rejects requests without the right bearer token (401 JSON).
-async fn require_api_key(State(state): State<AppState>, request: Request, next: Next) -> Response {
+pub(crate) async fn require_api_key(
+    State(state): State<AppState>,
+    request: Request,
+    next: Next,
+) -> Response {
     let presented = request
         .headers()
         .get(header::AUTHORIZATION)

@@ -6,8 +6,7 @@ use std::time::{Instant, SystemTime};
 
 use axum::Form;
 use axum::extract::rejection::FormRejection;
-use axum::extract::{ConnectInfo, FromRequestParts, Path, State};
-use axum::http::request::Parts;
+use axum::extract::{Path, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use baton_assign::NOBODY_USERNAME;
@@ -20,6 +19,7 @@ use super::pages::SessionEnd;
 use super::stay_prompt::{self, PendingPrompt};
 use super::{Portal, cookie, device_lock, pages};
 use crate::catalog::assignment_config::read_json;
+use crate::client_origin::Client;
 use crate::directory::user_record::is_disabled;
 use crate::directory::{USERS_COLLECTION, UserRecord, hash_password, username, verify_password};
 use crate::lockout::Admission;
@@ -146,21 +146,10 @@ pub enum PortalError {
     SignIn(#[from] SessionSignInError),
 }
 
-/// The client's address as the server saw it (no proxy headers are trusted).
-#[derive(Debug, Clone, Default)]
-pub struct SourceAddress(pub Option<String>);
-
-impl<S: Send + Sync> FromRequestParts<S> for SourceAddress {
-    type Rejection = std::convert::Infallible;
-
-    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
-        Ok(SourceAddress(
-            parts
-                .extensions
-                .get::<ConnectInfo<std::net::SocketAddr>>()
-                .map(|ConnectInfo(a)| a.ip().to_string()),
-        ))
-    }
+/// `Secure` on the portal cookie: the server speaks TLS, or a trusted proxy says the client
+/// used HTTPS ([`crate::client_origin`]).
+fn secure_cookie(portal: &Portal, client: &Client) -> bool {
+    portal.secure_cookies || client.https
 }
 
 /// Runs `f` on the blocking pool and renders its reply (or a generic failure page).
@@ -351,7 +340,7 @@ fn attempt(
     now: SystemTime,
     username: &str,
     device: &EnrollmentId,
-    source: &SourceAddress,
+    client: &Client,
     result: SignInResult,
     reason: ReasonCode,
 ) -> SignInEntry {
@@ -363,7 +352,7 @@ fn attempt(
         result,
         reason,
     )
-    .with_source_address(source.0.clone())
+    .with_source_address(client.address.map(|a| a.to_string()))
 }
 
 /// Stores a refused attempt (and its webhook event).
@@ -409,7 +398,7 @@ fn locked_message(until_ms: u64, now: SystemTime) -> String {
 pub async fn sign_in(
     State(portal): State<Arc<Portal>>,
     Path(token): Path<String>,
-    source: SourceAddress,
+    client: Client,
     form: Result<Form<SignInForm>, FormRejection>,
 ) -> Response {
     let form = match form {
@@ -434,7 +423,7 @@ pub async fn sign_in(
             .clone()
             .unwrap_or_else(|| form.username.trim().to_owned());
         let store = portal.services.store.as_ref();
-        let entry = |result, reason| attempt(now, &username, &device, &source, result, reason);
+        let entry = |result, reason| attempt(now, &username, &device, &client, result, reason);
         let attempt = match portal.lockout.begin(&username, &device, now)? {
             Admission::Check(attempt) => attempt,
             Admission::LockedOut { until_ms, scope } => {
@@ -565,7 +554,7 @@ pub async fn sign_in(
                 &PendingPrompt {
                     username: username.clone(),
                     shown_at_ms: unix_millis(now),
-                    source_address: source.0.clone(),
+                    source_address: client.address.map(|a| a.to_string()),
                     risk_reasons: success.risk_reasons.clone(),
                     cookie_sha256: Some(cookie::fingerprint(&cookie_value)),
                 },
@@ -591,7 +580,7 @@ pub async fn sign_in(
         reply.set_cookie = Some(cookie::session_cookie(
             &token,
             &cookie_value,
-            portal.secure_cookies,
+            secure_cookie(portal, &client),
         ));
         Ok(reply)
     })
@@ -658,6 +647,7 @@ fn policy_timeout_ms(portal: &Portal) -> Result<u64, PortalError> {
 pub async fn stay(
     State(portal): State<Arc<Portal>>,
     Path(token): Path<String>,
+    client: Client,
     headers: HeaderMap,
     form: Result<Form<StayForm>, FormRejection>,
 ) -> Response {
@@ -754,9 +744,9 @@ pub async fn stay(
             answer = if yes { "yes" } else { "no" }, persistent, "stay signed in answered");
         let mut reply = progress;
         reply.set_cookie = Some(if persistent {
-            cookie::persistent_cookie(&token, &cookie_value, portal.secure_cookies)
+            cookie::persistent_cookie(&token, &cookie_value, secure_cookie(portal, &client))
         } else {
-            cookie::session_cookie(&token, &cookie_value, portal.secure_cookies)
+            cookie::session_cookie(&token, &cookie_value, secure_cookie(portal, &client))
         });
         Ok(reply)
     })
@@ -819,6 +809,7 @@ pub async fn progress(State(portal): State<Arc<Portal>>, Path(token): Path<Strin
 pub async fn sign_out(
     State(portal): State<Arc<Portal>>,
     Path(token): Path<String>,
+    client: Client,
     form: Result<Form<SignOutForm>, FormRejection>,
 ) -> Response {
     let form = match form {
@@ -846,7 +837,10 @@ pub async fn sign_out(
             tracing::info!(enrollment_id = %device, commands = outcome.enqueued.len(), "portal sign-out");
         }
         let mut reply = Reply::see_other(format!("/portal/{token}/signed-out"));
-        reply.set_cookie = Some(cookie::cleared_cookie(&token, portal.secure_cookies));
+        reply.set_cookie = Some(cookie::cleared_cookie(
+            &token,
+            secure_cookie(portal, &client),
+        ));
         Ok(reply)
     })
     .await
