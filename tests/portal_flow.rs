@@ -461,7 +461,8 @@ async fn the_portal_refuses_bad_input_and_storms() {
     assert!(status.starts_with("HTTP/1.1 413"), "{status}");
     assert_eq!(assignee(&server).await, "nobody");
 
-    // A storm: 20 browsers post the form at once; exactly one wins.
+    // A storm: 20 browsers post the form at once; exactly one wins. The rest find the device
+    // in use or, beyond the lockout threshold of checks under way at once, are refused unchecked.
     let mut forms = Vec::new();
     for _ in 0..20 {
         forms.push(form_of(&browser.get(&server, &portal).await));
@@ -495,6 +496,14 @@ async fn the_portal_refuses_bad_input_and_storms() {
             303 => winners.push(user),
             409 => {
                 assert!(r.text().contains(IN_USE_HEADING), "{}", r.text());
+                in_use += 1;
+            }
+            429 => {
+                assert!(
+                    r.text().contains("Too many sign-in attempts"),
+                    "{}",
+                    r.text()
+                );
                 in_use += 1;
             }
             other => panic!("unexpected {other}: {}", r.text()),

@@ -92,7 +92,7 @@ async fn server_with(apns: &Apns, pki: &Pki, options: ServerOptions) -> TestServ
             .api(
                 Method::POST,
                 "/api/v1/groups",
-                Some(json!({"id": id, "name": id, "kind": kind, "members": members})),
+                Some(json!({"name": id, "kind": kind, "members": members})),
             )
             .await;
         assert_eq!(r.status, 201, "{}", r.text());

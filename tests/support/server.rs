@@ -44,6 +44,10 @@ pub struct ServerOptions {
     pub capture: Option<baton_server::capture::CaptureSettings>,
     /// (connection cap, header read timeout, idle timeout) instead of the defaults.
     pub connections: Option<(usize, std::time::Duration, std::time::Duration)>,
+    /// Reverse proxies whose forwarding headers are believed.
+    pub trusted_proxies: baton_server::client_origin::TrustedProxies,
+    /// Who may read `/metrics`.
+    pub metrics_auth: baton_server::config::MetricsAuth,
 }
 
 impl Default for ServerOptions {
@@ -64,6 +68,8 @@ impl Default for ServerOptions {
             public_host: None,
             capture: None,
             connections: None,
+            trusted_proxies: Default::default(),
+            metrics_auth: Default::default(),
         }
     }
 }
@@ -115,6 +121,8 @@ impl TestServer {
             config.header_read_timeout = header;
             config.idle_timeout = idle;
         }
+        config.trusted_proxies = options.trusted_proxies;
+        config.metrics_auth = options.metrics_auth;
         if options.fixed_api_key {
             config.api_key = Some(API_KEY.to_owned());
         }

@@ -1,5 +1,6 @@
 //! The HTTP surface: device routes (`PUT /mdm/checkin`, `PUT /mdm/connect`), the admin API,
-//! `/healthz` and `/metrics`, with per-route body limits and request counting. The device
+//! `/healthz` and `/metrics` (open, or behind the API key: [`MetricsAuth`]), with per-route
+//! body limits and request counting. The device
 //! handlers are thin: they collect the body and identity proofs and run the synchronous
 //! [`crate::checkin`] / [`crate::command_channel`] cores on the blocking pool.
 
@@ -16,6 +17,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, put};
 
 use crate::admin;
+use crate::config::MetricsAuth;
 use crate::device_identity::DeviceRequest;
 use crate::device_reply::DeviceReply;
 use crate::error_response::DeviceError;
@@ -34,8 +36,13 @@ pub fn router(state: AppState) -> Router {
 }
 
 /// The full router for `state` plus `extra` feature routes (SCEP, portal), all counted in the
-/// request metrics.
+/// request metrics, with `/metrics` open to anyone.
 pub fn router_with(state: AppState, extra: Router) -> Router {
+    router_for(state, extra, MetricsAuth::None)
+}
+
+/// [`router_with`], with `/metrics` readable as `metrics_auth` says.
+pub fn router_for(state: AppState, extra: Router, metrics_auth: MetricsAuth) -> Router {
     let device_limit = DefaultBodyLimit::max(state.body_limits.device);
     let device = Router::new()
         .route("/mdm/checkin", put(checkin_route))
@@ -45,10 +52,28 @@ pub fn router_with(state: AppState, extra: Router) -> Router {
         .merge(device)
         .merge(admin::router(state.clone()))
         .route("/healthz", get(healthz))
-        .route("/metrics", get(metrics_route))
+        .route(
+            "/metrics",
+            get(metrics_route).route_layer(middleware::from_fn_with_state(
+                (state.clone(), metrics_auth),
+                metrics_access,
+            )),
+        )
         .with_state(state.clone())
         .merge(extra)
         .layer(middleware::from_fn_with_state(state, count_requests))
+}
+
+/// `/metrics` as `--metrics-auth` says: open, or behind the admin API key.
+async fn metrics_access(
+    State((state, auth)): State<(AppState, MetricsAuth)>,
+    request: Request,
+    next: Next,
+) -> Response {
+    match auth {
+        MetricsAuth::ApiKey => admin::require_api_key(State(state), request, next).await,
+        _ => next.run(request).await,
+    }
 }
 
 /// Counts every answered request by endpoint and status.

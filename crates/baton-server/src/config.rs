@@ -71,6 +71,18 @@ impl fmt::Debug for WebhookConfig {
     }
 }
 
+/// Who may read `/metrics`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum MetricsAuth {
+    /// Anyone who can reach the listener (the default, so scrapers need no credentials; keep
+    /// the listener off the internet or choose [`MetricsAuth::ApiKey`]).
+    #[default]
+    None,
+    /// The admin API key, as `Authorization: Bearer <key>` (401 without it).
+    ApiKey,
+}
+
 /// Request-body bounds per kind of route.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct BodyLimits {
@@ -142,6 +154,10 @@ pub struct ServerConfig {
     pub header_read_timeout: Duration,
     /// A connection that moves no byte for this long is closed (default 60 s).
     pub idle_timeout: Duration,
+    /// Reverse proxies whose `X-Forwarded-For`/`-Proto` are believed (default: none).
+    pub trusted_proxies: crate::client_origin::TrustedProxies,
+    /// Who may read `/metrics` (default: anyone).
+    pub metrics_auth: MetricsAuth,
 }
 
 impl ServerConfig {
@@ -177,6 +193,8 @@ impl ServerConfig {
             max_connections: 10_000,
             header_read_timeout: Duration::from_secs(10),
             idle_timeout: Duration::from_secs(60),
+            trusted_proxies: crate::client_origin::TrustedProxies::default(),
+            metrics_auth: MetricsAuth::None,
         }
     }
 }
@@ -206,6 +224,8 @@ impl fmt::Debug for ServerConfig {
             .field("portal", &self.portal)
             .field("session", &self.session)
             .field("lockout", &self.lockout)
+            .field("trusted_proxies", &self.trusted_proxies)
+            .field("metrics_auth", &self.metrics_auth)
             .finish()
     }
 }

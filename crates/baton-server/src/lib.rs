@@ -22,6 +22,7 @@ pub mod app;
 pub mod capture;
 pub mod catalog;
 pub mod checkin;
+pub mod client_origin;
 pub mod command_channel;
 pub mod config;
 pub mod device_identity;

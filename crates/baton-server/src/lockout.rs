@@ -7,12 +7,19 @@
 //! are real. State lives in keyspace collection [`LOCKOUTS_COLLECTION`] (keys
 //! `user|<normalised name>` and `device|<enrollment id>`), so it survives a restart.
 //!
-//! The portal calls [`Lockout::check`] before checking a password (a locked key means the
-//! password is not checked), [`Lockout::record_failure`] after bad credentials and
-//! [`Lockout::record_success`] after a good sign-in. Not here: the HTTP answer and the sign-in
-//! log entry (the caller writes both).
+//! The portal calls [`Lockout::begin`] before checking a password. It counts what it checks:
+//! the attempt is reserved on both keys before the password is verified (argon2 takes tens of
+//! milliseconds, long enough for a burst of concurrent guesses to pass a check-then-count), and
+//! refused unchecked when the key is locked or when its failures plus the attempts being
+//! checked already reach the threshold. So however many guesses arrive at once, no more
+//! passwords are checked than the threshold allows. The [`Attempt`] then reports
+//! [`Attempt::failed`] or [`Attempt::succeeded`]; dropped unreported (a disabled user, a busy
+//! device, an error), it gives its reservation back. Reservations live in memory only: they
+//! last as long as one password check. Not here: the HTTP answer and the sign-in log entry (the
+//! caller writes both).
 
-use std::sync::{Arc, Mutex, PoisonError};
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, SystemTime};
 
 use baton_proto::EnrollmentId;
@@ -27,6 +34,11 @@ pub const LOCKOUTS_COLLECTION: &str = "lockouts";
 
 /// Most failure times kept per key.
 const MAX_KEPT_FAILURES: usize = 256;
+
+/// How far after "now" a kept failure may lie: concurrent requests take their time before the
+/// password check and report in any order, so a failure reported with an earlier time than
+/// the newest one is still counted (at the newest time). Larger jumps are a clock set back.
+const OUT_OF_ORDER_MS: u64 = 5_000;
 
 /// Largest doubling exponent (2^20 × the first lockout is far past any sensible cap).
 const MAX_DOUBLINGS: u32 = 20;
@@ -124,7 +136,7 @@ impl LockoutScope {
     }
 }
 
-/// May an attempt go ahead?
+/// Is a key locked? ([`Lockout::check`], which reserves nothing.)
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum Verdict {
@@ -175,6 +187,17 @@ impl Counter {
         self.failures.iter().filter(|&&t| t >= from_ms).count()
     }
 
+    /// The failures that count towards the next lockout at `now_ms`: within the window and
+    /// after the latest lockout ended.
+    fn counting(&self, now_ms: u64, settings: &LockoutSettings) -> usize {
+        let window_start = now_ms.saturating_sub(millis(settings.window));
+        let from = window_start.max(self.locked_until_ms.unwrap_or(0));
+        self.failures
+            .iter()
+            .filter(|&&t| t >= from && t <= now_ms.saturating_add(OUT_OF_ORDER_MS))
+            .count()
+    }
+
     /// Adds a failure at `now_ms`; returns the lockout it starts, if any.
     fn fail(
         &mut self,
@@ -183,12 +206,19 @@ impl Counter {
         settings: &LockoutSettings,
     ) -> Option<(u64, Duration, u32)> {
         let window_start = now_ms.saturating_sub(millis(settings.window));
-        self.failures.retain(|&t| t >= window_start && t <= now_ms);
+        let latest_kept = now_ms.saturating_add(OUT_OF_ORDER_MS);
+        self.failures
+            .retain(|&t| t >= window_start && t <= latest_kept);
         if self.locked_at(now_ms).is_some() {
             // Attempts while locked are refused unchecked; they do not extend the lockout.
             return None;
         }
-        self.failures.push(now_ms);
+        // Oldest first, even when an earlier request reports after a later one.
+        let at = self
+            .failures
+            .last()
+            .map_or(now_ms, |&last| last.max(now_ms));
+        self.failures.push(at);
         if self.failures.len() > MAX_KEPT_FAILURES {
             let excess = self.failures.len() - MAX_KEPT_FAILURES;
             self.failures.drain(..excess);
@@ -240,6 +270,16 @@ pub fn normalise_username(typed: &str) -> String {
         .collect()
 }
 
+/// The later of two lockout ends, with its scope.
+fn locked(user: Option<u64>, device: Option<u64>) -> Option<(u64, LockoutScope)> {
+    match (user, device) {
+        (Some(u), Some(d)) if d > u => Some((d, LockoutScope::Device)),
+        (Some(u), _) => Some((u, LockoutScope::User)),
+        (None, Some(d)) => Some((d, LockoutScope::Device)),
+        (None, None) => None,
+    }
+}
+
 fn user_key(username: &str) -> String {
     format!("user|{}", normalise_username(username))
 }
@@ -248,12 +288,102 @@ fn device_key(device: &EnrollmentId) -> String {
     format!("device|{}", device.parent().as_str())
 }
 
+/// May an attempt check its password? ([`Lockout::begin`])
+#[derive(Debug)]
+#[must_use = "an attempt reserves a password check until it is reported or dropped"]
+#[non_exhaustive]
+pub enum Admission<'a> {
+    /// Check the password, then report the result on the attempt.
+    Check(Attempt<'a>),
+    /// A key is locked: refuse without checking the password.
+    LockedOut {
+        /// When the lockout ends, Unix milliseconds (the later one when both are locked).
+        until_ms: u64,
+        /// What is locked.
+        scope: LockoutScope,
+    },
+    /// The key's failures plus the attempts being checked right now reach its threshold:
+    /// refuse without checking the password (a burst of guesses).
+    Busy {
+        /// Which key is full.
+        scope: LockoutScope,
+    },
+}
+
+/// One reserved password check of a username on a device. Report it with [`Attempt::failed`]
+/// or [`Attempt::succeeded`]; dropping it unreported gives the reservation back uncounted.
+#[derive(Debug)]
+pub struct Attempt<'a> {
+    lockout: &'a Lockout,
+    user: String,
+    device: String,
+    reported: bool,
+}
+
+impl Attempt<'_> {
+    /// Bad credentials: counts the failure (and gives the reservation back in the same step);
+    /// returns the lockout it started, if any (the longer one when both keys lock).
+    pub fn failed(mut self, now: SystemTime) -> Result<Option<LockoutStarted>, RecordError> {
+        self.reported = true;
+        let mut in_flight = self.lockout.lock();
+        in_flight.release(&self.user, &self.device);
+        self.lockout
+            .count_failure(&self.user, &self.device, unix_millis(now))
+    }
+
+    /// A good sign-in: clears the user's failure counter. The device's counter stays (one good
+    /// account must not hide guessing at others on that device), and so does the back-off
+    /// level. Call [`crate::sign_in_risk::assess`] first.
+    pub fn succeeded(mut self) -> Result<(), RecordError> {
+        self.reported = true;
+        let mut in_flight = self.lockout.lock();
+        in_flight.release(&self.user, &self.device);
+        self.lockout.clear_user(&self.user)
+    }
+}
+
+impl Drop for Attempt<'_> {
+    fn drop(&mut self) {
+        if !self.reported {
+            self.lockout.lock().release(&self.user, &self.device);
+        }
+    }
+}
+
+/// Password checks under way, per counter key.
+#[derive(Debug, Default)]
+struct InFlight(HashMap<String, u32>);
+
+impl InFlight {
+    fn of(&self, key: &str) -> usize {
+        self.0.get(key).map_or(0, |&n| n as usize)
+    }
+
+    fn reserve(&mut self, user: &str, device: &str) {
+        for key in [user, device] {
+            *self.0.entry(key.to_owned()).or_default() += 1;
+        }
+    }
+
+    fn release(&mut self, user: &str, device: &str) {
+        for key in [user, device] {
+            if let Some(n) = self.0.get_mut(key) {
+                *n = n.saturating_sub(1);
+                if *n == 0 {
+                    self.0.remove(key);
+                }
+            }
+        }
+    }
+}
+
 /// Failure counters and lockouts over a store.
 pub struct Lockout {
     store: Arc<dyn Store>,
     settings: LockoutSettings,
-    /// Serialises read-modify-write of counters (one server process owns the store).
-    write: Mutex<()>,
+    /// Serialises read-modify-write of counters (one server process owns the store) and holds
+    /// the password checks under way.
+    write: Mutex<InFlight>,
 }
 
 impl std::fmt::Debug for Lockout {
@@ -270,8 +400,12 @@ impl Lockout {
         Self {
             store,
             settings,
-            write: Mutex::new(()),
+            write: Mutex::new(InFlight::default()),
         }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, InFlight> {
+        self.write.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
     /// The settings.
@@ -297,7 +431,55 @@ impl Lockout {
         }
     }
 
-    /// Whether `username` may try a password on `device` at `now`.
+    /// Reserves a password check of `username` on `device` at `now`, unless a key is locked or
+    /// its failures plus the checks under way already reach its threshold.
+    pub fn begin(
+        &self,
+        username: &str,
+        device: &EnrollmentId,
+        now: SystemTime,
+    ) -> Result<Admission<'_>, RecordError> {
+        let now_ms = unix_millis(now);
+        let (user, device) = (user_key(username), device_key(device));
+        let mut in_flight = self.lock();
+        let user_counter = self.read(&user)?;
+        let device_counter = self.read(&device)?;
+        if let Some((until_ms, scope)) = locked(
+            user_counter.locked_at(now_ms),
+            device_counter.locked_at(now_ms),
+        ) {
+            return Ok(Admission::LockedOut { until_ms, scope });
+        }
+        for (key, counter, scope, threshold) in [
+            (
+                &user,
+                &user_counter,
+                LockoutScope::User,
+                self.settings.user_threshold,
+            ),
+            (
+                &device,
+                &device_counter,
+                LockoutScope::Device,
+                self.settings.device_threshold,
+            ),
+        ] {
+            let used = counter.counting(now_ms, &self.settings) + in_flight.of(key);
+            if used >= threshold.max(1) as usize {
+                return Ok(Admission::Busy { scope });
+            }
+        }
+        in_flight.reserve(&user, &device);
+        Ok(Admission::Check(Attempt {
+            lockout: self,
+            user,
+            device,
+            reported: false,
+        }))
+    }
+
+    /// Whether `username` may try a password on `device` at `now` (reserves nothing: the
+    /// portal uses [`Self::begin`]).
     pub fn check(
         &self,
         username: &str,
@@ -307,50 +489,42 @@ impl Lockout {
         let now_ms = unix_millis(now);
         let user = self.read(&user_key(username))?.locked_at(now_ms);
         let device = self.read(&device_key(device))?.locked_at(now_ms);
-        Ok(match (user, device) {
-            (Some(u), Some(d)) if d > u => Verdict::LockedOut {
-                until_ms: d,
-                scope: LockoutScope::Device,
-            },
-            (Some(u), _) => Verdict::LockedOut {
-                until_ms: u,
-                scope: LockoutScope::User,
-            },
-            (None, Some(d)) => Verdict::LockedOut {
-                until_ms: d,
-                scope: LockoutScope::Device,
-            },
-            (None, None) => Verdict::Allowed,
+        Ok(match locked(user, device) {
+            Some((until_ms, scope)) => Verdict::LockedOut { until_ms, scope },
+            None => Verdict::Allowed,
         })
     }
 
-    /// Counts a failed password check of `username` on `device` at `now`; returns the
-    /// lockout it started, if any (the longer one when both the user and the device lock).
-    pub fn record_failure(
+    /// Counts a failed password check of `username` on `device` at `now` without a
+    /// reservation (tests; the portal reports through [`Attempt::failed`]); returns the lockout
+    /// it started, if any (the longer one when both the user and the device lock).
+    #[cfg(test)]
+    pub(crate) fn record_failure(
         &self,
         username: &str,
         device: &EnrollmentId,
         now: SystemTime,
     ) -> Result<Option<LockoutStarted>, RecordError> {
-        let now_ms = unix_millis(now);
-        let _guard = self.write.lock().unwrap_or_else(PoisonError::into_inner);
+        let _guard = self.lock();
+        self.count_failure(&user_key(username), &device_key(device), unix_millis(now))
+    }
+
+    /// Counts a failure on the `user` and `device` keys; the caller holds the lock.
+    fn count_failure(
+        &self,
+        user: &str,
+        device: &str,
+        now_ms: u64,
+    ) -> Result<Option<LockoutStarted>, RecordError> {
         let keys = [
-            (
-                user_key(username),
-                LockoutScope::User,
-                self.settings.user_threshold,
-            ),
-            (
-                device_key(device),
-                LockoutScope::Device,
-                self.settings.device_threshold,
-            ),
+            (user, LockoutScope::User, self.settings.user_threshold),
+            (device, LockoutScope::Device, self.settings.device_threshold),
         ];
         let coll = collection(LOCKOUTS_COLLECTION)?;
         let mut batch = KeyspaceBatch::new();
         let mut started: Option<LockoutStarted> = None;
         for (key, scope, threshold) in keys {
-            let mut counter = self.read(&key)?;
+            let mut counter = self.read(key)?;
             if let Some((until_ms, duration, lockout_number)) =
                 counter.fail(now_ms, threshold, &self.settings)
             {
@@ -378,18 +552,22 @@ impl Lockout {
         Ok(started)
     }
 
-    /// A successful sign-in of `username`: clears the user's failure counter. The device's
-    /// counter stays (one good account must not hide guessing at others on that device), and
-    /// so does the back-off level. Call [`crate::sign_in_risk::assess`] first.
-    pub fn record_success(
+    /// A successful sign-in of `username` without a reservation (tests; the portal reports
+    /// through [`Attempt::succeeded`]): clears the user's failure counter.
+    #[cfg(test)]
+    pub(crate) fn record_success(
         &self,
         username: &str,
         _device: &EnrollmentId,
         _now: SystemTime,
     ) -> Result<(), RecordError> {
-        let _guard = self.write.lock().unwrap_or_else(PoisonError::into_inner);
-        let key = user_key(username);
-        let mut counter = self.read(&key)?;
+        let _guard = self.lock();
+        self.clear_user(&user_key(username))
+    }
+
+    /// Clears the failures of the `key` user counter; the caller holds the lock.
+    fn clear_user(&self, key: &str) -> Result<(), RecordError> {
+        let mut counter = self.read(key)?;
         if counter.failures.is_empty() {
             return Ok(());
         }
@@ -447,7 +625,7 @@ impl Lockout {
     /// within `reset_after`), so names typed once do not stay forever. Returns how many.
     pub fn prune(&self, now: SystemTime) -> Result<usize, RecordError> {
         let now_ms = unix_millis(now);
-        let _guard = self.write.lock().unwrap_or_else(PoisonError::into_inner);
+        let _guard = self.lock();
         let coll = collection(LOCKOUTS_COLLECTION)?;
         let mut batch = KeyspaceBatch::new();
         let mut removed = 0;
@@ -727,6 +905,110 @@ mod tests {
         assert_eq!(l.prune(at(60)).unwrap(), 0);
         assert_eq!(l.prune(at(901)).unwrap(), 2);
         assert!(l.keys().unwrap().is_empty());
+    }
+
+    fn admitted<'a>(l: &'a Lockout, user: &str, device: &EnrollmentId, now: u64) -> Attempt<'a> {
+        match l.begin(user, device, at(now)).unwrap() {
+            Admission::Check(a) => a,
+            other => panic!("refused: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn attempts_under_way_count_against_the_threshold() {
+        let l = lockout();
+        // Five checks of one user at once use the whole budget; the sixth is refused unchecked.
+        let held: Vec<_> = (0..5).map(|i| admitted(&l, "judy", &dev(i), 0)).collect();
+        assert!(matches!(
+            l.begin("Judy", &dev(9), at(0)).unwrap(),
+            Admission::Busy {
+                scope: LockoutScope::User
+            }
+        ));
+        // Another user is not affected.
+        drop(admitted(&l, "ken", &dev(9), 0));
+        // A dropped attempt (no result) gives its place back uncounted.
+        let mut held = held.into_iter();
+        drop(held.next());
+        let again = admitted(&l, "judy", &dev(9), 0);
+        let mut started = None;
+        for attempt in held.chain([again]) {
+            started = attempt.failed(at(1)).unwrap().or(started);
+        }
+        assert_eq!(started.map(|s| s.scope), Some(LockoutScope::User));
+        assert!(matches!(
+            l.begin("judy", &dev(9), at(2)).unwrap(),
+            Admission::LockedOut {
+                scope: LockoutScope::User,
+                ..
+            }
+        ));
+        assert!(l.lock().0.is_empty(), "every reservation was given back");
+    }
+
+    #[test]
+    fn attempts_under_way_on_one_device_count_for_every_user() {
+        let l = lockout();
+        let d = dev(1);
+        let held: Vec<_> = (0..10)
+            .map(|i| admitted(&l, &format!("user{i}"), &d, 0))
+            .collect();
+        assert!(matches!(
+            l.begin("someone", &d, at(0)).unwrap(),
+            Admission::Busy {
+                scope: LockoutScope::Device
+            }
+        ));
+        drop(admitted(&l, "someone", &dev(2), 0));
+        // Successes give the places back and count nothing.
+        for attempt in held {
+            attempt.succeeded().unwrap();
+        }
+        drop(admitted(&l, "someone", &d, 0));
+        assert_eq!(
+            l.recent_failures("user0", &d, at(1), Duration::from_secs(60))
+                .unwrap(),
+            (0, 0)
+        );
+    }
+
+    #[test]
+    fn failures_reported_out_of_order_all_count() {
+        let l = lockout();
+        // Requests that started earlier finish their password check later.
+        assert_eq!(l.record_failure("lena", &dev(1), at(10)).unwrap(), None);
+        for _ in 0..3 {
+            assert_eq!(l.record_failure("lena", &dev(1), at(9)).unwrap(), None);
+        }
+        assert!(l.record_failure("lena", &dev(1), at(8)).unwrap().is_some());
+    }
+
+    #[test]
+    fn a_burst_of_concurrent_guesses_checks_at_most_the_threshold() {
+        let l = Arc::new(lockout());
+        let checked = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let threads: Vec<_> = (0..60)
+            .map(|_| {
+                let (l, checked) = (Arc::clone(&l), Arc::clone(&checked));
+                std::thread::spawn(move || {
+                    let now = SystemTime::now();
+                    if let Admission::Check(attempt) = l.begin("mallory", &dev(1), now).unwrap() {
+                        checked.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                        // The password check.
+                        std::thread::sleep(Duration::from_millis(20));
+                        attempt.failed(now).unwrap();
+                    }
+                })
+            })
+            .collect();
+        for t in threads {
+            t.join().unwrap();
+        }
+        assert!(checked.load(std::sync::atomic::Ordering::SeqCst) <= 5);
+        assert!(matches!(
+            l.begin("mallory", &dev(2), SystemTime::now()).unwrap(),
+            Admission::LockedOut { .. }
+        ));
     }
 
     #[test]

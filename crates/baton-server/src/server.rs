@@ -462,7 +462,9 @@ async fn start_inner(
         stop_rx.clone(),
     )));
     let extra = extra.merge(crate::portal::router_with(&portal));
-    let mut router = crate::app::router_with(Arc::clone(&state), extra);
+    let router = crate::app::router_for(Arc::clone(&state), extra, config.metrics_auth);
+    let mut router =
+        crate::client_origin::apply(router, tls_enabled, config.trusted_proxies.clone());
     if let Some(settings) = &config.capture {
         let capture = crate::capture::DeviceCapture::new(settings.clone())
             .map_err(io_error(&settings.dir))?;

@@ -4,7 +4,7 @@
 //! user or the device ended within [`RISK_WINDOW`].
 //!
 //! Call [`assess`] after the password was accepted and before
-//! [`crate::lockout::Lockout::record_success`] (which clears the user's failure counter).
+//! [`crate::lockout::Attempt::succeeded`] (which clears the user's failure counter).
 
 use std::time::{Duration, SystemTime};
 

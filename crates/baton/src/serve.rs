@@ -12,7 +12,8 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use anyhow::{Context, bail};
-use baton_server::config::{ServerConfig, Transport, WebhookConfig};
+use baton_server::client_origin::{IpNet, TrustedProxies};
+use baton_server::config::{MetricsAuth, ServerConfig, Transport, WebhookConfig};
 use baton_server::tls::ClientAuth;
 use clap::Args;
 use serde::Deserialize;
@@ -21,6 +22,11 @@ use serde::Deserialize;
 const DEFAULT_DATA: &str = "./baton-data";
 /// Default port, used in the default public URL.
 const DEFAULT_PORT: u16 = 8443;
+/// Accepted `lockout-threshold` values: a device locks after twice as many failures, and no
+/// threshold may exceed 1000 ([`baton_server::lockout::LockoutSettings::validate`]).
+const LOCKOUT_THRESHOLDS: std::ops::RangeInclusive<i64> = 1..=500;
+/// Accepted `lockout-seconds` values.
+const LOCKOUT_SECONDS: std::ops::RangeInclusive<u64> = 1..=3600;
 
 /// Arguments of `baton serve`.
 #[derive(Debug, Args)]
@@ -30,8 +36,8 @@ pub struct ServeArgs {
     /// `scep-challenge`, `webhook-url`, `webhook-secret`, `push-cert`, `push-key`,
     /// `push-cert-password`, `apns-url`, `apns-ca`, `repush-interval`, `default-lease`,
     /// `lease-check-interval`, `lockout-threshold`, `lockout-seconds`, `capture-device-requests`,
-    /// `capture-max-requests`, `max-connections`). Flags and BATON_*
-    /// variables override it.
+    /// `capture-max-requests`, `max-connections`, `trusted-proxy`, `metrics-auth`). Flags and
+    /// BATON_* variables override it.
     #[arg(long, env = "BATON_CONFIG", value_name = "FILE")]
     config: Option<PathBuf>,
     /// Data directory (database, CA, generated TLS certificate) [default: ./baton-data].
@@ -102,13 +108,23 @@ pub struct ServeArgs {
     /// [default: 30]. Known lease ends are also acted on when they come.
     #[arg(long, env = "BATON_LEASE_CHECK_INTERVAL", value_name = "SECONDS")]
     lease_check_interval: Option<u64>,
-    /// Failed portal sign-ins of one username within 15 minutes that lock it (1 to 1000)
+    /// Failed portal sign-ins of one username within 15 minutes that lock it (1 to 500)
     /// [default: 5]. A device locks after twice as many.
-    #[arg(long, env = "BATON_LOCKOUT_THRESHOLD", value_name = "FAILURES")]
+    #[arg(
+        long,
+        env = "BATON_LOCKOUT_THRESHOLD",
+        value_name = "FAILURES",
+        value_parser = clap::value_parser!(u32).range(LOCKOUT_THRESHOLDS)
+    )]
     lockout_threshold: Option<u32>,
     /// The first lockout, in seconds (1 to 3600) [default: 60]; each further lockout of the same
     /// username or device lasts twice as long, up to 1 hour.
-    #[arg(long, env = "BATON_LOCKOUT_SECONDS", value_name = "SECONDS")]
+    #[arg(
+        long,
+        env = "BATON_LOCKOUT_SECONDS",
+        value_name = "SECONDS",
+        value_parser = clap::value_parser!(u64).range(LOCKOUT_SECONDS)
+    )]
     lockout_seconds: Option<u64>,
     /// Write the first device requests (check-in, command channel, SCEP PKIOperation) to this
     /// directory exactly as received, for fixtures from a real device. The files hold device
@@ -123,6 +139,20 @@ pub struct ServeArgs {
     /// open file limit when that is smaller. Connections beyond it are closed at once.
     #[arg(long, env = "BATON_MAX_CONNECTIONS", value_name = "COUNT")]
     max_connections: Option<usize>,
+    /// A reverse proxy (IP address or CIDR network, e.g. 10.0.0.0/8) whose X-Forwarded-For and
+    /// X-Forwarded-Proto headers are believed; repeatable (comma-separated in
+    /// BATON_TRUSTED_PROXY). Without it no proxy header is believed.
+    #[arg(
+        long,
+        env = "BATON_TRUSTED_PROXY",
+        value_name = "CIDR",
+        value_delimiter = ','
+    )]
+    trusted_proxy: Vec<IpNet>,
+    /// Who may read /metrics: `none` (anyone who reaches the listener) or `api-key` (the admin
+    /// API key as a bearer token) [default: none].
+    #[arg(long, env = "BATON_METRICS_AUTH", value_name = "AUTH", value_enum)]
+    metrics_auth: Option<MetricsAuthArg>,
     /// APNs push settings.
     #[command(flatten)]
     push: crate::push_flags::PushArgs,
@@ -169,6 +199,20 @@ struct FileConfig {
     capture_device_requests: Option<PathBuf>,
     capture_max_requests: Option<usize>,
     max_connections: Option<usize>,
+    #[serde(default, alias = "trusted_proxy")]
+    trusted_proxy: Vec<String>,
+    #[serde(alias = "metrics_auth")]
+    metrics_auth: Option<MetricsAuthArg>,
+}
+
+/// `--metrics-auth`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+enum MetricsAuthArg {
+    /// Anyone who reaches the listener.
+    None,
+    /// The admin API key.
+    ApiKey,
 }
 
 fn read_file_config(path: &Path) -> anyhow::Result<FileConfig> {
@@ -282,13 +326,18 @@ fn build_config(args: ServeArgs) -> anyhow::Result<ServerConfig> {
         config.session.lease_check_interval = Duration::from_secs(secs);
     }
     config.session.validate()?;
+    // Flags and variables are range-checked by clap; the file's values here, with the same
+    // bounds and message.
     if let Some(n) = args.lockout_threshold.or(file.lockout_threshold) {
+        if !LOCKOUT_THRESHOLDS.contains(&i64::from(n)) {
+            bail!("lockout-threshold must be between 1 and 500 failures, got {n}");
+        }
         config.lockout.user_threshold = n;
         config.lockout.device_threshold = n.saturating_mul(2);
     }
     if let Some(secs) = args.lockout_seconds.or(file.lockout_seconds) {
-        if !(1..=3600).contains(&secs) {
-            anyhow::bail!("--lockout-seconds must be between 1 and 3600, got {secs}");
+        if !LOCKOUT_SECONDS.contains(&secs) {
+            bail!("lockout-seconds must be between 1 and 3600, got {secs}");
         }
         config.lockout.first_lockout = Duration::from_secs(secs);
     }
@@ -313,6 +362,22 @@ fn build_config(args: ServeArgs) -> anyhow::Result<ServerConfig> {
         }
         config.max_connections = max;
     }
+    let proxies = if args.trusted_proxy.is_empty() {
+        file.trusted_proxy
+            .iter()
+            .map(|p| {
+                p.parse::<IpNet>()
+                    .context("trusted-proxy in the config file")
+            })
+            .collect::<anyhow::Result<Vec<_>>>()?
+    } else {
+        args.trusted_proxy
+    };
+    config.trusted_proxies = TrustedProxies::new(proxies);
+    config.metrics_auth = match args.metrics_auth.or(file.metrics_auth) {
+        Some(MetricsAuthArg::ApiKey) => MetricsAuth::ApiKey,
+        Some(MetricsAuthArg::None) | None => MetricsAuth::None,
+    };
     config.enrollment = args.enrollment.into_settings()?;
     config.portal = args.portal.into_branding()?;
     Ok(config)
@@ -541,9 +606,99 @@ lease-check-interval = 10
         assert_eq!(config.lockout.user_threshold, 3);
         assert_eq!(config.lockout.device_threshold, 6);
         assert_eq!(config.lockout.first_lockout, Duration::from_secs(2));
-        assert!(build_config(parse(&["--lockout-threshold", "0"])).is_err());
-        assert!(build_config(parse(&["--lockout-seconds", "0"])).is_err());
-        assert!(build_config(parse(&["--lockout-seconds", "3601"])).is_err());
+        let config = build_config(parse(&["--lockout-threshold", "500"])).unwrap();
+        assert_eq!(config.lockout.device_threshold, 1000);
+        // Out-of-range values are refused while parsing, naming the flag and the range.
+        for argv in [
+            ["--lockout-threshold", "0"],
+            ["--lockout-threshold", "501"],
+            ["--lockout-threshold", "4000000000"],
+            ["--lockout-seconds", "0"],
+            ["--lockout-seconds", "3601"],
+        ] {
+            let error = Wrapper::try_parse_from(std::iter::once("serve").chain(argv))
+                .expect_err(argv[1])
+                .to_string();
+            assert!(error.contains(argv[0]), "{error}");
+            assert!(
+                error.contains("1..=") || error.contains("out of range"),
+                "{error}"
+            );
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("baton.toml");
+        std::fs::write(&file, "lockout-threshold = 600\n").unwrap();
+        let error = build_config(parse(&["--config", file.to_str().unwrap()]))
+            .unwrap_err()
+            .to_string();
+        assert!(error.contains("between 1 and 500"), "{error}");
+    }
+
+    #[test]
+    fn proxy_and_metrics_flags_env_and_file_keys() {
+        let config = build_config(parse(&[])).unwrap();
+        assert!(config.trusted_proxies.is_empty());
+        assert_eq!(config.metrics_auth, MetricsAuth::None);
+        let config = build_config(parse(&[
+            "--trusted-proxy",
+            "10.0.0.0/8",
+            "--trusted-proxy",
+            "192.0.2.7,fd00::/8",
+            "--metrics-auth",
+            "api-key",
+        ]))
+        .unwrap();
+        for ip in ["10.1.2.3", "192.0.2.7", "fd00::1"] {
+            assert!(config.trusted_proxies.contains(ip.parse().unwrap()), "{ip}");
+        }
+        assert!(
+            !config
+                .trusted_proxies
+                .contains("192.0.2.8".parse().unwrap())
+        );
+        assert_eq!(config.metrics_auth, MetricsAuth::ApiKey);
+        for argv in [
+            ["--trusted-proxy", "10.0.0.0/33"],
+            ["--trusted-proxy", "proxy.example"],
+            ["--metrics-auth", "basic"],
+        ] {
+            let error = Wrapper::try_parse_from(std::iter::once("serve").chain(argv))
+                .expect_err(argv[1])
+                .to_string();
+            assert!(error.contains(argv[0]), "{error}");
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("baton.toml");
+        std::fs::write(
+            &file,
+            "trusted-proxy = [\"127.0.0.1\"]\nmetrics_auth = \"api-key\"\n",
+        )
+        .unwrap();
+        let config = build_config(parse(&["--config", file.to_str().unwrap()])).unwrap();
+        assert!(
+            config
+                .trusted_proxies
+                .contains("127.0.0.1".parse().unwrap())
+        );
+        assert_eq!(config.metrics_auth, MetricsAuth::ApiKey);
+        // The flag wins over the file.
+        let config = build_config(parse(&[
+            "--config",
+            file.to_str().unwrap(),
+            "--metrics-auth",
+            "none",
+        ]))
+        .unwrap();
+        assert_eq!(config.metrics_auth, MetricsAuth::None);
+        std::fs::write(&file, "trusted-proxy = [\"nope\"]\n").unwrap();
+        let error = format!(
+            "{:#}",
+            build_config(parse(&["--config", file.to_str().unwrap()])).unwrap_err()
+        );
+        assert!(
+            error.contains("trusted-proxy") && error.contains("nope"),
+            "{error}"
+        );
     }
 
     #[test]

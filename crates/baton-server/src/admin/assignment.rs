@@ -15,6 +15,7 @@ use serde_json::{Value, json};
 
 use super::blocking;
 use super::devices::parse_id;
+use super::json_body::AdminJson;
 use crate::error_response::ApiError;
 use crate::reconciler::ReconcileOutcome;
 use crate::reconciler::session_log;
@@ -22,8 +23,9 @@ use crate::session_policy::{Lease, sign_in as session};
 use crate::sign_in_log::{self, ReasonCode, SignInEntry, SignInHow, SignInResult};
 use crate::state::AppState;
 
-/// `POST /api/v1/devices/{id}/sign-in` body.
+/// `POST /api/v1/devices/{id}/sign-in` body; unknown fields refused.
 #[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct SignInBody {
     /// Who signs in.
     pub username: String,
@@ -49,7 +51,7 @@ pub struct SignInAnswer {
 pub async fn sign_in(
     State(state): State<AppState>,
     Path(id): Path<String>,
-    Json(body): Json<SignInBody>,
+    AdminJson(body): AdminJson<SignInBody>,
 ) -> Result<Json<SignInAnswer>, ApiError> {
     let id = parse_id(&id)?;
     blocking(move || {

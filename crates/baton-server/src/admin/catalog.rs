@@ -13,6 +13,7 @@ use baton_store::{CasOutcome, Keyspace};
 use serde_json::{Value, json};
 
 use super::blocking;
+use super::json_body::AdminJson;
 use crate::catalog::assignment_config::{RecordError, all_json, collection, encode, read_json};
 use crate::catalog::item_input::slug;
 use crate::catalog::{
@@ -71,7 +72,7 @@ fn free_id(store: &dyn Keyspace, coll: &str, base: &str) -> Result<String, ApiEr
 /// `POST /api/v1/items`.
 pub async fn create_item(
     State(state): State<AppState>,
-    Json(input): Json<ItemInput>,
+    AdminJson(input): AdminJson<ItemInput>,
 ) -> Result<(StatusCode, Json<CatalogItem>), ApiError> {
     let item = blocking(move || {
         let store = state.store.as_ref();
@@ -112,7 +113,7 @@ pub async fn create_item(
 pub async fn replace_item(
     State(state): State<AppState>,
     Path(id): Path<String>,
-    Json(input): Json<ItemInput>,
+    AdminJson(input): AdminJson<ItemInput>,
 ) -> Result<Json<CatalogItem>, ApiError> {
     if input.id.as_deref().is_some_and(|body| body != id) {
         return Err(ApiError::BadRequest(format!(
@@ -193,7 +194,7 @@ pub async fn delete_item(
 /// `POST /api/v1/distributions`.
 pub async fn create_distribution(
     State(state): State<AppState>,
-    Json(input): Json<DistributionInput>,
+    AdminJson(input): AdminJson<DistributionInput>,
 ) -> Result<(StatusCode, Json<DistributionRecord>), ApiError> {
     input.target.validate().map_err(ApiError::BadRequest)?;
     let record = blocking(move || {

@@ -91,8 +91,10 @@ pub struct Enqueued {
     pub devices: Vec<EnrollmentId>,
 }
 
-/// Body of `POST /api/v1/commands`.
+/// Body of `POST /api/v1/commands`; unknown fields refused (the command's own fields are
+/// checked by [`super::command_body`]).
 #[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct BulkEnqueue {
     /// Enrollment ids.
     pub devices: Vec<String>,

@@ -1,7 +1,8 @@
 //! Users and groups: `POST`/`GET /api/v1/users`, `GET`/`PATCH`/`DELETE /api/v1/users/{name}`,
 //! `POST /api/v1/users/import` (a JSON array, or CSV `username,password,full_name,email`),
 //! `POST`/`GET /api/v1/groups`, `DELETE /api/v1/groups/{id}`. Passwords are hashed with
-//! argon2id at once; neither passwords nor hashes are ever returned or logged.
+//! argon2id at once; neither passwords nor hashes are ever returned or logged. Usernames are
+//! unique without case: creating `Alice` when `alice` exists is a 409.
 //!
 //! `PATCH /api/v1/users/{name}` takes `{"disabled"?, "full_name"?, "email"?, "password"?}`.
 //! Disabling (or deleting) a user wakes the session sweeper, which signs the user out of every
@@ -18,8 +19,10 @@ use baton_store::{CasOutcome, unix_millis};
 use serde_json::{Value, json};
 
 use super::blocking;
+use super::json_body::AdminJson;
 use crate::catalog::assignment_config::{all_json, collection, encode, read_json};
 use crate::directory::user_record::UserPatch;
+use crate::directory::username;
 use crate::directory::{
     GROUPS_COLLECTION, GroupInput, GroupRecord, USERS_COLLECTION, UserInput, UserRecord, UserView,
 };
@@ -30,24 +33,52 @@ fn now_secs() -> u64 {
     unix_millis(SystemTime::now()) / 1000
 }
 
-/// Stores new users (all or none); refuses existing usernames.
+/// Serialises user creation: the check that no stored name differs from a new one only in
+/// case and the write must not interleave with another creation (one server process owns the
+/// store).
+static CREATING_USERS: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+/// Stores new users (all or none); refuses usernames that exist, also in another case (409),
+/// and a name given twice (400).
 fn create_users(state: &AppState, inputs: Vec<UserInput>) -> Result<Vec<UserView>, ApiError> {
     let store = state.store.as_ref();
     let users = collection(USERS_COLLECTION)?;
     let mut batch = baton_store::KeyspaceBatch::new();
     let mut views = Vec::new();
-    let mut seen = std::collections::BTreeSet::new();
+    let mut seen: Vec<String> = Vec::new();
     for input in inputs {
         let record = input
             .into_record(now_secs())
             .map_err(|e| ApiError::BadRequest(e.to_string()))?;
         let name = record.user.username.clone();
-        if !seen.insert(name.clone()) {
-            return Err(ApiError::BadRequest(format!("user {name:?} given twice")));
+        if let Some(earlier) = username::clash(&name, seen.iter().map(String::as_str)) {
+            return Err(ApiError::BadRequest(format!(
+                "user {name:?} given twice (as {earlier:?}; usernames are compared without case)"
+            )));
         }
+        seen.push(name.clone());
         batch.expect(&users, name.as_bytes(), None);
         batch.put(&users, name.as_bytes(), &encode(&record)?);
         views.push(UserView::from(&record));
+    }
+    let _creating = CREATING_USERS
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    let stored: Vec<String> = store
+        .scan_prefix(&users, b"")?
+        .into_iter()
+        .map(|(key, _)| String::from_utf8_lossy(&key).into_owned())
+        .collect();
+    for name in &seen {
+        if let Some(existing) = username::clash(name, stored.iter().map(String::as_str)) {
+            return Err(ApiError::Conflict(if existing == name {
+                format!("user {name:?} already exists")
+            } else {
+                format!(
+                    "user {name:?} already exists as {existing:?} (usernames are compared without case)"
+                )
+            }));
+        }
     }
     match store.apply(&batch)? {
         CasOutcome::Applied => Ok(views),
@@ -68,7 +99,7 @@ fn changed(state: &AppState) {
 /// `POST /api/v1/users`.
 pub async fn create_user(
     State(state): State<AppState>,
-    Json(input): Json<UserInput>,
+    AdminJson(input): AdminJson<UserInput>,
 ) -> Result<(StatusCode, Json<UserView>), ApiError> {
     let view = blocking(move || {
         let mut views = create_users(&state, vec![input])?;
@@ -231,7 +262,7 @@ pub async fn patch_user(
 /// `POST /api/v1/groups`.
 pub async fn create_group(
     State(state): State<AppState>,
-    Json(input): Json<GroupInput>,
+    AdminJson(input): AdminJson<GroupInput>,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
     let group = input.into_group().map_err(ApiError::BadRequest)?;
     let view = blocking(move || {
@@ -286,7 +317,7 @@ pub async fn list_groups(State(state): State<AppState>) -> Result<Json<Value>, A
 pub async fn replace_group(
     State(state): State<AppState>,
     Path(id): Path<String>,
-    Json(input): Json<GroupInput>,
+    AdminJson(input): AdminJson<GroupInput>,
 ) -> Result<Json<Value>, ApiError> {
     if input.name != id {
         return Err(ApiError::BadRequest(format!(

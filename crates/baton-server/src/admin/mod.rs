@@ -14,7 +14,8 @@
 //! - `GET /api/v1/identity-renewals`: device identity renewals ([`identity_renewals`]).
 //!
 //! `{id}` is an enrollment id: the UDID (or EnrollmentID), or `UDID:user` for a user channel.
-//! Errors are JSON (see [`crate::error_response::ApiError`]). Store calls run on the blocking pool.
+//! Errors are JSON (see [`crate::error_response::ApiError`]). Request bodies refuse unknown
+//! fields with a 400 naming them ([`json_body`]). Store calls run on the blocking pool.
 
 pub mod assignment;
 pub mod catalog;
@@ -23,6 +24,7 @@ pub mod commands;
 pub mod devices;
 pub mod directory;
 pub mod identity_renewals;
+pub mod json_body;
 pub mod push;
 pub mod session_policy;
 pub mod sign_in_log;
@@ -130,7 +132,11 @@ fn assignment_routes(state: &AppState) -> Router<AppState> {
 }
 
 /// Rejects requests without the right bearer token (401 JSON).
-async fn require_api_key(State(state): State<AppState>, request: Request, next: Next) -> Response {
+pub(crate) async fn require_api_key(
+    State(state): State<AppState>,
+    request: Request,
+    next: Next,
+) -> Response {
     let presented = request
         .headers()
         .get(header::AUTHORIZATION)

@@ -29,21 +29,52 @@ use crate::push::{CertificateView, PushError};
 use crate::state::AppState;
 
 /// An uploaded push certificate.
-#[derive(Deserialize)]
-#[serde(untagged)]
 enum Upload {
     /// A DER PKCS#12 file, base64.
     Pkcs12 {
         pkcs12: String,
-        #[serde(default)]
         password: Option<String>,
     },
     /// PEM certificate (chain) and key.
     Pem {
         cert_pem: String,
-        #[serde(default)]
         key_pem: Option<String>,
     },
+}
+
+/// The upload body as sent: `{"pkcs12","password"?}` or `{"cert_pem","key_pem"?}`; unknown
+/// fields refused (a misspelt `pasword` must not upload without a password).
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct UploadBody {
+    #[serde(default)]
+    pkcs12: Option<String>,
+    #[serde(default)]
+    password: Option<String>,
+    #[serde(default)]
+    cert_pem: Option<String>,
+    #[serde(default)]
+    key_pem: Option<String>,
+}
+
+impl UploadBody {
+    fn into_upload(self) -> Result<Upload, &'static str> {
+        match self {
+            UploadBody {
+                pkcs12: Some(pkcs12),
+                password,
+                cert_pem: None,
+                key_pem: None,
+            } => Ok(Upload::Pkcs12 { pkcs12, password }),
+            UploadBody {
+                pkcs12: None,
+                password: None,
+                cert_pem: Some(cert_pem),
+                key_pem,
+            } => Ok(Upload::Pem { cert_pem, key_pem }),
+            _ => Err("give either pkcs12 (and password) or cert_pem (and key_pem)"),
+        }
+    }
 }
 
 /// Query of the upload.
@@ -113,7 +144,10 @@ pub async fn upload(
         Ok(b) => b,
         Err(rejection) => return ApiError::BadRequest(rejection.body_text()).into_response(),
     };
-    let upload: Upload = match serde_json::from_slice(&body) {
+    let upload = match serde_json::from_slice::<UploadBody>(&body)
+        .map_err(|e| e.to_string())
+        .and_then(|b| b.into_upload().map_err(str::to_owned))
+    {
         Ok(u) => u,
         Err(e) => {
             return ApiError::BadRequest(format!(

@@ -8,9 +8,10 @@ use std::collections::BTreeSet;
 use baton_assign::{Distribution, DistributionId, Group, GroupId, ItemId, Membership, Target};
 use serde::{Deserialize, Serialize};
 
-/// Who a distribution targets, as the admin API says it.
+/// Who a distribution targets, as the admin API says it. `{"users":[..],"groups":[..]}` and
+/// other unknown fields are refused, not read as the first variant that fits.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(untagged)]
+#[serde(untagged, deny_unknown_fields)]
 pub enum TargetInput {
     /// `"all"` or `"none"`.
     Keyword(String),
@@ -26,8 +27,9 @@ pub enum TargetInput {
     },
 }
 
-/// `POST /api/v1/distributions` body.
+/// `POST /api/v1/distributions` body; unknown fields refused.
 #[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct DistributionInput {
     /// The item id.
     pub item: ItemId,
@@ -112,6 +114,22 @@ impl DistributionRecord {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn unknown_fields_are_refused() {
+        for json in [
+            r#"{"users":["a"],"groups":["g"]}"#,
+            r#"{"users":["a"],"user":["b"]}"#,
+        ] {
+            assert!(serde_json::from_str::<TargetInput>(json).is_err(), "{json}");
+        }
+        let error = serde_json::from_str::<DistributionInput>(
+            r#"{"item":"wifi","target":"all","priority":1}"#,
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(error.contains("unknown field `priority`"), "{error}");
+    }
 
     #[test]
     fn targets_parse_and_map() {

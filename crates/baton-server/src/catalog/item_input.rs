@@ -27,8 +27,9 @@ pub enum ItemInputError {
     Field(String),
 }
 
-/// `POST /api/v1/items` body.
+/// `POST /api/v1/items` body; unknown fields refused.
 #[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct ItemInput {
     /// Explicit id (else derived from the name).
     #[serde(default)]

@@ -20,8 +20,9 @@ pub enum GroupInputKind {
     Device,
 }
 
-/// `POST /api/v1/groups` body.
+/// `POST /api/v1/groups` body; unknown fields refused.
 #[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct GroupInput {
     /// Name, also the id (letters, digits, `.`, `-`, `_`).
     pub name: String,

@@ -1,11 +1,13 @@
 //! The directory as Baton stores it: users (with argon2id password hashes) and user/device
 //! groups, kept as JSON in keyspace collections [`USERS_COLLECTION`] and
 //! [`GROUPS_COLLECTION`]. The engine's [`baton_assign::Directory`] is built from these records;
-//! password hashes never leave this module except through [`password::verify`].
+//! password hashes never leave this module except through [`password::verify`]. Usernames
+//! are unique without case ([`username`]).
 
 pub mod group_record;
 pub mod password;
 pub mod user_record;
+pub mod username;
 
 pub use group_record::{GroupInput, GroupRecord};
 pub use password::{PasswordError, hash_password, verify_password};

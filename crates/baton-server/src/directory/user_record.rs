@@ -37,9 +37,10 @@ pub fn is_disabled(store: &dyn Keyspace, username: &str) -> Result<bool, RecordE
     Ok(read_json::<UserRecord>(store, USERS_COLLECTION, username)?.is_some_and(|r| r.disabled))
 }
 
-/// `POST /api/v1/users` body (and one entry of an import). Its `Debug` output hides the
-/// password.
+/// `POST /api/v1/users` body (and one entry of an import); unknown fields refused. Its `Debug`
+/// output hides the password.
 #[derive(Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct UserInput {
     /// Login name.
     pub username: String,
@@ -82,7 +83,7 @@ impl UserInput {
         {
             return Err(UserInputError::BadUsername(self.username.clone()));
         }
-        if name == baton_assign::NOBODY_USERNAME {
+        if super::username::same(name, baton_assign::NOBODY_USERNAME) {
             return Err(UserInputError::Reserved);
         }
         let password_hash = match self.password.as_deref() {
@@ -181,7 +182,7 @@ pub enum UserInputError {
     /// Empty, too long, or with control characters, `/` or `:`.
     #[error("invalid username {0:?}")]
     BadUsername(String),
-    /// `nobody` is created by the server itself.
+    /// `nobody` (in any case) is created by the server itself.
     #[error("the username \"nobody\" is reserved")]
     Reserved,
     /// A password is required.

@@ -19,8 +19,9 @@
 //! ([`crate::lockout`]). Sign-ins are leased ([`crate::session_policy`]).
 //!
 //! No JavaScript; every page is escaped HTML ([`html`]). Form bodies are bounded by
-//! [`MAX_FORM_BYTES`]. Passwords and tokens are never logged. The source address is the TCP
-//! peer; proxy headers are not trusted.
+//! [`MAX_FORM_BYTES`]. Passwords and tokens are never logged. The source address and the
+//! scheme (for `Secure` cookies) are the client's as [`crate::client_origin`] decided: the TCP
+//! peer, or what a trusted proxy forwarded.
 
 pub mod branding;
 pub mod cookie;
@@ -55,7 +56,8 @@ pub struct Portal {
     pub csrf: csrf::CsrfTokens,
     /// Per-device sign-in/out locks.
     pub locks: device_lock::DeviceLocks,
-    /// Mark cookies `Secure` (the server speaks TLS).
+    /// Always mark cookies `Secure` (the server speaks TLS); else only for requests a trusted
+    /// proxy says came over HTTPS.
     pub secure_cookies: bool,
     /// Brute-force protection.
     pub lockout: crate::lockout::Lockout,

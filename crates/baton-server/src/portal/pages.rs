@@ -9,6 +9,8 @@ use crate::reconciler::progress::{DeviceProgress, ItemState};
 
 /// The uniform message for an unknown user or a wrong password.
 pub const WRONG_CREDENTIALS: &str = "Wrong username or password.";
+/// Shown when as many attempts as the lockout threshold allows are being checked already.
+pub const TOO_MANY_AT_ONCE: &str = "Too many sign-in attempts at once. Try again in a minute.";
 /// What a disabled user sees after typing the right password.
 pub const DISABLED_USER: &str = "This account cannot sign in. Ask your administrator.";
 /// Heading of the page refusing a sign-in on a device someone else holds.

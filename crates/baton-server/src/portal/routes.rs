@@ -6,8 +6,7 @@ use std::time::{Instant, SystemTime};
 
 use axum::Form;
 use axum::extract::rejection::FormRejection;
-use axum::extract::{ConnectInfo, FromRequestParts, Path, State};
-use axum::http::request::Parts;
+use axum::extract::{Path, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use baton_assign::NOBODY_USERNAME;
@@ -20,9 +19,10 @@ use super::pages::SessionEnd;
 use super::stay_prompt::{self, PendingPrompt};
 use super::{Portal, cookie, device_lock, pages};
 use crate::catalog::assignment_config::read_json;
+use crate::client_origin::Client;
 use crate::directory::user_record::is_disabled;
-use crate::directory::{USERS_COLLECTION, UserRecord, hash_password, verify_password};
-use crate::lockout::Verdict;
+use crate::directory::{USERS_COLLECTION, UserRecord, hash_password, username, verify_password};
+use crate::lockout::Admission;
 use crate::reconciler::portal_token;
 use crate::session_policy::sign_in::{SessionSignInError, policy_for};
 use crate::session_policy::{lease, prompt_allowed, record as policy_record};
@@ -146,21 +146,10 @@ pub enum PortalError {
     SignIn(#[from] SessionSignInError),
 }
 
-/// The client's address as the server saw it (no proxy headers are trusted).
-#[derive(Debug, Clone, Default)]
-pub struct SourceAddress(pub Option<String>);
-
-impl<S: Send + Sync> FromRequestParts<S> for SourceAddress {
-    type Rejection = std::convert::Infallible;
-
-    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
-        Ok(SourceAddress(
-            parts
-                .extensions
-                .get::<ConnectInfo<std::net::SocketAddr>>()
-                .map(|ConnectInfo(a)| a.ip().to_string()),
-        ))
-    }
+/// `Secure` on the portal cookie: the server speaks TLS, or a trusted proxy says the client
+/// used HTTPS ([`crate::client_origin`]).
+fn secure_cookie(portal: &Portal, client: &Client) -> bool {
+    portal.secure_cookies || client.https
 }
 
 /// Runs `f` on the blocking pool and renders its reply (or a generic failure page).
@@ -314,12 +303,26 @@ fn decoy_hash() -> Option<&'static str> {
         .as_deref()
 }
 
-/// True when `username` exists, may sign in, and `password` is theirs.
-fn credentials_ok(portal: &Portal, username: &str, password: &str) -> Result<bool, PortalError> {
-    let record: Option<UserRecord> = if username.is_empty() || username == NOBODY_USERNAME {
-        None
-    } else {
-        read_json(portal.services.store.as_ref(), USERS_COLLECTION, username)?
+/// The stored username a person means by `typed` (trimmed, without case; see
+/// [`crate::directory::username::resolve`]), from the compiled directory in memory.
+fn known_user(portal: &Portal, typed: &str) -> Result<Option<String>, PortalError> {
+    let compiled = portal.services.reconciler.compiled()?;
+    let users = compiled.config().directory.users.iter();
+    Ok(username::resolve(typed, users.map(|u| u.username.as_str())).map(str::to_owned))
+}
+
+/// True when `user` (a stored username, or `None` for an unknown name) may sign in with a
+/// password and `password` is theirs.
+fn credentials_ok(
+    portal: &Portal,
+    user: Option<&str>,
+    password: &str,
+) -> Result<bool, PortalError> {
+    let record: Option<UserRecord> = match user {
+        Some(name) if name != NOBODY_USERNAME => {
+            read_json(portal.services.store.as_ref(), USERS_COLLECTION, name)?
+        }
+        _ => None,
     };
     match record.and_then(|r| r.password_hash) {
         Some(hash) => Ok(verify_password(password, &hash)),
@@ -337,7 +340,7 @@ fn attempt(
     now: SystemTime,
     username: &str,
     device: &EnrollmentId,
-    source: &SourceAddress,
+    client: &Client,
     result: SignInResult,
     reason: ReasonCode,
 ) -> SignInEntry {
@@ -349,7 +352,7 @@ fn attempt(
         result,
         reason,
     )
-    .with_source_address(source.0.clone())
+    .with_source_address(client.address.map(|a| a.to_string()))
 }
 
 /// Stores a refused attempt (and its webhook event).
@@ -395,7 +398,7 @@ fn locked_message(until_ms: u64, now: SystemTime) -> String {
 pub async fn sign_in(
     State(portal): State<Arc<Portal>>,
     Path(token): Path<String>,
-    source: SourceAddress,
+    client: Client,
     form: Result<Form<SignInForm>, FormRejection>,
 ) -> Response {
     let form = match form {
@@ -414,34 +417,57 @@ pub async fn sign_in(
             return Ok(Reply::bad_request());
         }
         let now = SystemTime::now();
-        let username = form.username.trim().to_owned();
+        // The stored name when the typed one matches a user (without case), else as typed.
+        let known = known_user(portal, &form.username)?;
+        let username = known
+            .clone()
+            .unwrap_or_else(|| form.username.trim().to_owned());
         let store = portal.services.store.as_ref();
-        let entry = |result, reason| attempt(now, &username, &device, &source, result, reason);
-        if let Verdict::LockedOut { until_ms, scope } =
-            portal.lockout.check(&username, &device, now)?
-        {
-            tracing::info!(enrollment_id = %device, username = %username, result = "locked_out",
-                scope = scope.as_str(), "portal sign-in refused");
-            log_refusal(
-                portal,
-                &entry(SignInResult::Failure, ReasonCode::LockedOut).with_detail(format!(
-                    "{} locked until {}",
-                    scope.as_str(),
-                    crate::timestamp::rfc3339_millis(until_ms)
-                )),
-            )?;
-            return sign_in_again(
-                portal,
-                &token,
-                StatusCode::TOO_MANY_REQUESTS,
-                &locked_message(until_ms, now),
-                &username,
-            );
-        }
-        if !credentials_ok(portal, &username, &form.password)? {
+        let entry = |result, reason| attempt(now, &username, &device, &client, result, reason);
+        let attempt = match portal.lockout.begin(&username, &device, now)? {
+            Admission::Check(attempt) => attempt,
+            Admission::LockedOut { until_ms, scope } => {
+                tracing::info!(enrollment_id = %device, username = %username, result = "locked_out",
+                    scope = scope.as_str(), "portal sign-in refused");
+                log_refusal(
+                    portal,
+                    &entry(SignInResult::Failure, ReasonCode::LockedOut).with_detail(format!(
+                        "{} locked until {}",
+                        scope.as_str(),
+                        crate::timestamp::rfc3339_millis(until_ms)
+                    )),
+                )?;
+                return sign_in_again(
+                    portal,
+                    &token,
+                    StatusCode::TOO_MANY_REQUESTS,
+                    &locked_message(until_ms, now),
+                    &username,
+                );
+            }
+            Admission::Busy { scope } => {
+                tracing::info!(enrollment_id = %device, username = %username, result = "busy",
+                    scope = scope.as_str(), "portal sign-in refused: too many attempts at once");
+                log_refusal(
+                    portal,
+                    &entry(SignInResult::Failure, ReasonCode::LockedOut).with_detail(format!(
+                        "{}: the attempts being checked reach the lockout threshold",
+                        scope.as_str()
+                    )),
+                )?;
+                return sign_in_again(
+                    portal,
+                    &token,
+                    StatusCode::TOO_MANY_REQUESTS,
+                    pages::TOO_MANY_AT_ONCE,
+                    &username,
+                );
+            }
+        };
+        if !credentials_ok(portal, known.as_deref(), &form.password)? {
             tracing::info!(enrollment_id = %device, username = %username, result = "wrong_credentials",
                 "portal sign-in refused");
-            let started = portal.lockout.record_failure(&username, &device, now)?;
+            let started = attempt.failed(now)?;
             let mut failure = entry(SignInResult::Failure, ReasonCode::BadCredentials);
             if let Some(s) = &started {
                 failure = failure.with_detail(format!(
@@ -507,7 +533,7 @@ pub async fn sign_in(
             return Ok(Reply::in_use());
         }
         let risk = sign_in_risk::assess(store, &portal.lockout, &username, &device, now)?;
-        portal.lockout.record_success(&username, &device, now)?;
+        attempt.succeeded()?;
         let rules = &portal.services.session;
         let policy = policy_for(store, reconciler, rules, &device, &username)?;
         let prompt = prompt_allowed(&policy, !risk.is_high());
@@ -528,7 +554,7 @@ pub async fn sign_in(
                 &PendingPrompt {
                     username: username.clone(),
                     shown_at_ms: unix_millis(now),
-                    source_address: source.0.clone(),
+                    source_address: client.address.map(|a| a.to_string()),
                     risk_reasons: success.risk_reasons.clone(),
                     cookie_sha256: Some(cookie::fingerprint(&cookie_value)),
                 },
@@ -554,7 +580,7 @@ pub async fn sign_in(
         reply.set_cookie = Some(cookie::session_cookie(
             &token,
             &cookie_value,
-            portal.secure_cookies,
+            secure_cookie(portal, &client),
         ));
         Ok(reply)
     })
@@ -621,6 +647,7 @@ fn policy_timeout_ms(portal: &Portal) -> Result<u64, PortalError> {
 pub async fn stay(
     State(portal): State<Arc<Portal>>,
     Path(token): Path<String>,
+    client: Client,
     headers: HeaderMap,
     form: Result<Form<StayForm>, FormRejection>,
 ) -> Response {
@@ -717,9 +744,9 @@ pub async fn stay(
             answer = if yes { "yes" } else { "no" }, persistent, "stay signed in answered");
         let mut reply = progress;
         reply.set_cookie = Some(if persistent {
-            cookie::persistent_cookie(&token, &cookie_value, portal.secure_cookies)
+            cookie::persistent_cookie(&token, &cookie_value, secure_cookie(portal, &client))
         } else {
-            cookie::session_cookie(&token, &cookie_value, portal.secure_cookies)
+            cookie::session_cookie(&token, &cookie_value, secure_cookie(portal, &client))
         });
         Ok(reply)
     })
@@ -782,6 +809,7 @@ pub async fn progress(State(portal): State<Arc<Portal>>, Path(token): Path<Strin
 pub async fn sign_out(
     State(portal): State<Arc<Portal>>,
     Path(token): Path<String>,
+    client: Client,
     form: Result<Form<SignOutForm>, FormRejection>,
 ) -> Response {
     let form = match form {
@@ -809,7 +837,10 @@ pub async fn sign_out(
             tracing::info!(enrollment_id = %device, commands = outcome.enqueued.len(), "portal sign-out");
         }
         let mut reply = Reply::see_other(format!("/portal/{token}/signed-out"));
-        reply.set_cookie = Some(cookie::cleared_cookie(&token, portal.secure_cookies));
+        reply.set_cookie = Some(cookie::cleared_cookie(
+            &token,
+            secure_cookie(portal, &client),
+        ));
         Ok(reply)
     })
     .await
