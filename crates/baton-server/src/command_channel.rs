@@ -68,7 +68,7 @@ pub fn handle(
         }
         if matches!(
             outcome,
-            ReportOutcome::Completed | ReportOutcome::Deferred | ReportOutcome::Orphan
+            ReportOutcome::Completed | ReportOutcome::Deferred | ReportOutcome::Orphan { .. }
         ) {
             let request_type = store.command(uuid)?.map(|c| c.request_type);
             services.events.record(

@@ -34,6 +34,11 @@ pub struct CommandResult {
     pub raw_response: Option<Vec<u8>>,
 }
 
+/// Most orphan reports kept per device (its own channel and its user channels together). A
+/// device can send any number of reports about CommandUUIDs it made up; only the newest this
+/// many are kept, so their disk cost is bounded per device.
+pub const MAX_ORPHANS_PER_DEVICE: usize = 16;
+
 /// A report about a command the channel was never sent.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct OrphanReport {
@@ -60,6 +65,7 @@ pub trait CommandResultStore {
         uuid: &CommandUuid,
     ) -> StoreResult<Option<CommandResult>>;
 
-    /// Orphan reports of a channel, by CommandUUID (the latest per CommandUUID).
+    /// Orphan reports of a channel, by CommandUUID (the latest per CommandUUID; at most
+    /// [`MAX_ORPHANS_PER_DEVICE`] for a device and its user channels together).
     fn orphan_reports(&self, id: &EnrollmentId) -> StoreResult<Vec<OrphanReport>>;
 }

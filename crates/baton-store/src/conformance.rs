@@ -21,8 +21,8 @@ use baton_proto::{CommandUuid, EnrollmentId, ErrorChainItem, PushMagic, PushToke
 
 use crate::{
     AuthenticateRecord, CasOutcome, CertHash, Collection, CommandState, Enqueue, KeyspaceBatch,
-    NewCommand, Priority, PushCertificate, Report, ReportOutcome, Store, StoreError,
-    TokenUpdateRecord, unix_millis,
+    MAX_ORPHANS_PER_DEVICE, NewCommand, Priority, PushCertificate, Report, ReportOutcome, Store,
+    StoreError, TokenUpdateRecord, unix_millis,
 };
 
 /// A failed conformance check.
@@ -48,12 +48,14 @@ pub const CHECKS: &[&str] = &[
     "enqueue_to_many_is_atomic",
     "duplicate_reports_are_harmless",
     "unknown_commands_become_orphans",
+    "orphans_are_bounded_per_device",
     "cancel_removes_queued_command",
     "listing_shows_states_and_times",
     "report_without_uuid_is_rejected",
     "certificate_bindings",
     "push_certificates",
     "keyspace_basics",
+    "keyspace_pages_and_counts",
     "keyspace_batches_are_atomic",
     "keyspace_batch_with_enqueue",
     "last_seen_is_kept",
@@ -92,12 +94,14 @@ where
         "enqueue_to_many_is_atomic" => enqueue_to_many_is_atomic(s),
         "duplicate_reports_are_harmless" => duplicate_reports_are_harmless(s),
         "unknown_commands_become_orphans" => unknown_commands_become_orphans(s),
+        "orphans_are_bounded_per_device" => orphans_are_bounded_per_device(s),
         "cancel_removes_queued_command" => cancel_removes_queued_command(s),
         "listing_shows_states_and_times" => listing_shows_states_and_times(s),
         "report_without_uuid_is_rejected" => report_without_uuid_is_rejected(s),
         "certificate_bindings" => certificate_bindings(s),
         "push_certificates" => push_certificates(s),
         "keyspace_basics" => keyspace_basics(s),
+        "keyspace_pages_and_counts" => keyspace_pages_and_counts(s),
         "keyspace_batches_are_atomic" => keyspace_batches_are_atomic(s),
         "keyspace_batch_with_enqueue" => keyspace_batch_with_enqueue(s),
         "last_seen_is_kept" => last_seen_is_kept(s),
@@ -513,11 +517,11 @@ fn unknown_commands_become_orphans<S: Store>(s: &S) -> Check {
     let b = enroll(s, "dev-b")?;
     enqueue(s, "for-b", std::slice::from_ref(&b), 2)?;
     let o = report(s, &a, Status::Acknowledged, Some("never-sent"), 3)?;
-    ensure(o == ReportOutcome::Orphan, || {
+    ensure(o == ReportOutcome::Orphan { dropped: 0 }, || {
         format!("unknown command: {o:?}")
     })?;
     let o = report(s, &a, Status::Error, Some("for-b"), 4)?;
-    ensure(o == ReportOutcome::Orphan, || {
+    ensure(o == ReportOutcome::Orphan { dropped: 0 }, || {
         format!("other device's command: {o:?}")
     })?;
     let orphans = ok(s.orphan_reports(&a), "orphan_reports")?;
@@ -530,6 +534,71 @@ fn unknown_commands_become_orphans<S: Store>(s: &S) -> Check {
     )?;
     ensure(next_name(s, &b)?.as_deref() == Some("for-b"), || {
         "another device's report touched b's queue".into()
+    })
+}
+
+/// A device flooding reports about made-up commands keeps only the newest
+/// [`MAX_ORPHANS_PER_DEVICE`] of them, counted over its user channels too; other devices'
+/// orphans are untouched, and repeating a CommandUUID replaces its orphan without dropping one.
+fn orphans_are_bounded_per_device<S: Store>(s: &S) -> Check {
+    let a = enroll(s, "dev-a")?;
+    let b = enroll(s, "dev-b")?;
+    let user = id_err(EnrollmentId::user("dev-a", "alice"))?;
+    ok(
+        s.authenticate(
+            &AuthenticateRecord {
+                id: user.clone(),
+                topic: topic()?,
+                raw: b"<user>".to_vec(),
+            },
+            at(1),
+        ),
+        "authenticate user channel",
+    )?;
+    report(s, &b, Status::Error, Some("b-orphan"), 2)?;
+    let mut dropped = 0;
+    let n = MAX_ORPHANS_PER_DEVICE as u64 + 5;
+    for i in 0..n {
+        // Every third on the user channel; times increase, so "newest" is unambiguous.
+        let channel = if i % 3 == 0 { &user } else { &a };
+        match report(
+            s,
+            channel,
+            Status::Error,
+            Some(&format!("junk-{i:03}")),
+            10 + i,
+        )? {
+            ReportOutcome::Orphan { dropped: d } => dropped += d,
+            other => return Err(format!("junk-{i}: {other:?}")),
+        }
+    }
+    ensure(
+        u64::from(dropped) == n - MAX_ORPHANS_PER_DEVICE as u64,
+        || format!("dropped {dropped} of {n}"),
+    )?;
+    let mut kept: Vec<String> = ok(s.orphan_reports(&a), "orphan_reports")?
+        .into_iter()
+        .chain(ok(s.orphan_reports(&user), "orphan_reports")?)
+        .map(|o| o.uuid.as_str().to_owned())
+        .collect();
+    kept.sort();
+    let expected: Vec<String> = (n - MAX_ORPHANS_PER_DEVICE as u64..n)
+        .map(|i| format!("junk-{i:03}"))
+        .collect();
+    ensure(kept == expected, || format!("kept {kept:?}"))?;
+    let again = report(
+        s,
+        &a,
+        Status::Error,
+        Some(&format!("junk-{:03}", n - 1)),
+        100,
+    )?;
+    ensure(again == ReportOutcome::Orphan { dropped: 0 }, || {
+        format!("repeated CommandUUID: {again:?}")
+    })?;
+    let other = ok(s.orphan_reports(&b), "orphan_reports")?;
+    ensure(other.len() == 1, || {
+        format!("another device's orphans: {}", other.len())
     })
 }
 
@@ -714,6 +783,42 @@ fn keyspace_basics<S: Store>(s: &S) -> Check {
         ok(s.get(&other, b"dev/1"), "get")?.as_deref() == Some(&b"other"[..]),
         || "collections are not independent".into(),
     )
+}
+
+/// Pages walk a collection in key order without overlap; counts see every entry.
+fn keyspace_pages_and_counts<S: Store>(s: &S) -> Check {
+    let c = collection("outbox")?;
+    let empty = ok(s.scan_page(&c, None, 10), "scan_page")?;
+    ensure(empty.is_empty(), || format!("empty collection: {empty:?}"))?;
+    ensure(ok(s.count(&c), "count")? == 0, || "count of empty".into())?;
+    let mut batch = KeyspaceBatch::new();
+    for i in (0..25u64).rev() {
+        batch.put(&c, &i.to_be_bytes(), format!("v{i}").as_bytes());
+    }
+    ok(s.apply(&batch), "apply")?;
+    ok(s.put(&collection("other")?, b"x", b"y"), "put")?;
+    ensure(ok(s.count(&c), "count")? == 25, || "count".into())?;
+    let mut seen = Vec::new();
+    let mut after: Option<Vec<u8>> = None;
+    loop {
+        let page = ok(s.scan_page(&c, after.as_deref(), 10), "scan_page")?;
+        ensure(page.len() <= 10, || format!("page of {}", page.len()))?;
+        let last = page.last().map(|(k, _)| k.clone());
+        let short = page.len() < 10;
+        seen.extend(page);
+        match last {
+            Some(k) if !short => after = Some(k),
+            _ => break,
+        }
+    }
+    let expected: Vec<(Vec<u8>, Vec<u8>)> = (0..25u64)
+        .map(|i| (i.to_be_bytes().to_vec(), format!("v{i}").into_bytes()))
+        .collect();
+    ensure(seen == expected, || format!("pages {seen:?}"))?;
+    let tail = ok(s.scan_page(&c, Some(&23u64.to_be_bytes()), 10), "scan_page")?;
+    ensure(tail.len() == 1, || format!("after 23: {tail:?}"))?;
+    let none = ok(s.scan_page(&c, None, 0), "scan_page")?;
+    ensure(none.is_empty(), || "limit 0".into())
 }
 
 fn keyspace_batches_are_atomic<S: Store>(s: &S) -> Check {

@@ -17,15 +17,15 @@ use sled::transaction::{ConflictableTransactionResult, TransactionalTree};
 use super::channel_index::{ChannelIndex, CommandInfo, IndexBuilder, QueueEntry, QueueOrder, lock};
 use super::layout::{
     self, COMMANDS, DELIVERIES, ENROLLMENTS, ORPHANS, channel_prefix, command_key, delivery_key,
-    orphan_key, read_u64_be, targets_key, u64_be, uuid_key,
+    orphan_key, read_u64_be, targets_key, u64_be, user_channels_prefix, uuid_key,
 };
 use super::raw_body::BodyContext;
 use super::rows::{CommandRow, DeliveryRow, decode, decode_id, encode};
 use super::{SledStore, abort, raw_body, target_list};
 use crate::{
-    CommandQueue, CommandResult, CommandResultStore, CommandState, Enrollment, NewCommand,
-    OrphanReport, QueuedCommand, Report, ReportOutcome, StoreError, StoreResult, StoredCommand,
-    unix_millis,
+    CommandQueue, CommandResult, CommandResultStore, CommandState, Enrollment,
+    MAX_ORPHANS_PER_DEVICE, NewCommand, OrphanReport, QueuedCommand, Report, ReportOutcome,
+    StoreError, StoreResult, StoredCommand, unix_millis,
 };
 
 /// An enqueue checked and encoded, ready to write.
@@ -193,7 +193,15 @@ impl SledStore {
             .transpose()
     }
 
-    fn store_orphan(&self, report: &Report, uuid: &CommandUuid, now_ms: u64) -> StoreResult<()> {
+    /// Stores an orphan report, then deletes the device's oldest orphans beyond
+    /// [`MAX_ORPHANS_PER_DEVICE`]; returns the outcome with how many were deleted. Serialised
+    /// by `orphan_lock`, so concurrent orphans of one device cannot overshoot the bound.
+    fn store_orphan(
+        &self,
+        report: &Report,
+        uuid: &CommandUuid,
+        now_ms: u64,
+    ) -> StoreResult<ReportOutcome> {
         let orphan = OrphanReport {
             id: report.id.clone(),
             uuid: uuid.clone(),
@@ -202,10 +210,37 @@ impl SledStore {
             raw: report.raw.clone(),
             received_at: now_ms,
         };
-        self.t
-            .orphans
-            .insert(orphan_key(&report.id, uuid), encode("orphan", &orphan)?)?;
-        Ok(())
+        let key = orphan_key(&report.id, uuid);
+        let _serial = self
+            .orphan_lock
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        self.t.orphans.insert(&key, encode("orphan", &orphan)?)?;
+        // The device's other orphans, oldest first; the one just stored is the newest.
+        let device = report.id.parent();
+        let mut others: Vec<(u64, sled::IVec)> = Vec::new();
+        for prefix in [channel_prefix(&device), user_channels_prefix(&device)] {
+            for kv in self.t.orphans.scan_prefix(prefix) {
+                let (k, v) = kv?;
+                if k.as_ref() != key.as_slice() {
+                    let o: OrphanReport = decode(ORPHANS, &v)?;
+                    others.push((o.received_at, k));
+                }
+            }
+        }
+        let keep_others = MAX_ORPHANS_PER_DEVICE.saturating_sub(1);
+        let excess = others.len().saturating_sub(keep_others);
+        if excess > 0 {
+            others.sort();
+            let mut batch = sled::Batch::default();
+            for (_, k) in others.into_iter().take(excess) {
+                batch.remove(k);
+            }
+            self.t.orphans.apply_batch(batch)?;
+        }
+        Ok(ReportOutcome::Orphan {
+            dropped: u32::try_from(excess).unwrap_or(u32::MAX),
+        })
     }
 
     /// Applies a report to the channel's rows and index; the caller commits.
@@ -217,8 +252,7 @@ impl SledStore {
     ) -> StoreResult<ReportOutcome> {
         let id = &report.id;
         let Some(channel) = self.index.get(id) else {
-            self.store_orphan(report, uuid, now_ms)?;
-            return Ok(ReportOutcome::Orphan);
+            return self.store_orphan(report, uuid, now_ms);
         };
         let mut c = lock(&channel);
         let final_state = CommandState::from_final_status(report.status);
@@ -230,8 +264,7 @@ impl SledStore {
                 Some(seq) => seq,
                 None => {
                     drop(c);
-                    self.store_orphan(report, uuid, now_ms)?;
-                    return Ok(ReportOutcome::Orphan);
+                    return self.store_orphan(report, uuid, now_ms);
                 }
             },
         };
@@ -251,8 +284,7 @@ impl SledStore {
                 Some(row) => (row, None),
                 None => {
                     drop(c);
-                    self.store_orphan(report, uuid, now_ms)?;
-                    return Ok(ReportOutcome::Orphan);
+                    return self.store_orphan(report, uuid, now_ms);
                 }
             },
         };
@@ -292,8 +324,7 @@ impl SledStore {
         } else {
             // A status this build does not know: keep it as an orphan, change nothing.
             drop(c);
-            self.store_orphan(report, uuid, now_ms)?;
-            Ok(ReportOutcome::Orphan)
+            self.store_orphan(report, uuid, now_ms)
         }
     }
 

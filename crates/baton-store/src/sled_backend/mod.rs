@@ -127,6 +127,8 @@ pub struct SledStore {
     index: ChannelIndex,
     /// Serialises enqueues (the duplicate-CommandUUID check and the write).
     enqueue_lock: Mutex<()>,
+    /// Serialises orphan writes (the insert and the per-device bound).
+    orphan_lock: Mutex<()>,
 }
 
 impl fmt::Debug for SledStore {
@@ -178,6 +180,7 @@ impl SledStore {
             collections: RwLock::new(HashMap::new()),
             index: ChannelIndex::default(),
             enqueue_lock: Mutex::new(()),
+            orphan_lock: Mutex::new(()),
         };
         store.index.replace(store.rebuild_index(true)?);
         Ok(store)
