@@ -32,6 +32,7 @@ pub mod metrics;
 pub mod portal;
 pub mod push;
 pub mod reconciler;
+pub mod report_bounds;
 pub mod server;
 pub mod session_policy;
 pub mod sign_in_log;
