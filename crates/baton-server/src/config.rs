@@ -44,6 +44,9 @@ pub struct WebhookConfig {
     pub initial_backoff: Duration,
     /// Longest retry delay.
     pub max_backoff: Duration,
+    /// Attempts per event before it moves to the dead-letter list (a permanent refusal, e.g.
+    /// 413, moves it at once).
+    pub max_attempts: u32,
 }
 
 impl WebhookConfig {
@@ -55,6 +58,7 @@ impl WebhookConfig {
             timeout: Duration::from_secs(10),
             initial_backoff: Duration::from_secs(1),
             max_backoff: Duration::from_secs(300),
+            max_attempts: 10,
         }
     }
 }
@@ -67,6 +71,7 @@ impl fmt::Debug for WebhookConfig {
             .field("timeout", &self.timeout)
             .field("initial_backoff", &self.initial_backoff)
             .field("max_backoff", &self.max_backoff)
+            .field("max_attempts", &self.max_attempts)
             .finish()
     }
 }

@@ -276,7 +276,7 @@ async fn start_inner(
     let events = match &config.webhook {
         None => EventSink::disabled(),
         Some(webhook) => {
-            let outbox = Outbox::open(Arc::clone(&store), now)?;
+            let outbox = Outbox::open(Arc::clone(&store), now)?.with_metrics(Arc::clone(&metrics));
             let delivery =
                 WebhookDelivery::new(outbox.clone(), webhook.clone(), Arc::clone(&metrics))?;
             tasks.push(tokio::spawn(delivery.run(stop_rx.clone())));
