@@ -49,6 +49,7 @@ pub const CHECKS: &[&str] = &[
     "duplicate_reports_are_harmless",
     "unknown_commands_become_orphans",
     "orphans_are_bounded_per_device",
+    "retention_prunes_only_old_finished_commands",
     "cancel_removes_queued_command",
     "listing_shows_states_and_times",
     "report_without_uuid_is_rejected",
@@ -95,6 +96,9 @@ where
         "duplicate_reports_are_harmless" => duplicate_reports_are_harmless(s),
         "unknown_commands_become_orphans" => unknown_commands_become_orphans(s),
         "orphans_are_bounded_per_device" => orphans_are_bounded_per_device(s),
+        "retention_prunes_only_old_finished_commands" => {
+            retention_prunes_only_old_finished_commands(s)
+        }
         "cancel_removes_queued_command" => cancel_removes_queued_command(s),
         "listing_shows_states_and_times" => listing_shows_states_and_times(s),
         "report_without_uuid_is_rejected" => report_without_uuid_is_rejected(s),
@@ -600,6 +604,102 @@ fn orphans_are_bounded_per_device<S: Store>(s: &S) -> Check {
     ensure(other.len() == 1, || {
         format!("another device's orphans: {}", other.len())
     })
+}
+
+/// Runs `prune_finished` in batches of `budget` until done; returns the summed report and
+/// the number of calls.
+fn prune_all<S: Store>(s: &S, before: u64, budget: usize) -> Result<(u64, u64, usize), String> {
+    let (mut results, mut commands) = (0, 0);
+    for calls in 1..=1000 {
+        let r = ok(s.prune_finished(at(before), budget), "prune_finished")?;
+        results += r.results;
+        commands += r.commands;
+        if r.done {
+            return Ok((results, commands, calls));
+        }
+    }
+    Err("prune_finished never finished".into())
+}
+
+/// Retention deletes a command and its results only when every delivery ended (answered or
+/// cancelled) before the horizon and none is queued; it works in bounded batches; what it
+/// deletes is gone from every read, and a late report about it is an orphan.
+fn retention_prunes_only_old_finished_commands<S: Store>(s: &S) -> Check {
+    let a = enroll(s, "dev-a")?;
+    let b = enroll(s, "dev-b")?;
+    let both = [a.clone(), b.clone()];
+    enqueue(s, "old-done", &both, 10)?;
+    enqueue(s, "old-pending", &both, 10)?;
+    enqueue(s, "old-not-now", std::slice::from_ref(&a), 10)?;
+    enqueue(s, "old-cancelled", std::slice::from_ref(&b), 10)?;
+    enqueue(s, "old-late-answer", std::slice::from_ref(&a), 10)?;
+    enqueue(s, "new-done", std::slice::from_ref(&a), 200)?;
+    report(s, &a, Status::Acknowledged, Some("old-done"), 11)?;
+    report(s, &b, Status::Error, Some("old-done"), 12)?;
+    report(s, &a, Status::Acknowledged, Some("old-pending"), 11)?;
+    report(s, &a, Status::NotNow, Some("old-not-now"), 11)?;
+    ensure(
+        ok(s.cancel(&b, &uuid("old-cancelled")?, at(11)), "cancel")?,
+        || "cancel".into(),
+    )?;
+    report(s, &a, Status::Acknowledged, Some("old-late-answer"), 150)?;
+    report(s, &a, Status::Acknowledged, Some("new-done"), 201)?;
+
+    let (results, commands, calls) = prune_all(s, 100, 1)?;
+    ensure(commands == 2 && results == 3, || {
+        format!("pruned {commands} commands, {results} results")
+    })?;
+    ensure(calls > 1, || {
+        format!("a budget of 1 still finished in {calls} call")
+    })?;
+    for gone in ["old-done", "old-cancelled"] {
+        ensure(ok(s.command(&uuid(gone)?), "command")?.is_none(), || {
+            format!("{gone} kept")
+        })?;
+        for id in &both {
+            ensure(state(s, id, gone)?.is_none(), || {
+                format!("result of {gone} on {id} kept")
+            })?;
+        }
+    }
+    let listed: Vec<String> = ok(s.list(&a), "list")?
+        .into_iter()
+        .map(|r| r.uuid.as_str().to_owned())
+        .collect();
+    ensure(
+        listed == ["old-pending", "old-not-now", "old-late-answer", "new-done"],
+        || format!("a's list after pruning: {listed:?}"),
+    )?;
+    ensure(
+        state(s, &a, "old-pending")? == Some(CommandState::Acknowledged),
+        || "the answered half of a pending command was pruned".into(),
+    )?;
+    ensure(next_name(s, &b)?.as_deref() == Some("old-pending"), || {
+        "a pending command left the queue".into()
+    })?;
+    ensure(
+        state(s, &a, "old-not-now")? == Some(CommandState::NotNow),
+        || "a NotNow'd command was pruned".into(),
+    )?;
+    let late = report(s, &a, Status::Acknowledged, Some("old-done"), 300)?;
+    ensure(matches!(late, ReportOutcome::Orphan { .. }), || {
+        format!("a report about a pruned command: {late:?}")
+    })?;
+    let again = prune_all(s, 100, 1000)?;
+    ensure(again.0 == 0 && again.1 == 0, || {
+        format!("a second pass pruned {again:?}")
+    })?;
+    // Once the last delivery ends before the horizon, the command goes too.
+    report(s, &b, Status::Acknowledged, Some("old-pending"), 50)?;
+    let (results, commands, _) = prune_all(s, 100, 1000)?;
+    ensure(commands == 1 && results == 2, || {
+        format!("after the last answer: {commands} commands, {results} results")
+    })?;
+    ensure(
+        ok(s.command(&uuid("old-pending")?), "command")?.is_none(),
+        || "old-pending kept after its last answer".into(),
+    )?;
+    ensure(next_name(s, &b)?.is_none(), || "b's queue".into())
 }
 
 fn cancel_removes_queued_command<S: Store>(s: &S) -> Check {

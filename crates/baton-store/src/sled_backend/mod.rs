@@ -24,6 +24,7 @@ mod last_seen;
 pub(crate) mod layout;
 mod push_cert;
 mod raw_body;
+mod retention;
 mod rows;
 mod schema;
 mod target_list;
@@ -129,6 +130,10 @@ pub struct SledStore {
     enqueue_lock: Mutex<()>,
     /// Serialises orphan writes (the insert and the per-device bound).
     orphan_lock: Mutex<()>,
+    /// One retention call at a time.
+    prune_lock: Mutex<()>,
+    /// The sequence number retention continues from (see [`retention`]).
+    prune_cursor: AtomicU64,
 }
 
 impl fmt::Debug for SledStore {
@@ -181,6 +186,8 @@ impl SledStore {
             index: ChannelIndex::default(),
             enqueue_lock: Mutex::new(()),
             orphan_lock: Mutex::new(()),
+            prune_lock: Mutex::new(()),
+            prune_cursor: AtomicU64::new(0),
         };
         store.index.replace(store.rebuild_index(true)?);
         Ok(store)
