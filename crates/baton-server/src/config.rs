@@ -137,6 +137,8 @@ pub struct ServerConfig {
     pub session: crate::session_policy::SessionSettings,
     /// Portal brute-force protection: thresholds and lockout durations.
     pub lockout: crate::lockout::LockoutSettings,
+    /// How long finished commands, session and sign-in logs and dead letters are kept.
+    pub retention: crate::retention::RetentionSettings,
 }
 
 impl ServerConfig {
@@ -167,6 +169,7 @@ impl ServerConfig {
             portal: crate::portal::PortalBranding::default(),
             session: crate::session_policy::SessionSettings::default(),
             lockout: crate::lockout::LockoutSettings::default(),
+            retention: crate::retention::RetentionSettings::default(),
         }
     }
 }
@@ -195,6 +198,7 @@ impl fmt::Debug for ServerConfig {
             .field("portal", &self.portal)
             .field("session", &self.session)
             .field("lockout", &self.lockout)
+            .field("retention", &self.retention)
             .finish()
     }
 }

@@ -353,6 +353,14 @@ async fn start_inner(
         stop_rx.clone(),
     )));
 
+    tasks.push(tokio::spawn(crate::retention::run(
+        Arc::clone(&store),
+        state.events.outbox().cloned(),
+        config.retention,
+        Arc::clone(&state.metrics),
+        stop_rx.clone(),
+    )));
+
     tasks.push(tokio::spawn(flush_last_seen(
         Arc::clone(&store),
         config.last_seen_flush_every,
