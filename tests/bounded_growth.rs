@@ -91,6 +91,10 @@ async fn an_orphan_report_flood_costs_bounded_disk() {
         )),
         "{metrics}"
     );
+    assert!(
+        metrics.contains(&format!("baton_device_reports_truncated_total {REPORTS}")),
+        "{metrics}"
+    );
 
     // Still serving: health, and a real command round trip.
     server.assert_healthy().await;

@@ -29,10 +29,15 @@ pub fn handle(
     let identity = device_identity::verify(&services.verifier, request, now)?;
     let mut report = CommandReport::decode(&request.body, &services.plist_limits)?;
     // Everything below (store, reconciler, renewal, webhook) sees the bounded ErrorChain.
+    let mut truncated =
+        report.status != Status::Idle && report_bounds::raw_body_is_truncated(&request.body);
     if let Some(chain) = report.error_chain.as_mut()
         && report_bounds::error_chain_is_truncated(chain)
     {
         *chain = report_bounds::bounded_error_chain(chain);
+        truncated = true;
+    }
+    if truncated {
         services.metrics.report_truncated();
     }
     let id = report.enrollment.id().clone();
@@ -51,9 +56,6 @@ pub fn handle(
             raw: if report.status == Status::Idle {
                 Vec::new()
             } else {
-                if report_bounds::raw_body_is_truncated(&request.body) {
-                    services.metrics.report_truncated();
-                }
                 report_bounds::stored_raw_body(&request.body)
             },
         },
