@@ -179,6 +179,17 @@ impl TestDevice {
             .unwrap()
     }
 
+    /// An Error report on a command with the given ErrorChain.
+    pub fn error_report(&self, uuid: &str, chain: Vec<baton_proto::ErrorChainItem>) -> Vec<u8> {
+        let mut report = CommandReport::new(
+            self.enrollment(),
+            Status::Error,
+            Some(CommandUuid::new(uuid).unwrap()),
+        );
+        report.error_chain = Some(chain);
+        report.encode().unwrap()
+    }
+
     /// A report on a command.
     pub fn report(&self, status: Status, uuid: &str) -> Vec<u8> {
         let mut report = CommandReport::new(

@@ -16,6 +16,7 @@ use crate::device_identity::{self, DeviceRequest};
 use crate::device_reply::DeviceReply;
 use crate::enrollment::renewal;
 use crate::error_response::DeviceError;
+use crate::report_bounds;
 use crate::state::Services;
 use crate::webhook::EventPayload;
 
@@ -26,7 +27,19 @@ pub fn handle(
     now: SystemTime,
 ) -> Result<DeviceReply, DeviceError> {
     let identity = device_identity::verify(&services.verifier, request, now)?;
-    let report = CommandReport::decode(&request.body, &services.plist_limits)?;
+    let mut report = CommandReport::decode(&request.body, &services.plist_limits)?;
+    // Everything below (store, reconciler, renewal, webhook) sees the bounded ErrorChain.
+    let mut truncated =
+        report.status != Status::Idle && report_bounds::raw_body_is_truncated(&request.body);
+    if let Some(chain) = report.error_chain.as_mut()
+        && report_bounds::error_chain_is_truncated(chain)
+    {
+        *chain = report_bounds::bounded_error_chain(chain);
+        truncated = true;
+    }
+    if truncated {
+        services.metrics.report_truncated();
+    }
     let id = report.enrollment.id().clone();
     let store = services.store.as_ref();
     // The certificate binding proves the device authenticated; a user channel must exist too.
@@ -43,7 +56,7 @@ pub fn handle(
             raw: if report.status == Status::Idle {
                 Vec::new()
             } else {
-                request.body.to_vec()
+                report_bounds::stored_raw_body(&request.body)
             },
         },
         now,
@@ -66,9 +79,16 @@ pub fn handle(
         if outcome == ReportOutcome::Completed {
             services.metrics.add_queue_depth(-1);
         }
+        if let ReportOutcome::Orphan { dropped } = outcome {
+            services.metrics.orphan_report_stored(dropped);
+        }
+        // An orphan that pushed an older one out is not sent: a device making up CommandUUIDs
+        // must not turn into an unbounded stream of events (the metric counts them).
         if matches!(
             outcome,
-            ReportOutcome::Completed | ReportOutcome::Deferred | ReportOutcome::Orphan
+            ReportOutcome::Completed
+                | ReportOutcome::Deferred
+                | ReportOutcome::Orphan { dropped: 0 }
         ) {
             let request_type = store.command(uuid)?.map(|c| c.request_type);
             services.events.record(

@@ -44,6 +44,9 @@ pub struct WebhookConfig {
     pub initial_backoff: Duration,
     /// Longest retry delay.
     pub max_backoff: Duration,
+    /// Attempts per event before it moves to the dead-letter list (a permanent refusal, e.g.
+    /// 413, moves it at once).
+    pub max_attempts: u32,
 }
 
 impl WebhookConfig {
@@ -55,6 +58,7 @@ impl WebhookConfig {
             timeout: Duration::from_secs(10),
             initial_backoff: Duration::from_secs(1),
             max_backoff: Duration::from_secs(300),
+            max_attempts: 10,
         }
     }
 }
@@ -67,6 +71,7 @@ impl fmt::Debug for WebhookConfig {
             .field("timeout", &self.timeout)
             .field("initial_backoff", &self.initial_backoff)
             .field("max_backoff", &self.max_backoff)
+            .field("max_attempts", &self.max_attempts)
             .finish()
     }
 }
@@ -158,6 +163,8 @@ pub struct ServerConfig {
     pub trusted_proxies: crate::client_origin::TrustedProxies,
     /// Who may read `/metrics` (default: anyone).
     pub metrics_auth: MetricsAuth,
+    /// How long finished commands, session and sign-in logs and dead letters are kept.
+    pub retention: crate::retention::RetentionSettings,
 }
 
 impl ServerConfig {
@@ -195,6 +202,7 @@ impl ServerConfig {
             idle_timeout: Duration::from_secs(60),
             trusted_proxies: crate::client_origin::TrustedProxies::default(),
             metrics_auth: MetricsAuth::None,
+            retention: crate::retention::RetentionSettings::default(),
         }
     }
 }
@@ -226,6 +234,7 @@ impl fmt::Debug for ServerConfig {
             .field("lockout", &self.lockout)
             .field("trusted_proxies", &self.trusted_proxies)
             .field("metrics_auth", &self.metrics_auth)
+            .field("retention", &self.retention)
             .finish()
     }
 }

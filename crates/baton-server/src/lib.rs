@@ -34,6 +34,8 @@ pub mod metrics;
 pub mod portal;
 pub mod push;
 pub mod reconciler;
+pub mod report_bounds;
+pub mod retention;
 pub mod server;
 pub mod session_policy;
 pub mod sign_in_log;

@@ -131,6 +131,15 @@ pub const REFUSAL_REASONS: [&str; 10] = [
     "internal",
 ];
 
+/// What the retention task prunes, for `baton_retention_pruned_total{kind}`.
+pub const RETENTION_KINDS: [&str; 5] = [
+    "command_results",
+    "commands",
+    "session_log",
+    "sign_in_log",
+    "webhook_dead_letters",
+];
+
 /// All server metrics. Share one behind an `Arc`.
 #[derive(Debug)]
 pub struct Metrics {
@@ -142,6 +151,13 @@ pub struct Metrics {
     webhook_delivered: AtomicU64,
     webhook_failed_attempts: AtomicU64,
     webhook_pending: AtomicI64,
+    webhook_dead_lettered: AtomicU64,
+    webhook_dead_letters: AtomicI64,
+    webhook_truncated: AtomicU64,
+    orphan_reports: AtomicU64,
+    orphan_reports_dropped: AtomicU64,
+    reports_truncated: AtomicU64,
+    retention_pruned: [AtomicU64; RETENTION_KINDS.len()],
     identity_warning_days: AtomicU64,
     identities_expiring: AtomicI64,
     identities_expired: AtomicI64,
@@ -176,6 +192,13 @@ impl Default for Metrics {
             webhook_delivered: AtomicU64::new(0),
             webhook_failed_attempts: AtomicU64::new(0),
             webhook_pending: AtomicI64::new(0),
+            webhook_dead_lettered: AtomicU64::new(0),
+            webhook_dead_letters: AtomicI64::new(0),
+            webhook_truncated: AtomicU64::new(0),
+            orphan_reports: AtomicU64::new(0),
+            orphan_reports_dropped: AtomicU64::new(0),
+            reports_truncated: AtomicU64::new(0),
+            retention_pruned: std::array::from_fn(|_| AtomicU64::new(0)),
             identity_warning_days: AtomicU64::new(7),
             identities_expiring: AtomicI64::new(0),
             identities_expired: AtomicI64::new(0),
@@ -255,6 +278,45 @@ impl Metrics {
     /// Sets the number of webhook events waiting in the outbox.
     pub fn set_webhook_pending(&self, pending: i64) {
         self.webhook_pending.store(pending, Ordering::Relaxed);
+    }
+
+    /// The number of webhook events waiting in the outbox, as last set.
+    pub fn webhook_pending(&self) -> i64 {
+        self.webhook_pending.load(Ordering::Relaxed)
+    }
+
+    /// Counts an event moved to the dead-letter list.
+    pub fn webhook_dead_lettered(&self) {
+        self.webhook_dead_lettered.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Sets the number of events in the dead-letter list.
+    pub fn set_webhook_dead_letters(&self, n: i64) {
+        self.webhook_dead_letters.store(n, Ordering::Relaxed);
+    }
+
+    /// Counts an event whose payload was cut to the size bound.
+    pub fn webhook_truncated(&self) {
+        self.webhook_truncated.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Counts a stored orphan report and the older ones of its device it pushed out.
+    pub fn orphan_report_stored(&self, dropped: u32) {
+        self.orphan_reports.fetch_add(1, Ordering::Relaxed);
+        self.orphan_reports_dropped
+            .fetch_add(u64::from(dropped), Ordering::Relaxed);
+    }
+
+    /// Counts a report whose ErrorChain or stored body was cut to its bound.
+    pub fn report_truncated(&self) {
+        self.reports_truncated.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Counts rows the retention task deleted; `kind` is one of [`RETENTION_KINDS`].
+    pub fn retention_pruned(&self, kind: &'static str, n: u64) {
+        if let Some(i) = RETENTION_KINDS.iter().position(|k| *k == kind) {
+            self.retention_pruned[i].fetch_add(n, Ordering::Relaxed);
+        }
     }
 
     /// Sets the device identity gauges (after each renewal pass).
@@ -355,6 +417,57 @@ impl Metrics {
             "baton_webhook_outbox_pending {}",
             self.webhook_pending.load(Ordering::Relaxed)
         );
+        let counters = [
+            (
+                "baton_webhook_events_dead_lettered_total",
+                "Webhook events moved to the dead-letter list (refused or out of tries).",
+                self.webhook_dead_lettered.load(Ordering::Relaxed),
+            ),
+            (
+                "baton_webhook_events_truncated_total",
+                "Webhook events whose payload was cut to the size bound.",
+                self.webhook_truncated.load(Ordering::Relaxed),
+            ),
+            (
+                "baton_orphan_reports_total",
+                "Reports about commands the device was never sent, stored as orphans.",
+                self.orphan_reports.load(Ordering::Relaxed),
+            ),
+            (
+                "baton_orphan_reports_dropped_total",
+                "Older orphan reports deleted to keep each device within its bound.",
+                self.orphan_reports_dropped.load(Ordering::Relaxed),
+            ),
+            (
+                "baton_device_reports_truncated_total",
+                "Device reports whose ErrorChain or stored body was cut to its bound.",
+                self.reports_truncated.load(Ordering::Relaxed),
+            ),
+        ];
+        for (name, help, value) in counters {
+            let _ = writeln!(
+                out,
+                "# HELP {name} {help}\n# TYPE {name} counter\n{name} {value}"
+            );
+        }
+        out.push_str("# HELP baton_webhook_dead_letters Webhook events in the dead-letter list.\n");
+        out.push_str("# TYPE baton_webhook_dead_letters gauge\n");
+        let _ = writeln!(
+            out,
+            "baton_webhook_dead_letters {}",
+            self.webhook_dead_letters.load(Ordering::Relaxed)
+        );
+        out.push_str(
+            "# HELP baton_retention_pruned_total Rows deleted by the retention task, by kind.\n",
+        );
+        out.push_str("# TYPE baton_retention_pruned_total counter\n");
+        for (kind, n) in RETENTION_KINDS.iter().zip(&self.retention_pruned) {
+            let _ = writeln!(
+                out,
+                "baton_retention_pruned_total{{kind=\"{kind}\"}} {}",
+                n.load(Ordering::Relaxed)
+            );
+        }
         out.push_str(
             "# HELP baton_device_identities_expiring Enabled devices whose identity certificate \
              (built-in CA) expires within the warning window.\n",

@@ -315,7 +315,7 @@ async fn start_inner(
     let events = match &config.webhook {
         None => EventSink::disabled(),
         Some(webhook) => {
-            let outbox = Outbox::open(Arc::clone(&store), now)?;
+            let outbox = Outbox::open(Arc::clone(&store), now)?.with_metrics(Arc::clone(&metrics));
             let delivery =
                 WebhookDelivery::new(outbox.clone(), webhook.clone(), Arc::clone(&metrics))?;
             tasks.push(tokio::spawn(delivery.run(stop_rx.clone())));
@@ -389,6 +389,14 @@ async fn start_inner(
         Arc::clone(&state.reconciler),
         Arc::clone(&state.session),
         sign_out_hook,
+        stop_rx.clone(),
+    )));
+
+    tasks.push(tokio::spawn(crate::retention::run(
+        Arc::clone(&store),
+        state.events.outbox().cloned(),
+        config.retention,
+        Arc::clone(&state.metrics),
         stop_rx.clone(),
     )));
 

@@ -95,8 +95,13 @@ pub enum ReportOutcome {
     Deferred,
     /// The command already had a final result; nothing changed.
     Duplicate,
-    /// The command is not known for this channel; the report is stored as an orphan.
-    Orphan,
+    /// The command is not known for this channel; the report is stored as an orphan. The
+    /// store keeps at most [`MAX_ORPHANS_PER_DEVICE`](crate::MAX_ORPHANS_PER_DEVICE) orphan
+    /// reports per device (its channel and its user channels together): the most recent ones.
+    Orphan {
+        /// Older orphan reports of the device deleted to stay within that bound.
+        dropped: u32,
+    },
 }
 
 /// Where a command stands for one channel.
@@ -174,7 +179,10 @@ pub trait CommandQueue {
     fn next_command(&self, id: &EnrollmentId) -> StoreResult<Option<QueuedCommand>>;
 
     /// Records a report. `Idle` begins a session; final statuses complete the command;
-    /// `NotNow` defers it. Duplicates are harmless and unknown commands are stored as orphans.
+    /// `NotNow` defers it. Duplicates are harmless and unknown commands are stored as orphans,
+    /// at most [`MAX_ORPHANS_PER_DEVICE`](crate::MAX_ORPHANS_PER_DEVICE) per device (storing
+    /// one more deletes the device's oldest). The report is stored as given: bounding the size
+    /// of its raw body and ErrorChain is the caller's policy.
     fn report(&self, report: &Report, now: SystemTime) -> StoreResult<ReportOutcome>;
 
     /// Begins a new session for the channel (what an `Idle` report does).

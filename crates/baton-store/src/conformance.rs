@@ -21,8 +21,8 @@ use baton_proto::{CommandUuid, EnrollmentId, ErrorChainItem, PushMagic, PushToke
 
 use crate::{
     AuthenticateRecord, CasOutcome, CertHash, Collection, CommandState, Enqueue, KeyspaceBatch,
-    NewCommand, Priority, PushCertificate, Report, ReportOutcome, Store, StoreError,
-    TokenUpdateRecord, unix_millis,
+    MAX_ORPHANS_PER_DEVICE, NewCommand, Priority, PushCertificate, Report, ReportOutcome, Store,
+    StoreError, TokenUpdateRecord, unix_millis,
 };
 
 /// A failed conformance check.
@@ -48,12 +48,15 @@ pub const CHECKS: &[&str] = &[
     "enqueue_to_many_is_atomic",
     "duplicate_reports_are_harmless",
     "unknown_commands_become_orphans",
+    "orphans_are_bounded_per_device",
+    "retention_prunes_only_old_finished_commands",
     "cancel_removes_queued_command",
     "listing_shows_states_and_times",
     "report_without_uuid_is_rejected",
     "certificate_bindings",
     "push_certificates",
     "keyspace_basics",
+    "keyspace_pages_and_counts",
     "keyspace_batches_are_atomic",
     "keyspace_batch_with_enqueue",
     "last_seen_is_kept",
@@ -92,12 +95,17 @@ where
         "enqueue_to_many_is_atomic" => enqueue_to_many_is_atomic(s),
         "duplicate_reports_are_harmless" => duplicate_reports_are_harmless(s),
         "unknown_commands_become_orphans" => unknown_commands_become_orphans(s),
+        "orphans_are_bounded_per_device" => orphans_are_bounded_per_device(s),
+        "retention_prunes_only_old_finished_commands" => {
+            retention_prunes_only_old_finished_commands(s)
+        }
         "cancel_removes_queued_command" => cancel_removes_queued_command(s),
         "listing_shows_states_and_times" => listing_shows_states_and_times(s),
         "report_without_uuid_is_rejected" => report_without_uuid_is_rejected(s),
         "certificate_bindings" => certificate_bindings(s),
         "push_certificates" => push_certificates(s),
         "keyspace_basics" => keyspace_basics(s),
+        "keyspace_pages_and_counts" => keyspace_pages_and_counts(s),
         "keyspace_batches_are_atomic" => keyspace_batches_are_atomic(s),
         "keyspace_batch_with_enqueue" => keyspace_batch_with_enqueue(s),
         "last_seen_is_kept" => last_seen_is_kept(s),
@@ -513,11 +521,11 @@ fn unknown_commands_become_orphans<S: Store>(s: &S) -> Check {
     let b = enroll(s, "dev-b")?;
     enqueue(s, "for-b", std::slice::from_ref(&b), 2)?;
     let o = report(s, &a, Status::Acknowledged, Some("never-sent"), 3)?;
-    ensure(o == ReportOutcome::Orphan, || {
+    ensure(o == ReportOutcome::Orphan { dropped: 0 }, || {
         format!("unknown command: {o:?}")
     })?;
     let o = report(s, &a, Status::Error, Some("for-b"), 4)?;
-    ensure(o == ReportOutcome::Orphan, || {
+    ensure(o == ReportOutcome::Orphan { dropped: 0 }, || {
         format!("other device's command: {o:?}")
     })?;
     let orphans = ok(s.orphan_reports(&a), "orphan_reports")?;
@@ -531,6 +539,167 @@ fn unknown_commands_become_orphans<S: Store>(s: &S) -> Check {
     ensure(next_name(s, &b)?.as_deref() == Some("for-b"), || {
         "another device's report touched b's queue".into()
     })
+}
+
+/// A device flooding reports about made-up commands keeps only the newest
+/// [`MAX_ORPHANS_PER_DEVICE`] of them, counted over its user channels too; other devices'
+/// orphans are untouched, and repeating a CommandUUID replaces its orphan without dropping one.
+fn orphans_are_bounded_per_device<S: Store>(s: &S) -> Check {
+    let a = enroll(s, "dev-a")?;
+    let b = enroll(s, "dev-b")?;
+    let user = id_err(EnrollmentId::user("dev-a", "alice"))?;
+    ok(
+        s.authenticate(
+            &AuthenticateRecord {
+                id: user.clone(),
+                topic: topic()?,
+                raw: b"<user>".to_vec(),
+            },
+            at(1),
+        ),
+        "authenticate user channel",
+    )?;
+    report(s, &b, Status::Error, Some("b-orphan"), 2)?;
+    let mut dropped = 0;
+    let n = MAX_ORPHANS_PER_DEVICE as u64 + 5;
+    for i in 0..n {
+        // Every third on the user channel; times increase, so "newest" is unambiguous.
+        let channel = if i % 3 == 0 { &user } else { &a };
+        match report(
+            s,
+            channel,
+            Status::Error,
+            Some(&format!("junk-{i:03}")),
+            10 + i,
+        )? {
+            ReportOutcome::Orphan { dropped: d } => dropped += d,
+            other => return Err(format!("junk-{i}: {other:?}")),
+        }
+    }
+    ensure(
+        u64::from(dropped) == n - MAX_ORPHANS_PER_DEVICE as u64,
+        || format!("dropped {dropped} of {n}"),
+    )?;
+    let mut kept: Vec<String> = ok(s.orphan_reports(&a), "orphan_reports")?
+        .into_iter()
+        .chain(ok(s.orphan_reports(&user), "orphan_reports")?)
+        .map(|o| o.uuid.as_str().to_owned())
+        .collect();
+    kept.sort();
+    let expected: Vec<String> = (n - MAX_ORPHANS_PER_DEVICE as u64..n)
+        .map(|i| format!("junk-{i:03}"))
+        .collect();
+    ensure(kept == expected, || format!("kept {kept:?}"))?;
+    let again = report(
+        s,
+        &a,
+        Status::Error,
+        Some(&format!("junk-{:03}", n - 1)),
+        100,
+    )?;
+    ensure(again == ReportOutcome::Orphan { dropped: 0 }, || {
+        format!("repeated CommandUUID: {again:?}")
+    })?;
+    let other = ok(s.orphan_reports(&b), "orphan_reports")?;
+    ensure(other.len() == 1, || {
+        format!("another device's orphans: {}", other.len())
+    })
+}
+
+/// Runs `prune_finished` in batches of `budget` until done; returns the summed report and
+/// the number of calls.
+fn prune_all<S: Store>(s: &S, before: u64, budget: usize) -> Result<(u64, u64, usize), String> {
+    let (mut results, mut commands) = (0, 0);
+    for calls in 1..=1000 {
+        let r = ok(s.prune_finished(at(before), budget), "prune_finished")?;
+        results += r.results;
+        commands += r.commands;
+        if r.done {
+            return Ok((results, commands, calls));
+        }
+    }
+    Err("prune_finished never finished".into())
+}
+
+/// Retention deletes a command and its results only when every delivery ended (answered or
+/// cancelled) before the horizon and none is queued; it works in bounded batches; what it
+/// deletes is gone from every read, and a late report about it is an orphan.
+fn retention_prunes_only_old_finished_commands<S: Store>(s: &S) -> Check {
+    let a = enroll(s, "dev-a")?;
+    let b = enroll(s, "dev-b")?;
+    let both = [a.clone(), b.clone()];
+    enqueue(s, "old-done", &both, 10)?;
+    enqueue(s, "old-pending", &both, 10)?;
+    enqueue(s, "old-not-now", std::slice::from_ref(&a), 10)?;
+    enqueue(s, "old-cancelled", std::slice::from_ref(&b), 10)?;
+    enqueue(s, "old-late-answer", std::slice::from_ref(&a), 10)?;
+    enqueue(s, "new-done", std::slice::from_ref(&a), 200)?;
+    report(s, &a, Status::Acknowledged, Some("old-done"), 11)?;
+    report(s, &b, Status::Error, Some("old-done"), 12)?;
+    report(s, &a, Status::Acknowledged, Some("old-pending"), 11)?;
+    report(s, &a, Status::NotNow, Some("old-not-now"), 11)?;
+    ensure(
+        ok(s.cancel(&b, &uuid("old-cancelled")?, at(11)), "cancel")?,
+        || "cancel".into(),
+    )?;
+    report(s, &a, Status::Acknowledged, Some("old-late-answer"), 150)?;
+    report(s, &a, Status::Acknowledged, Some("new-done"), 201)?;
+
+    let (results, commands, calls) = prune_all(s, 100, 1)?;
+    ensure(commands == 2 && results == 3, || {
+        format!("pruned {commands} commands, {results} results")
+    })?;
+    ensure(calls > 1, || {
+        format!("a budget of 1 still finished in {calls} call")
+    })?;
+    for gone in ["old-done", "old-cancelled"] {
+        ensure(ok(s.command(&uuid(gone)?), "command")?.is_none(), || {
+            format!("{gone} kept")
+        })?;
+        for id in &both {
+            ensure(state(s, id, gone)?.is_none(), || {
+                format!("result of {gone} on {id} kept")
+            })?;
+        }
+    }
+    let listed: Vec<String> = ok(s.list(&a), "list")?
+        .into_iter()
+        .map(|r| r.uuid.as_str().to_owned())
+        .collect();
+    ensure(
+        listed == ["old-pending", "old-not-now", "old-late-answer", "new-done"],
+        || format!("a's list after pruning: {listed:?}"),
+    )?;
+    ensure(
+        state(s, &a, "old-pending")? == Some(CommandState::Acknowledged),
+        || "the answered half of a pending command was pruned".into(),
+    )?;
+    ensure(next_name(s, &b)?.as_deref() == Some("old-pending"), || {
+        "a pending command left the queue".into()
+    })?;
+    ensure(
+        state(s, &a, "old-not-now")? == Some(CommandState::NotNow),
+        || "a NotNow'd command was pruned".into(),
+    )?;
+    let late = report(s, &a, Status::Acknowledged, Some("old-done"), 300)?;
+    ensure(matches!(late, ReportOutcome::Orphan { .. }), || {
+        format!("a report about a pruned command: {late:?}")
+    })?;
+    let again = prune_all(s, 100, 1000)?;
+    ensure(again.0 == 0 && again.1 == 0, || {
+        format!("a second pass pruned {again:?}")
+    })?;
+    // Once the last delivery ends before the horizon, the command goes too.
+    report(s, &b, Status::Acknowledged, Some("old-pending"), 50)?;
+    let (results, commands, _) = prune_all(s, 100, 1000)?;
+    ensure(commands == 1 && results == 2, || {
+        format!("after the last answer: {commands} commands, {results} results")
+    })?;
+    ensure(
+        ok(s.command(&uuid("old-pending")?), "command")?.is_none(),
+        || "old-pending kept after its last answer".into(),
+    )?;
+    ensure(next_name(s, &b)?.is_none(), || "b's queue".into())
 }
 
 fn cancel_removes_queued_command<S: Store>(s: &S) -> Check {
@@ -714,6 +883,42 @@ fn keyspace_basics<S: Store>(s: &S) -> Check {
         ok(s.get(&other, b"dev/1"), "get")?.as_deref() == Some(&b"other"[..]),
         || "collections are not independent".into(),
     )
+}
+
+/// Pages walk a collection in key order without overlap; counts see every entry.
+fn keyspace_pages_and_counts<S: Store>(s: &S) -> Check {
+    let c = collection("outbox")?;
+    let empty = ok(s.scan_page(&c, None, 10), "scan_page")?;
+    ensure(empty.is_empty(), || format!("empty collection: {empty:?}"))?;
+    ensure(ok(s.count(&c), "count")? == 0, || "count of empty".into())?;
+    let mut batch = KeyspaceBatch::new();
+    for i in (0..25u64).rev() {
+        batch.put(&c, &i.to_be_bytes(), format!("v{i}").as_bytes());
+    }
+    ok(s.apply(&batch), "apply")?;
+    ok(s.put(&collection("other")?, b"x", b"y"), "put")?;
+    ensure(ok(s.count(&c), "count")? == 25, || "count".into())?;
+    let mut seen = Vec::new();
+    let mut after: Option<Vec<u8>> = None;
+    loop {
+        let page = ok(s.scan_page(&c, after.as_deref(), 10), "scan_page")?;
+        ensure(page.len() <= 10, || format!("page of {}", page.len()))?;
+        let last = page.last().map(|(k, _)| k.clone());
+        let short = page.len() < 10;
+        seen.extend(page);
+        match last {
+            Some(k) if !short => after = Some(k),
+            _ => break,
+        }
+    }
+    let expected: Vec<(Vec<u8>, Vec<u8>)> = (0..25u64)
+        .map(|i| (i.to_be_bytes().to_vec(), format!("v{i}").into_bytes()))
+        .collect();
+    ensure(seen == expected, || format!("pages {seen:?}"))?;
+    let tail = ok(s.scan_page(&c, Some(&23u64.to_be_bytes()), 10), "scan_page")?;
+    ensure(tail.len() == 1, || format!("after 23: {tail:?}"))?;
+    let none = ok(s.scan_page(&c, None, 0), "scan_page")?;
+    ensure(none.is_empty(), || "limit 0".into())
 }
 
 fn keyspace_batches_are_atomic<S: Store>(s: &S) -> Check {

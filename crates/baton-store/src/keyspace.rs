@@ -179,6 +179,18 @@ pub trait Keyspace {
     ) -> StoreResult<Option<(Vec<u8>, Vec<u8>)>> {
         Ok(self.scan_prefix(collection, prefix)?.pop())
     }
+    /// At most `limit` entries whose key is greater than `after` (all entries when None), in
+    /// key order: one page of a collection, so callers can walk a large collection (the
+    /// webhook outbox, the session log) without holding it in memory. Continue with the last
+    /// key of a page as the next `after`; a page shorter than `limit` is the last.
+    fn scan_page(
+        &self,
+        collection: &Collection,
+        after: Option<&[u8]>,
+        limit: usize,
+    ) -> StoreResult<Vec<(Vec<u8>, Vec<u8>)>>;
+    /// The number of entries in a collection, counted without holding them in memory.
+    fn count(&self, collection: &Collection) -> StoreResult<u64>;
     /// Sets `key` to `new` (None: removes it) only if it holds `expected` (None: absent).
     fn compare_and_swap(
         &self,

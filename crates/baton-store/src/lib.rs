@@ -36,7 +36,9 @@ pub use command_queue::{
     CommandQueue, CommandState, Enqueue, NewCommand, Priority, QueuedCommand, Report,
     ReportOutcome, StoredCommand,
 };
-pub use command_result::{CommandResult, CommandResultStore, OrphanReport};
+pub use command_result::{
+    CommandResult, CommandResultStore, MAX_ORPHANS_PER_DEVICE, OrphanReport, PruneReport,
+};
 pub use enrollment::{
     AuthenticateRecord, Enrollment, EnrollmentStore, TokenUpdateOutcome, TokenUpdateRecord,
 };

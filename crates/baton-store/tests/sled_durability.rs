@@ -199,6 +199,37 @@ fn values_too_big_for_the_log_survive_reopen() {
     s.verify().unwrap();
 }
 
+/// Values too big for the log live in blob files, which sled deletes when the value is removed
+/// or replaced; the durable sync must not fail on a blob deleted between listing and fsync
+/// (the orphan bound removes such values on every report of a flooding device).
+#[test]
+fn removing_values_too_big_for_the_log_keeps_writes_durable() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = SledStore::open(dir.path()).unwrap();
+    let id = enroll(&s, "dev-big");
+    for i in 0..150 {
+        let r = Report {
+            id: id.clone(),
+            status: Status::Error,
+            command_uuid: Some(CommandUuid::new(format!("junk-{i}")).unwrap()),
+            error_chain: Vec::new(),
+            raw: vec![b'y'; 65 * 1024],
+        };
+        s.report(&r, at(10 + i)).unwrap();
+    }
+    assert_eq!(
+        s.orphan_reports(&id).unwrap().len(),
+        baton_store::MAX_ORPHANS_PER_DEVICE
+    );
+    drop(s);
+    let s = SledStore::open(dir.path()).unwrap();
+    assert_eq!(
+        s.orphan_reports(&id).unwrap().len(),
+        baton_store::MAX_ORPHANS_PER_DEVICE
+    );
+    s.verify().unwrap();
+}
+
 #[test]
 fn a_store_of_the_first_layout_is_refused() {
     let dir = tempfile::tempdir().unwrap();

@@ -12,6 +12,7 @@ mod enrollment_flags;
 mod inspect;
 mod portal_flags;
 mod push_flags;
+mod retention_flags;
 mod serve;
 
 /// Baton: an Apple MDM server for shared iOS devices.

@@ -36,8 +36,10 @@ pub struct ServeArgs {
     /// `scep-challenge`, `webhook-url`, `webhook-secret`, `push-cert`, `push-key`,
     /// `push-cert-password`, `apns-url`, `apns-ca`, `repush-interval`, `default-lease`,
     /// `lease-check-interval`, `lockout-threshold`, `lockout-seconds`, `capture-device-requests`,
-    /// `capture-max-requests`, `max-connections`, `trusted-proxy`, `metrics-auth`). Flags and
-    /// BATON_* variables override it.
+    /// `capture-max-requests`, `max-connections`, `trusted-proxy`, `metrics-auth`,
+    /// `command-retention-days`, `session-log-retention-days`, `sign-in-log-retention-days`,
+    /// `dead-letter-retention-days`, `retention-interval`). Flags and BATON_* variables
+    /// override it.
     #[arg(long, env = "BATON_CONFIG", value_name = "FILE")]
     config: Option<PathBuf>,
     /// Data directory (database, CA, generated TLS certificate) [default: ./baton-data].
@@ -162,6 +164,9 @@ pub struct ServeArgs {
     /// Sign-in portal branding.
     #[command(flatten)]
     portal: crate::portal_flags::PortalArgs,
+    /// How long history is kept.
+    #[command(flatten)]
+    retention: crate::retention_flags::RetentionArgs,
 }
 
 /// The config file: the same settings as the flags.
@@ -203,6 +208,11 @@ struct FileConfig {
     trusted_proxy: Vec<String>,
     #[serde(alias = "metrics_auth")]
     metrics_auth: Option<MetricsAuthArg>,
+    command_retention_days: Option<u64>,
+    session_log_retention_days: Option<u64>,
+    sign_in_log_retention_days: Option<u64>,
+    dead_letter_retention_days: Option<u64>,
+    retention_interval: Option<u64>,
 }
 
 /// `--metrics-auth`.
@@ -380,6 +390,15 @@ fn build_config(args: ServeArgs) -> anyhow::Result<ServerConfig> {
     };
     config.enrollment = args.enrollment.into_settings()?;
     config.portal = args.portal.into_branding()?;
+    config.retention =
+        args.retention
+            .into_settings(crate::retention_flags::RetentionFileValues {
+                command_retention_days: file.command_retention_days,
+                session_log_retention_days: file.session_log_retention_days,
+                sign_in_log_retention_days: file.sign_in_log_retention_days,
+                dead_letter_retention_days: file.dead_letter_retention_days,
+                retention_interval: file.retention_interval,
+            })?;
     Ok(config)
 }
 
@@ -724,6 +743,75 @@ lease-check-interval = 10
         std::fs::write(&file, "tls-client-auth = \"maybe\"\n").unwrap();
         assert!(build_config(parse(&["--config", file.to_str().unwrap()])).is_err());
         assert!(build_config(parse(&["--plain-http", "--tls-client-auth", "optional"])).is_err());
+    }
+
+    #[test]
+    fn retention_flags_variables_and_file_keys() {
+        const DAY: Duration = Duration::from_secs(86_400);
+        let config = build_config(parse(&[])).unwrap();
+        assert_eq!(config.retention.commands, Some(30 * DAY));
+        assert_eq!(config.retention.session_log, Some(180 * DAY));
+        assert_eq!(config.retention.sign_in_log, Some(365 * DAY));
+        assert_eq!(config.retention.dead_letters, Some(30 * DAY));
+        assert_eq!(config.retention.interval, Duration::from_secs(3600));
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("baton.toml");
+        std::fs::write(
+            &file,
+            "command-retention-days = 7\nsession-log-retention-days = 0\n\
+             sign-in-log-retention-days = 400\nretention-interval = 600\n",
+        )
+        .unwrap();
+        let config = build_config(parse(&[
+            "--config",
+            file.to_str().unwrap(),
+            "--sign-in-log-retention-days",
+            "90",
+            "--dead-letter-retention-days",
+            "3",
+        ]))
+        .unwrap();
+        assert_eq!(config.retention.commands, Some(7 * DAY));
+        assert_eq!(config.retention.session_log, None, "0 keeps forever");
+        assert_eq!(
+            config.retention.sign_in_log,
+            Some(90 * DAY),
+            "the flag wins"
+        );
+        assert_eq!(config.retention.dead_letters, Some(3 * DAY));
+        assert_eq!(config.retention.interval, Duration::from_secs(600));
+        assert!(build_config(parse(&["--command-retention-days", "36501"])).is_err());
+        assert!(build_config(parse(&["--retention-interval", "5"])).is_err());
+    }
+
+    /// Every retention setting is also a `BATON_*` variable (read by clap in a child process
+    /// so this test's environment stays untouched).
+    #[test]
+    fn retention_variables() {
+        let exe = std::env::current_exe().unwrap();
+        if std::env::var_os("BATON_RETENTION_CHILD").is_some() {
+            let config = build_config(parse(&[])).unwrap();
+            assert_eq!(
+                config.retention.commands,
+                Some(Duration::from_secs(2 * 86_400))
+            );
+            assert_eq!(config.retention.dead_letters, None);
+            assert_eq!(config.retention.interval, Duration::from_secs(120));
+            return;
+        }
+        let status = std::process::Command::new(exe)
+            .args([
+                "--exact",
+                "serve::tests::retention_variables",
+                "--nocapture",
+            ])
+            .env("BATON_RETENTION_CHILD", "1")
+            .env("BATON_COMMAND_RETENTION_DAYS", "2")
+            .env("BATON_DEAD_LETTER_RETENTION_DAYS", "0")
+            .env("BATON_RETENTION_INTERVAL", "120")
+            .status()
+            .unwrap();
+        assert!(status.success());
     }
 
     #[test]

@@ -12,6 +12,8 @@
 //!   rules ([`session_policy`]).
 //! - `GET /api/v1/sign-in-log`: the sign-in log, JSON or CSV ([`sign_in_log`]).
 //! - `GET /api/v1/identity-renewals`: device identity renewals ([`identity_renewals`]).
+//! - `GET /api/v1/webhooks/dead-letters`, `POST .../{id}/retry`, `DELETE .../{id}`: webhook
+//!   events given up on ([`webhooks`]).
 //!
 //! `{id}` is an enrollment id: the UDID (or EnrollmentID), or `UDID:user` for a user channel.
 //! Errors are JSON (see [`crate::error_response::ApiError`]). Request bodies refuse unknown
@@ -28,6 +30,7 @@ pub mod json_body;
 pub mod push;
 pub mod session_policy;
 pub mod sign_in_log;
+pub mod webhooks;
 
 use axum::Router;
 use axum::extract::{DefaultBodyLimit, Request, State};
@@ -46,6 +49,15 @@ pub fn router(state: AppState) -> Router<AppState> {
         .route("/api/v1/devices", get(devices::list))
         .route("/api/v1/devices/{id}", get(devices::show))
         .route("/api/v1/identity-renewals", get(identity_renewals::list))
+        .route("/api/v1/webhooks/dead-letters", get(webhooks::list))
+        .route(
+            "/api/v1/webhooks/dead-letters/{id}",
+            axum::routing::delete(webhooks::discard),
+        )
+        .route(
+            "/api/v1/webhooks/dead-letters/{id}/retry",
+            post(webhooks::retry),
+        )
         .merge(assignment_routes(&state))
         .route("/api/v1/devices/{id}/push", post(push::push_device))
         .route(

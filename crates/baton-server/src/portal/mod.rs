@@ -111,14 +111,9 @@ pub fn router_with(portal: &Arc<Portal>) -> Router {
         .with_state(portal)
 }
 
-/// How long sign-in log entries are kept.
-pub const SIGN_IN_LOG_RETENTION: std::time::Duration =
-    std::time::Duration::from_secs(90 * 24 * 3600);
-
 /// The portal's periodic chores, every `every` until `stop` turns true: unanswered
 /// "Stay signed in?" prompts become `interrupted` entries, CSRF tokens and lockout records
-/// that ended are dropped, and sign-in log entries older than [`SIGN_IN_LOG_RETENTION`] are
-/// pruned.
+/// that ended are dropped. (The sign-in log's retention is [`crate::retention`]'s.)
 pub async fn housekeeping(
     portal: Arc<Portal>,
     every: std::time::Duration,
@@ -145,12 +140,8 @@ pub async fn housekeeping(
             routes::sweep_prompts(&p, now).map_err(|e| e.to_string())?;
             p.csrf.forget_expired(std::time::Instant::now());
             if prune {
-                let cutoff = baton_store::unix_millis(now)
-                    .saturating_sub(SIGN_IN_LOG_RETENTION.as_millis() as u64);
-                let store = p.services.store.as_ref();
-                let pruned = crate::sign_in_log::prune(store, cutoff).map_err(|e| e.to_string())?;
                 let dropped = p.lockout.prune(now).map_err(|e| e.to_string())?;
-                tracing::debug!(pruned, dropped, "portal housekeeping");
+                tracing::debug!(dropped, "portal housekeeping");
             }
             Ok(())
         })

@@ -7,7 +7,9 @@ use baton_store::{Keyspace, KeyspaceBatch};
 use serde::{Deserialize, Serialize};
 
 use super::device_state::key;
-use crate::catalog::assignment_config::{RecordError, collection, decode_entry, encode, scan_json};
+use crate::catalog::assignment_config::{
+    RecordError, collection, decode, decode_entry, encode, scan_json,
+};
 
 /// Keyspace collection of sessions.
 pub const SESSIONS_COLLECTION: &str = "sessions";
@@ -141,4 +143,37 @@ pub fn record_hand_off(
         )?;
     }
     Ok(())
+}
+
+/// Retention: deletes every ended session that ended before `before_ms`, walking the log
+/// `page` entries at a time (one read and at most one batch of deletes per page). Open
+/// sessions are never deleted; an unreadable entry is left for an operator to look at.
+/// Returns how many were deleted.
+pub fn prune(store: &dyn Keyspace, before_ms: u64, page: usize) -> Result<usize, RecordError> {
+    let sessions = collection(SESSIONS_COLLECTION)?;
+    let page = page.max(1);
+    let mut removed = 0;
+    let mut after: Option<Vec<u8>> = None;
+    loop {
+        let entries = store.scan_page(&sessions, after.as_deref(), page)?;
+        let mut batch = KeyspaceBatch::new();
+        let mut n = 0;
+        for (k, v) in &entries {
+            let Ok(s) = decode::<Session>(SESSIONS_COLLECTION, v) else {
+                continue;
+            };
+            if s.ended_at.is_some_and(|end| end < before_ms) {
+                batch.delete(&sessions, k);
+                n += 1;
+            }
+        }
+        if n > 0 {
+            store.apply(&batch)?;
+            removed += n;
+        }
+        if entries.len() < page {
+            return Ok(removed);
+        }
+        after = entries.last().map(|(k, _)| k.clone());
+    }
 }

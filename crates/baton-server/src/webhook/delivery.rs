@@ -1,10 +1,15 @@
-//! The delivery task: takes the oldest events from the [`Outbox`], POSTs each to the receiver
-//! (in order), removes it on a 2xx answer, and on any failure waits with exponential backoff and
-//! jitter before trying the same event again. It runs until shut down; nothing it does blocks a
-//! device request.
+//! The delivery task: takes the oldest events from the [`Outbox`] a page at a time, POSTs each
+//! to the receiver (in order) and removes it on a 2xx answer. A permanent refusal
+//! ([`PERMANENT_STATUSES`]) moves the event to the dead-letter list at once; any other failure
+//! waits with exponential backoff and jitter and tries the same event again, up to
+//! [`WebhookConfig::max_attempts`] attempts, then dead-letters it. So one event can hold up
+//! the ones behind it for a bounded time only. It runs until shut down; nothing it does blocks
+//! a device request.
 
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
+
+use baton_store::unix_millis;
 
 use bytes::Bytes;
 use http::{Method, Request, header};
@@ -15,6 +20,7 @@ use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
 use tokio::sync::watch;
 
+use super::dead_letter::DeadLetterHeader;
 use super::outbox::Outbox;
 use super::signature::{SIGNATURE_HEADER, sign};
 use crate::config::WebhookConfig;
@@ -42,6 +48,32 @@ pub enum DeliveryError {
     /// Signing failed.
     #[error("signing: {0}")]
     Signing(#[from] openssl::error::ErrorStack),
+}
+
+/// Receiver answers that refuse this event for good: sending the same bytes again cannot
+/// succeed (malformed for the receiver, nothing there, gone, too large, wrong type,
+/// unprocessable). The event moves to the dead-letter list at once. Every other failure
+/// (timeouts, connection errors, 401/403/408/429, 5xx, ...) is retried with backoff up to
+/// [`WebhookConfig::max_attempts`] times.
+pub const PERMANENT_STATUSES: [u16; 6] = [400, 404, 410, 413, 415, 422];
+
+impl DeliveryError {
+    /// True when retrying the same event cannot help (see [`PERMANENT_STATUSES`]).
+    pub fn is_permanent(&self) -> bool {
+        match self {
+            DeliveryError::Status(s) => PERMANENT_STATUSES.contains(s),
+            DeliveryError::Request(_) => true,
+            _ => false,
+        }
+    }
+
+    /// The receiver's HTTP status, when it answered.
+    pub fn status(&self) -> Option<u16> {
+        match self {
+            DeliveryError::Status(s) => Some(*s),
+            _ => None,
+        }
+    }
 }
 
 /// Delivers webhook events from an outbox.
@@ -93,28 +125,16 @@ impl WebhookDelivery {
     /// Runs until `shutdown` turns true.
     pub async fn run(self, mut shutdown: watch::Receiver<bool>) {
         let notify = self.outbox.notified();
+        // Consecutive failed attempts, over events: how unwell the receiver is (the backoff).
         let mut failures: u32 = 0;
         loop {
             if *shutdown.borrow() {
                 return;
             }
             let outbox = self.outbox.clone();
-            let batch = tokio::task::spawn_blocking(move || {
-                let batch = outbox.oldest(BATCH)?;
-                let pending = if batch.len() < BATCH {
-                    batch.len()
-                } else {
-                    outbox.len()?
-                };
-                Ok::<_, baton_store::StoreError>((batch, pending))
-            })
-            .await;
+            let batch = tokio::task::spawn_blocking(move || outbox.oldest(BATCH)).await;
             let batch = match batch {
-                Ok(Ok((batch, pending))) => {
-                    self.metrics
-                        .set_webhook_pending(i64::try_from(pending).unwrap_or(i64::MAX));
-                    batch
-                }
+                Ok(Ok(batch)) => batch,
                 Ok(Err(error)) => {
                     tracing::error!(%error, "cannot read the webhook outbox");
                     if sleep_or_stop(&mut shutdown, Duration::from_secs(5)).await {
@@ -135,32 +155,60 @@ impl WebhookDelivery {
                 continue;
             }
             for (key, body) in batch {
+                let mut attempts: u32 = 0;
                 loop {
-                    match self.deliver(&body).await {
+                    attempts = attempts.saturating_add(1);
+                    let error = match self.deliver(&body).await {
                         Ok(()) => {
                             failures = 0;
                             self.metrics.webhook_delivered();
-                            let outbox = self.outbox.clone();
-                            let removed =
-                                tokio::task::spawn_blocking(move || outbox.remove(&key)).await;
-                            if let Ok(Err(error)) = removed {
-                                tracing::error!(%error, "cannot remove a delivered webhook event");
-                            }
+                            self.settle(key, None).await;
                             break;
                         }
-                        Err(error) => {
-                            failures = failures.saturating_add(1);
-                            self.metrics.webhook_attempt_failed();
-                            let wait = backoff(&self.config, failures);
-                            tracing::warn!(%error, attempt = failures, retry_in_ms = wait.as_millis() as u64,
-                                "webhook delivery failed");
-                            if sleep_or_stop(&mut shutdown, wait).await {
-                                return;
-                            }
+                        Err(error) => error,
+                    };
+                    failures = failures.saturating_add(1);
+                    self.metrics.webhook_attempt_failed();
+                    let permanent = error.is_permanent();
+                    if permanent || attempts >= self.config.max_attempts {
+                        tracing::warn!(%error, attempts, permanent,
+                            "webhook event moved to the dead-letter list");
+                        let header = DeadLetterHeader {
+                            failed_at_ms: unix_millis(SystemTime::now()),
+                            attempts,
+                            reason: error.to_string(),
+                            status: error.status(),
+                        };
+                        self.settle(key, Some(header)).await;
+                        // A refusal of one event says nothing about the next one.
+                        if permanent {
+                            failures = 0;
                         }
+                        break;
+                    }
+                    let wait = backoff(&self.config, failures);
+                    tracing::warn!(%error, attempt = attempts, retry_in_ms = wait.as_millis() as u64,
+                        "webhook delivery failed");
+                    if sleep_or_stop(&mut shutdown, wait).await {
+                        return;
                     }
                 }
             }
+        }
+    }
+
+    /// Removes a delivered event, or moves a failed one to the dead-letter list.
+    async fn settle(&self, key: Vec<u8>, dead: Option<DeadLetterHeader>) {
+        let outbox = self.outbox.clone();
+        let result = tokio::task::spawn_blocking(move || match dead {
+            None => outbox.remove(&key),
+            Some(header) => outbox.dead_letter(&key, &header).map(|_| ()),
+        })
+        .await;
+        match result {
+            Ok(Ok(())) => {}
+            Ok(Err(error)) => tracing::error!(%error, "cannot update the webhook outbox"),
+            Err(error) => tracing::error!(%error, "webhook outbox writer failed"),
         }
     }
 
@@ -235,5 +283,18 @@ mod tests {
         let third = backoff(&config, 3);
         assert!(third >= Duration::from_millis(400) && third <= Duration::from_millis(500));
         assert_eq!(backoff(&config, 30), Duration::from_secs(1));
+    }
+
+    #[test]
+    fn refusals_of_the_event_are_permanent_and_outages_are_not() {
+        for s in PERMANENT_STATUSES {
+            assert!(DeliveryError::Status(s).is_permanent(), "{s}");
+        }
+        for s in [401, 403, 408, 429, 500, 502, 503] {
+            assert!(!DeliveryError::Status(s).is_permanent(), "{s}");
+        }
+        assert!(!DeliveryError::Timeout.is_permanent());
+        assert!(!DeliveryError::Transport("refused".into()).is_permanent());
+        assert_eq!(DeliveryError::Status(413).status(), Some(413));
     }
 }

@@ -19,7 +19,26 @@ pub struct WebhookEvent {
     /// What happened.
     #[serde(flatten)]
     pub payload: EventPayload,
+    /// True when the payload was cut to fit [`MAX_EVENT_BYTES`]: the ErrorChain (or, if that
+    /// was not enough, every field but the type) was left out. Absent when false.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub truncated: bool,
 }
+
+/// Largest JSON document POSTed for one event; larger events are cut (see
+/// [`WebhookEvent::truncated`]).
+pub const MAX_EVENT_BYTES: usize = 64 * 1024;
+
+/// Fields an event keeps when even its payload without the ErrorChain is too large.
+const KEPT_WHEN_CUT: [&str; 7] = [
+    "id",
+    "created_at",
+    "enrollment_id",
+    "type",
+    "command_uuid",
+    "status",
+    "truncated",
+];
 
 /// What happened.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -100,7 +119,33 @@ impl WebhookEvent {
             created_at: rfc3339(now),
             enrollment_id,
             payload,
+            truncated: false,
         }
+    }
+
+    /// The JSON body to POST, at most [`MAX_EVENT_BYTES`]: the event as it is when it fits;
+    /// else with `truncated: true` and without its ErrorChain; else only the fields that say
+    /// what the event is about (id, time, enrollment, type, CommandUUID, status). The flag
+    /// returned says whether it was cut.
+    pub fn to_bounded_json(&self) -> Result<(Vec<u8>, bool), serde_json::Error> {
+        let body = serde_json::to_vec(self)?;
+        if body.len() <= MAX_EVENT_BYTES {
+            return Ok((body, false));
+        }
+        let mut value = serde_json::to_value(self)?;
+        if let Some(fields) = value.as_object_mut() {
+            fields.insert("truncated".into(), serde_json::Value::Bool(true));
+            fields.remove("error_chain");
+        }
+        let body = serde_json::to_vec(&value)?;
+        if body.len() <= MAX_EVENT_BYTES {
+            return Ok((body, true));
+        }
+        if let Some(fields) = value.as_object_mut() {
+            fields
+                .retain(|k, v| KEPT_WHEN_CUT.contains(&k.as_str()) && v.to_string().len() <= 1024);
+        }
+        Ok((serde_json::to_vec(&value)?, true))
     }
 }
 
@@ -126,7 +171,51 @@ mod tests {
         assert_eq!(json["enrollment_id"], "UDID-1");
         assert_eq!(json["created_at"], "1970-01-01T00:00:00.000Z");
         assert!(json.get("error_chain").is_none());
+        assert!(json.get("truncated").is_none());
         let back: WebhookEvent = serde_json::from_value(json).unwrap();
         assert_eq!(back, event);
+    }
+
+    #[test]
+    fn oversize_events_are_cut_and_flagged() {
+        let item = ErrorChainItem {
+            code: 1,
+            domain: "D".into(),
+            localized_description: Some("x".repeat(MAX_EVENT_BYTES)),
+            us_english_description: None,
+        };
+        let event = WebhookEvent::new(
+            EnrollmentId::device("UDID-1").unwrap(),
+            EventPayload::CommandResult {
+                command_uuid: CommandUuid::new("C-1").unwrap(),
+                status: Status::Error,
+                request_type: Some("InstallProfile".into()),
+                error_chain: vec![item],
+            },
+            SystemTime::UNIX_EPOCH,
+        );
+        let (body, cut) = event.to_bounded_json().unwrap();
+        assert!(cut);
+        assert!(body.len() <= MAX_EVENT_BYTES);
+        let json: serde_json::Value = serde_json::from_slice(&body).unwrap();
+        assert_eq!(json["truncated"], true);
+        assert_eq!(json["type"], "command.result");
+        assert_eq!(json["command_uuid"], "C-1");
+        assert_eq!(json["request_type"], "InstallProfile");
+        assert!(json.get("error_chain").is_none());
+        // Still a valid event for receivers that decode it.
+        let back: WebhookEvent = serde_json::from_slice(&body).unwrap();
+        assert!(back.truncated);
+        let (small, cut) = WebhookEvent::new(
+            EnrollmentId::device("UDID-1").unwrap(),
+            EventPayload::Checkin {
+                message_type: "Authenticate".into(),
+                first_token_update: None,
+            },
+            SystemTime::UNIX_EPOCH,
+        )
+        .to_bounded_json()
+        .unwrap();
+        assert!(!cut && small.len() < 300);
     }
 }

@@ -8,12 +8,14 @@
 //!
 //! Not sent: Idle reports (they would cost a durable write per Idle and carry no news).
 
+pub mod dead_letter;
 pub mod delivery;
 pub mod event;
 pub mod outbox;
 pub mod signature;
 
+pub use dead_letter::{DEAD_LETTER_COLLECTION, DeadLetter, DeadLetterHeader};
 pub use delivery::WebhookDelivery;
-pub use event::{EventPayload, WebhookEvent};
+pub use event::{EventPayload, MAX_EVENT_BYTES, WebhookEvent};
 pub use outbox::{EventSink, Outbox};
 pub use signature::{SIGNATURE_HEADER, sign, verify};

@@ -16,16 +16,16 @@ use sled::transaction::{ConflictableTransactionResult, TransactionalTree};
 
 use super::channel_index::{ChannelIndex, CommandInfo, IndexBuilder, QueueEntry, QueueOrder, lock};
 use super::layout::{
-    self, COMMANDS, DELIVERIES, ENROLLMENTS, ORPHANS, channel_prefix, command_key, delivery_key,
-    orphan_key, read_u64_be, targets_key, u64_be, uuid_key,
+    self, COMMANDS, DELIVERIES, ENROLLMENTS, ORPHANS, answered_key, channel_prefix, command_key,
+    delivery_key, orphan_key, read_u64_be, targets_key, u64_be, user_channels_prefix, uuid_key,
 };
 use super::raw_body::BodyContext;
 use super::rows::{CommandRow, DeliveryRow, decode, decode_id, encode};
 use super::{SledStore, abort, raw_body, target_list};
 use crate::{
-    CommandQueue, CommandResult, CommandResultStore, CommandState, Enrollment, NewCommand,
-    OrphanReport, QueuedCommand, Report, ReportOutcome, StoreError, StoreResult, StoredCommand,
-    unix_millis,
+    CommandQueue, CommandResult, CommandResultStore, CommandState, Enrollment,
+    MAX_ORPHANS_PER_DEVICE, NewCommand, OrphanReport, QueuedCommand, Report, ReportOutcome,
+    StoreError, StoreResult, StoredCommand, unix_millis,
 };
 
 /// An enqueue checked and encoded, ready to write.
@@ -143,7 +143,7 @@ impl SledStore {
     }
 
     /// The sequence number of a command, None when it was never enqueued.
-    fn seq_of(&self, uuid: &CommandUuid) -> StoreResult<Option<u64>> {
+    pub(crate) fn seq_of(&self, uuid: &CommandUuid) -> StoreResult<Option<u64>> {
         self.t
             .commands
             .get(uuid_key(uuid))?
@@ -152,11 +152,21 @@ impl SledStore {
     }
 
     /// The command row of a sequence number (which must exist).
-    fn command_at(&self, seq: u64) -> StoreResult<CommandRow> {
-        match self.t.commands.get(command_key(seq))? {
-            Some(v) => decode(COMMANDS, &v),
+    pub(crate) fn command_at(&self, seq: u64) -> StoreResult<CommandRow> {
+        match self.command_row(seq)? {
+            Some(row) => Ok(row),
             None => Err(corrupt(COMMANDS, format!("command #{seq} missing"))),
         }
+    }
+
+    /// The command row of a sequence number, None when there is none (retention deleted it
+    /// while the caller was reading its results).
+    pub(crate) fn command_row(&self, seq: u64) -> StoreResult<Option<CommandRow>> {
+        self.t
+            .commands
+            .get(command_key(seq))?
+            .map(|v| decode(COMMANDS, &v))
+            .transpose()
     }
 
     /// A delivery row as the API shows it.
@@ -185,7 +195,7 @@ impl SledStore {
         })
     }
 
-    fn delivery_row(&self, key: &[u8]) -> StoreResult<Option<DeliveryRow>> {
+    pub(crate) fn delivery_row(&self, key: &[u8]) -> StoreResult<Option<DeliveryRow>> {
         self.t
             .deliveries
             .get(key)?
@@ -193,7 +203,15 @@ impl SledStore {
             .transpose()
     }
 
-    fn store_orphan(&self, report: &Report, uuid: &CommandUuid, now_ms: u64) -> StoreResult<()> {
+    /// Stores an orphan report, then deletes the device's oldest orphans beyond
+    /// [`MAX_ORPHANS_PER_DEVICE`]; returns the outcome with how many were deleted. Serialised
+    /// by `orphan_lock`, so concurrent orphans of one device cannot overshoot the bound.
+    fn store_orphan(
+        &self,
+        report: &Report,
+        uuid: &CommandUuid,
+        now_ms: u64,
+    ) -> StoreResult<ReportOutcome> {
         let orphan = OrphanReport {
             id: report.id.clone(),
             uuid: uuid.clone(),
@@ -202,10 +220,37 @@ impl SledStore {
             raw: report.raw.clone(),
             received_at: now_ms,
         };
-        self.t
-            .orphans
-            .insert(orphan_key(&report.id, uuid), encode("orphan", &orphan)?)?;
-        Ok(())
+        let key = orphan_key(&report.id, uuid);
+        let _serial = self
+            .orphan_lock
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        self.t.orphans.insert(&key, encode("orphan", &orphan)?)?;
+        // The device's other orphans, oldest first; the one just stored is the newest.
+        let device = report.id.parent();
+        let mut others: Vec<(u64, sled::IVec)> = Vec::new();
+        for prefix in [channel_prefix(&device), user_channels_prefix(&device)] {
+            for kv in self.t.orphans.scan_prefix(prefix) {
+                let (k, v) = kv?;
+                if k.as_ref() != key.as_slice() {
+                    let o: OrphanReport = decode(ORPHANS, &v)?;
+                    others.push((o.received_at, k));
+                }
+            }
+        }
+        let keep_others = MAX_ORPHANS_PER_DEVICE.saturating_sub(1);
+        let excess = others.len().saturating_sub(keep_others);
+        if excess > 0 {
+            others.sort();
+            let mut batch = sled::Batch::default();
+            for (_, k) in others.into_iter().take(excess) {
+                batch.remove(k);
+            }
+            self.t.orphans.apply_batch(batch)?;
+        }
+        Ok(ReportOutcome::Orphan {
+            dropped: u32::try_from(excess).unwrap_or(u32::MAX),
+        })
     }
 
     /// Applies a report to the channel's rows and index; the caller commits.
@@ -217,8 +262,7 @@ impl SledStore {
     ) -> StoreResult<ReportOutcome> {
         let id = &report.id;
         let Some(channel) = self.index.get(id) else {
-            self.store_orphan(report, uuid, now_ms)?;
-            return Ok(ReportOutcome::Orphan);
+            return self.store_orphan(report, uuid, now_ms);
         };
         let mut c = lock(&channel);
         let final_state = CommandState::from_final_status(report.status);
@@ -230,8 +274,7 @@ impl SledStore {
                 Some(seq) => seq,
                 None => {
                     drop(c);
-                    self.store_orphan(report, uuid, now_ms)?;
-                    return Ok(ReportOutcome::Orphan);
+                    return self.store_orphan(report, uuid, now_ms);
                 }
             },
         };
@@ -251,8 +294,7 @@ impl SledStore {
                 Some(row) => (row, None),
                 None => {
                     drop(c);
-                    self.store_orphan(report, uuid, now_ms)?;
-                    return Ok(ReportOutcome::Orphan);
+                    return self.store_orphan(report, uuid, now_ms);
                 }
             },
         };
@@ -292,8 +334,7 @@ impl SledStore {
         } else {
             // A status this build does not know: keep it as an orphan, change nothing.
             drop(c);
-            self.store_orphan(report, uuid, now_ms)?;
-            Ok(ReportOutcome::Orphan)
+            self.store_orphan(report, uuid, now_ms)
         }
     }
 
@@ -369,13 +410,17 @@ impl SledStore {
             let mut batch = sled::Batch::default();
             let mut n = 0;
             for (seq, _) in remaining.into_iter().filter(|(_, left)| *left == 0) {
-                batch.remove(targets_key(seq).as_slice());
-                n += 1;
+                // Renamed, not deleted: retention finds the command's results through it.
+                if let Some(list) = self.t.commands.get(targets_key(seq))? {
+                    batch.remove(targets_key(seq).as_slice());
+                    batch.insert(answered_key(seq).as_slice(), list);
+                    n += 1;
+                }
             }
             if n > 0 {
-                // Not flushed: a list deleted again after a crash is deleted at the next open.
+                // Not flushed: a list renamed again after a crash is renamed at the next open.
                 self.t.commands.apply_batch(batch)?;
-                tracing::debug!(target_lists = n, "dropped fully answered target lists");
+                tracing::debug!(target_lists = n, "marked fully answered target lists");
             }
         }
         Ok(b.build())
@@ -383,7 +428,7 @@ impl SledStore {
 }
 
 /// The channel and command sequence number of a DELIVERIES key.
-fn delivery_ids(k: &[u8]) -> StoreResult<(EnrollmentId, u64)> {
+pub(crate) fn delivery_ids(k: &[u8]) -> StoreResult<(EnrollmentId, u64)> {
     let chan = layout::key_channel(k).ok_or_else(|| corrupt(DELIVERIES, "bad key".into()))?;
     let seq = layout::key_rest(k)
         .and_then(read_u64_be)
@@ -392,7 +437,7 @@ fn delivery_ids(k: &[u8]) -> StoreResult<(EnrollmentId, u64)> {
 }
 
 /// The sequence number of a `'c'` or `'t'` COMMANDS key.
-fn tagged_seq(k: &[u8]) -> StoreResult<u64> {
+pub(crate) fn tagged_seq(k: &[u8]) -> StoreResult<u64> {
     k.get(1..)
         .and_then(read_u64_be)
         .ok_or_else(|| corrupt(COMMANDS, "bad key".into()))
@@ -527,8 +572,10 @@ impl CommandQueue for SledStore {
         }
         let mut rows = Vec::with_capacity(explicit.len() + implied.len());
         for (seq, row) in explicit {
-            let cmd = self.command_at(seq)?;
-            rows.push((seq, Self::to_result(id, &cmd.command, row)?));
+            // None: retention deleted the command after the scan above.
+            if let Some(cmd) = self.command_row(seq)? {
+                rows.push((seq, Self::to_result(id, &cmd.command, row)?));
+            }
         }
         for info in implied {
             let row = DeliveryRow::implied(info.command.created_at);
@@ -552,8 +599,11 @@ impl CommandResultStore for SledStore {
         let c = channel.as_ref().map(lock);
         if let Some(row) = self.delivery_row(&delivery_key(id, seq))? {
             drop(c);
-            let cmd = self.command_at(seq)?;
-            return Ok(Some(Self::to_result(id, &cmd.command, row)?));
+            // None: retention deleted the command after the reads above.
+            return match self.command_row(seq)? {
+                Some(cmd) => Ok(Some(Self::to_result(id, &cmd.command, row)?)),
+                None => Ok(None),
+            };
         }
         let Some(info) = c
             .as_ref()
@@ -565,6 +615,10 @@ impl CommandResultStore for SledStore {
         drop(c);
         let row = DeliveryRow::implied(info.command.created_at);
         Ok(Some(Self::to_result(id, &info.command, row)?))
+    }
+
+    fn prune_finished(&self, before: SystemTime, budget: usize) -> StoreResult<crate::PruneReport> {
+        self.prune_finished_commands(unix_millis(before), budget)
     }
 
     fn orphan_reports(&self, id: &EnrollmentId) -> StoreResult<Vec<OrphanReport>> {
@@ -621,7 +675,7 @@ pub(crate) fn verify(store: &SledStore) -> StoreResult<u64> {
                     return Err(corrupt(COMMANDS, format!("command #{seq} is not indexed")));
                 }
             }
-            Some(b't') => {
+            Some(b't' | b'a' | b'p') => {
                 let seq = tagged_seq(&k)?;
                 store.command_at(seq)?;
                 for id in target_list::decode(COMMANDS, &v)? {

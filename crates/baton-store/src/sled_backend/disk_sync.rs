@@ -71,9 +71,17 @@ impl DiskSync {
         let since = *synced;
         for entry in std::fs::read_dir(dir)? {
             let entry = entry?;
-            let m = entry.metadata()?;
-            if m.is_file() && since.is_none_or(|s| m.modified().is_ok_and(|t| t >= s)) {
-                File::open(entry.path())?.sync_all()?;
+            // sled deletes the blob of a removed or replaced value at any time: a blob that is
+            // gone between the listing and its fsync needs none.
+            let synced = entry.metadata().and_then(|m| {
+                if m.is_file() && since.is_none_or(|s| m.modified().is_ok_and(|t| t >= s)) {
+                    File::open(entry.path())?.sync_all()?;
+                }
+                Ok(())
+            });
+            match synced {
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                other => other?,
             }
         }
         File::open(dir)?.sync_all()?;

@@ -139,6 +139,36 @@ impl Keyspace for SledStore {
             .map(|(k, v)| (k.to_vec(), v.to_vec())))
     }
 
+    fn scan_page(
+        &self,
+        collection: &Collection,
+        after: Option<&[u8]>,
+        limit: usize,
+    ) -> StoreResult<Vec<(Vec<u8>, Vec<u8>)>> {
+        let tree = self.collection_tree(collection)?;
+        let range = match after {
+            Some(after) => tree
+                .range::<&[u8], _>((std::ops::Bound::Excluded(after), std::ops::Bound::Unbounded)),
+            None => tree.iter(),
+        };
+        range
+            .take(limit)
+            .map(|kv| {
+                let (k, v) = kv.map_err(StoreError::from)?;
+                Ok((k.to_vec(), v.to_vec()))
+            })
+            .collect()
+    }
+
+    fn count(&self, collection: &Collection) -> StoreResult<u64> {
+        let mut n = 0u64;
+        for key in self.collection_tree(collection)?.iter().keys() {
+            key?;
+            n += 1;
+        }
+        Ok(n)
+    }
+
     fn compare_and_swap(
         &self,
         collection: &Collection,

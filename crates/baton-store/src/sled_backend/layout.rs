@@ -18,7 +18,10 @@ pub(crate) const CERT_BY_ENROLLMENT: &str = "cert_by_enrollment";
 /// Three rows per command, written together by one atomic batch on this one tree:
 /// `'u' uuid -> seq` (u64 BE), `'c' seq -> CommandRow` (postcard) and `'t' seq -> target list`
 /// ([`super::target_list`]). `seq` is the command's enqueue sequence number: unique, and
-/// shorter in keys than the CommandUUID.
+/// shorter in keys than the CommandUUID. Opening the store renames the target list of a
+/// command answered on every channel to `'a' seq` (answered: it implies no queued delivery,
+/// but retention still finds the command's results through it), and retention renames it to
+/// `'p' seq` while it deletes the command (pruning: resumed after a crash).
 pub(crate) const COMMANDS: &str = "commands";
 /// `id 0x00 seq -> DeliveryRow`: a command's state and result on one channel, written the
 /// first time that state changes (NotNow, a final report, cancel, Authenticate). Until then
@@ -61,6 +64,16 @@ pub(crate) fn command_key(seq: u64) -> [u8; 9] {
 /// The COMMANDS key of a command's target list.
 pub(crate) fn targets_key(seq: u64) -> [u8; 9] {
     tagged(b't', seq)
+}
+
+/// The COMMANDS key of the target list of a command answered on every channel.
+pub(crate) fn answered_key(seq: u64) -> [u8; 9] {
+    tagged(b'a', seq)
+}
+
+/// The COMMANDS key of the target list of a command retention is deleting.
+pub(crate) fn pruning_key(seq: u64) -> [u8; 9] {
+    tagged(b'p', seq)
 }
 
 fn tagged(tag: u8, seq: u64) -> [u8; 9] {

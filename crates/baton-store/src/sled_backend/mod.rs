@@ -24,6 +24,7 @@ mod last_seen;
 pub(crate) mod layout;
 mod push_cert;
 mod raw_body;
+mod retention;
 mod rows;
 mod schema;
 mod target_list;
@@ -127,6 +128,12 @@ pub struct SledStore {
     index: ChannelIndex,
     /// Serialises enqueues (the duplicate-CommandUUID check and the write).
     enqueue_lock: Mutex<()>,
+    /// Serialises orphan writes (the insert and the per-device bound).
+    orphan_lock: Mutex<()>,
+    /// One retention call at a time.
+    prune_lock: Mutex<()>,
+    /// The sequence number retention continues from (see [`retention`]).
+    prune_cursor: AtomicU64,
 }
 
 impl fmt::Debug for SledStore {
@@ -178,6 +185,9 @@ impl SledStore {
             collections: RwLock::new(HashMap::new()),
             index: ChannelIndex::default(),
             enqueue_lock: Mutex::new(()),
+            orphan_lock: Mutex::new(()),
+            prune_lock: Mutex::new(()),
+            prune_cursor: AtomicU64::new(0),
         };
         store.index.replace(store.rebuild_index(true)?);
         Ok(store)

@@ -9,11 +9,13 @@ use crate::{StoreError, StoreResult};
 
 /// The layout version this build writes.
 ///
-/// Version 2 (this one) stores each command once with its target list, a DELIVERIES row only
+/// Version 3 (this one) keeps the target list of a command answered on every channel (renamed
+/// `'a'`) so that retention can find its results; version 2 deleted it when the store was
+/// opened. Version 2 stores each command once with its target list, a DELIVERIES row only
 /// once a delivery's state changes, and raw bodies packed; version 1 had a QUEUE and a
 /// DELIVERIES row per channel and command. No version-1 store was ever deployed, so there is
-/// no migration step: a version-1 store is refused with [`StoreError::Migration`].
-pub const SCHEMA_VERSION: u32 = 2;
+/// no migration step from it: a version-1 store is refused with [`StoreError::Migration`].
+pub const SCHEMA_VERSION: u32 = 3;
 
 /// The meta key of the schema version.
 pub(crate) const SCHEMA_KEY: &[u8] = b"schema_version";
@@ -23,7 +25,61 @@ pub(crate) type MigrationStep = fn(&sled::Db) -> StoreResult<()>;
 
 /// Steps by the version they migrate from; a layout change adds `(version, step)` here and
 /// bumps [`SCHEMA_VERSION`].
-pub(crate) const MIGRATIONS: &[(u32, MigrationStep)] = &[];
+pub(crate) const MIGRATIONS: &[(u32, MigrationStep)] = &[(2, restore_answered_target_lists)];
+
+/// 2 -> 3: gives every command whose target list version 2 deleted an `'a'` list again, made
+/// from its DELIVERIES rows (each of its deliveries had one, or the list would not have been
+/// deleted). Reads DELIVERIES once; holds the ids of those commands' deliveries in memory.
+fn restore_answered_target_lists(db: &sled::Db) -> StoreResult<()> {
+    use std::collections::{BTreeMap, HashSet};
+
+    use super::command_queue::{delivery_ids, tagged_seq};
+    use super::layout::{COMMANDS, DELIVERIES, answered_key};
+
+    let commands = db.open_tree(COMMANDS)?;
+    let deliveries = db.open_tree(DELIVERIES)?;
+    let mut listed = HashSet::new();
+    for kv in commands.scan_prefix(b"t") {
+        let (k, _) = kv?;
+        listed.insert(tagged_seq(&k)?);
+    }
+    let mut missing: BTreeMap<u64, Vec<baton_proto::EnrollmentId>> = BTreeMap::new();
+    for kv in commands.scan_prefix(b"c") {
+        let (k, _) = kv?;
+        let seq = tagged_seq(&k)?;
+        if !listed.contains(&seq) {
+            missing.insert(seq, Vec::new());
+        }
+    }
+    if missing.is_empty() {
+        return Ok(());
+    }
+    for kv in deliveries.iter() {
+        let (k, _) = kv?;
+        let (id, seq) = delivery_ids(&k)?;
+        if let Some(ids) = missing.get_mut(&seq) {
+            ids.push(id);
+        }
+    }
+    let mut batch = sled::Batch::default();
+    let n = missing.len();
+    for (seq, mut ids) in missing {
+        ids.sort();
+        ids.dedup();
+        let refs: Vec<&baton_proto::EnrollmentId> = ids.iter().collect();
+        batch.insert(
+            answered_key(seq).as_slice(),
+            super::target_list::encode(&refs),
+        );
+    }
+    commands.apply_batch(batch)?;
+    db.flush()?;
+    tracing::info!(
+        commands = n,
+        "restored the target lists of answered commands"
+    );
+    Ok(())
+}
 
 /// Whether a store (or export) of `version` can be brought to [`SCHEMA_VERSION`].
 pub(crate) fn can_migrate_from(version: u32) -> bool {
