@@ -40,6 +40,8 @@ pub struct ServerOptions {
     /// The host name devices use: public URL `https://<host>`, and the first name of the
     /// generated certificate (default `127.0.0.1`).
     pub public_host: Option<String>,
+    /// Per-source limits on the anonymous endpoints.
+    pub rate_limit: baton_server::rate_limit::RateLimitSettings,
 }
 
 impl Default for ServerOptions {
@@ -58,6 +60,7 @@ impl Default for ServerOptions {
             tls_settings: baton_server::tls::TlsSettings::default(),
             tls_files: None,
             public_host: None,
+            rate_limit: baton_server::rate_limit::RateLimitSettings::default(),
         }
     }
 }
@@ -103,6 +106,7 @@ impl TestServer {
         config.assignment = options.assignment;
         config.session = options.session;
         config.lockout = options.lockout;
+        config.rate_limit = options.rate_limit;
         if options.fixed_api_key {
             config.api_key = Some(API_KEY.to_owned());
         }

@@ -3,6 +3,7 @@
 //! handlers are thin: they collect the body and identity proofs and run the synchronous
 //! [`crate::checkin`] / [`crate::command_channel`] cores on the blocking pool.
 
+use std::sync::Arc;
 use std::time::{Instant, SystemTime};
 
 use axum::Extension;
@@ -23,7 +24,7 @@ use crate::identity::SIGNATURE_HEADER;
 use crate::metrics::Endpoint;
 use crate::state::{AppState, Services};
 use crate::tls::PeerCertificate;
-use crate::{checkin, command_channel};
+use crate::{checkin, command_channel, rate_limit};
 
 /// Content type of check-in messages.
 pub const CHECKIN_CONTENT_TYPE: &str = "application/x-apple-aspen-mdm-checkin";
@@ -34,7 +35,7 @@ pub fn router(state: AppState) -> Router {
 }
 
 /// The full router for `state` plus `extra` feature routes (SCEP, portal), all counted in the
-/// request metrics.
+/// request metrics; the anonymous ones rate-limited per source ([`rate_limit`]).
 pub fn router_with(state: AppState, extra: Router) -> Router {
     let device_limit = DefaultBodyLimit::max(state.body_limits.device);
     let device = Router::new()
@@ -48,6 +49,10 @@ pub fn router_with(state: AppState, extra: Router) -> Router {
         .route("/metrics", get(metrics_route))
         .with_state(state.clone())
         .merge(extra)
+        .layer(middleware::from_fn_with_state(
+            Arc::clone(&state.rate_limits),
+            rate_limit::limit,
+        ))
         .layer(middleware::from_fn_with_state(state, count_requests))
 }
 

@@ -114,6 +114,8 @@ pub struct ServerConfig {
     pub trust_builtin_ca: bool,
     /// Static SCEP challenge accepted by `/scep`. Secret.
     pub scep_challenge: Option<String>,
+    /// Per-source limits on the anonymous endpoints (profiles, SCEP, portal sign-in).
+    pub rate_limit: crate::rate_limit::RateLimitSettings,
     /// Webhook receiver, when configured.
     pub webhook: Option<WebhookConfig>,
     /// Request-body bounds.
@@ -155,6 +157,7 @@ impl ServerConfig {
             device_ca_files: Vec::new(),
             trust_builtin_ca: true,
             scep_challenge: None,
+            rate_limit: crate::rate_limit::RateLimitSettings::default(),
             webhook: None,
             body_limits: BodyLimits::default(),
             clock_skew: Duration::from_secs(5 * 60),
@@ -184,6 +187,7 @@ impl fmt::Debug for ServerConfig {
                 "scep_challenge",
                 &self.scep_challenge.as_ref().map(|_| "<redacted>"),
             )
+            .field("rate_limit", &self.rate_limit)
             .field("webhook", &self.webhook)
             .field("body_limits", &self.body_limits)
             .field("clock_skew", &self.clock_skew)

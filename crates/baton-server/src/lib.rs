@@ -31,6 +31,7 @@ pub mod lockout;
 pub mod metrics;
 pub mod portal;
 pub mod push;
+pub mod rate_limit;
 pub mod reconciler;
 pub mod server;
 pub mod session_policy;

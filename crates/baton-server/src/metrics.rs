@@ -73,8 +73,8 @@ impl Endpoint {
 }
 
 /// Status codes counted individually; everything else is counted as `other`.
-const STATUSES: [u16; 15] = [
-    200, 201, 204, 400, 401, 403, 404, 405, 409, 410, 413, 415, 422, 500, 503,
+const STATUSES: [u16; 16] = [
+    200, 201, 204, 400, 401, 403, 404, 405, 409, 410, 413, 415, 422, 429, 500, 503,
 ];
 const STATUS_SLOTS: usize = STATUSES.len() + 1;
 

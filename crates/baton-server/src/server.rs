@@ -24,6 +24,7 @@ use crate::enrollment::{CaConfig, CaError, CertificateAuthority, startup as enro
 use crate::identity::{IdentityConfig, IdentityError, IdentityVerifier, TrustAnchors};
 use crate::metrics::Metrics;
 use crate::push::{PushError, PushService, PushSink};
+use crate::rate_limit::RateLimiter;
 use crate::state::{AppState, Services};
 use crate::tls::rotation::Rotation;
 use crate::tls::{self, OperatorFiles, RotatingCertificate, TlsError, TlsIdentity};
@@ -372,6 +373,7 @@ async fn start_inner(
         api_key,
         body_limits: config.body_limits,
         plist_limits: Limits::default().with_max_body_bytes(config.body_limits.device),
+        rate_limits: Arc::new(RateLimiter::new(config.rate_limit)),
     });
 
     // Automatic sign-out: sweeps at once (leases outlive restarts), then on its schedule. The

@@ -11,6 +11,7 @@ use crate::config::BodyLimits;
 use crate::identity::IdentityVerifier;
 use crate::metrics::Metrics;
 use crate::push::{PushService, PushSink};
+use crate::rate_limit::RateLimiter;
 use crate::reconciler::Reconciler;
 use crate::webhook::EventSink;
 
@@ -39,6 +40,8 @@ pub struct Services {
     pub body_limits: BodyLimits,
     /// Plist limits for device messages.
     pub plist_limits: Limits,
+    /// Per-source limits on the anonymous endpoints.
+    pub rate_limits: Arc<RateLimiter>,
 }
 
 impl std::fmt::Debug for Services {

@@ -27,10 +27,10 @@ const DEFAULT_PORT: u16 = 8443;
 pub struct ServeArgs {
     /// TOML config file with the same settings (kebab-case keys: `data`, `listen`, `public-url`,
     /// `plain-http`, `tls-cert`, `tls-key`, `tls-client-auth`, `api-key`, `device-ca`,
-    /// `scep-challenge`, `webhook-url`, `webhook-secret`, `push-cert`, `push-key`,
-    /// `push-cert-password`, `apns-url`, `apns-ca`, `repush-interval`, `default-lease`,
-    /// `lease-check-interval`, `lockout-threshold`, `lockout-seconds`). Flags and BATON_*
-    /// variables override it.
+    /// `scep-challenge`, `rate-limit-burst`, `rate-limit-per-minute`, `webhook-url`,
+    /// `webhook-secret`, `push-cert`, `push-key`, `push-cert-password`, `apns-url`, `apns-ca`,
+    /// `repush-interval`, `default-lease`, `lease-check-interval`, `lockout-threshold`,
+    /// `lockout-seconds`). Flags and BATON_* variables override it.
     #[arg(long, env = "BATON_CONFIG", value_name = "FILE")]
     config: Option<PathBuf>,
     /// Data directory (database, CA, generated TLS certificate) [default: ./baton-data].
@@ -82,6 +82,14 @@ pub struct ServeArgs {
         hide_env_values = true
     )]
     scep_challenge: Option<String>,
+    /// Requests one address may make at once to each anonymous endpoint (profile downloads,
+    /// SCEP requests, portal sign-ins) before it is answered 429 [default: 60].
+    #[arg(long, env = "BATON_RATE_LIMIT_BURST", value_name = "REQUESTS")]
+    rate_limit_burst: Option<u32>,
+    /// Requests per minute one address gets back for each anonymous endpoint; 0 turns the
+    /// limits off [default: 60].
+    #[arg(long, env = "BATON_RATE_LIMIT_PER_MINUTE", value_name = "REQUESTS")]
+    rate_limit_per_minute: Option<u32>,
     /// URL that receives check-in events and command results as JSON POSTs.
     #[arg(long, env = "BATON_WEBHOOK_URL", value_name = "URL")]
     webhook_url: Option<String>,
@@ -135,6 +143,8 @@ struct FileConfig {
     #[serde(default)]
     device_ca: Vec<PathBuf>,
     scep_challenge: Option<String>,
+    rate_limit_burst: Option<u32>,
+    rate_limit_per_minute: Option<u32>,
     webhook_url: Option<String>,
     webhook_secret: Option<String>,
     push_cert: Option<PathBuf>,
@@ -244,6 +254,13 @@ fn build_config(args: ServeArgs) -> anyhow::Result<ServerConfig> {
         args.device_ca
     };
     config.scep_challenge = args.scep_challenge.or(file.scep_challenge);
+    if let Some(burst) = args.rate_limit_burst.or(file.rate_limit_burst) {
+        config.rate_limit.burst = burst;
+    }
+    if let Some(rate) = args.rate_limit_per_minute.or(file.rate_limit_per_minute) {
+        config.rate_limit.per_minute = rate;
+    }
+    config.rate_limit.validate()?;
     let webhook_secret = args.webhook_secret.or(file.webhook_secret);
     config.webhook = match args.webhook_url.or(file.webhook_url) {
         Some(url) => Some(WebhookConfig::new(url, webhook_secret)),
@@ -532,6 +549,28 @@ lease-check-interval = 10
         std::fs::write(&file, "tls-client-auth = \"maybe\"\n").unwrap();
         assert!(build_config(parse(&["--config", file.to_str().unwrap()])).is_err());
         assert!(build_config(parse(&["--plain-http", "--tls-client-auth", "optional"])).is_err());
+    }
+
+    #[test]
+    fn rate_limit_flags_and_file_keys() {
+        let config = build_config(parse(&[])).unwrap();
+        assert_eq!(config.rate_limit.burst, 60);
+        assert_eq!(config.rate_limit.per_minute, 60);
+        let config = build_config(parse(&[
+            "--rate-limit-burst",
+            "5",
+            "--rate-limit-per-minute",
+            "0",
+        ]))
+        .unwrap();
+        assert_eq!(config.rate_limit.burst, 5);
+        assert!(!config.rate_limit.enabled());
+        assert!(build_config(parse(&["--rate-limit-burst", "0"])).is_err());
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("baton.toml");
+        std::fs::write(&file, "rate-limit-per-minute = 120\n").unwrap();
+        let config = build_config(parse(&["--config", file.to_str().unwrap()])).unwrap();
+        assert_eq!(config.rate_limit.per_minute, 120);
     }
 
     #[test]
