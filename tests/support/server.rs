@@ -40,6 +40,8 @@ pub struct ServerOptions {
     /// The host name devices use: public URL `https://<host>`, and the first name of the
     /// generated certificate (default `127.0.0.1`).
     pub public_host: Option<String>,
+    /// Serve enrollment profiles without a token (`--open-enrollment`).
+    pub open_enrollment: bool,
     /// Per-source limits on the anonymous endpoints.
     pub rate_limit: baton_server::rate_limit::RateLimitSettings,
 }
@@ -60,6 +62,7 @@ impl Default for ServerOptions {
             tls_settings: baton_server::tls::TlsSettings::default(),
             tls_files: None,
             public_host: None,
+            open_enrollment: false,
             rate_limit: baton_server::rate_limit::RateLimitSettings::default(),
         }
     }
@@ -106,6 +109,7 @@ impl TestServer {
         config.assignment = options.assignment;
         config.session = options.session;
         config.lockout = options.lockout;
+        config.open_enrollment = options.open_enrollment;
         config.rate_limit = options.rate_limit;
         if options.fixed_api_key {
             config.api_key = Some(API_KEY.to_owned());
@@ -278,6 +282,28 @@ impl TestServer {
             .await;
         assert_eq!(r.status, 200, "{}", r.text());
         r.json()["commands"].as_array().unwrap().clone()
+    }
+
+    /// Creates an enrollment token through the admin API with `body` (at least `label`);
+    /// returns the answer's JSON (`id`, `token`, `url`, ...).
+    pub async fn create_enrollment_token(&self, body: serde_json::Value) -> serde_json::Value {
+        let r = self
+            .api(Method::POST, "/api/v1/enrollment-tokens", Some(body))
+            .await;
+        assert_eq!(r.status, 201, "enrollment token: {}", r.text());
+        r.json()
+    }
+
+    /// The path and query of a fresh enrollment token's URL good for `uses` downloads
+    /// (`/mdm/enroll?token=...`).
+    pub async fn enroll_path(&self, uses: u32) -> String {
+        let created = self
+            .create_enrollment_token(serde_json::json!({"label": "e2e", "uses": uses}))
+            .await;
+        format!(
+            "/mdm/enroll?token={}",
+            created["token"].as_str().expect("token")
+        )
     }
 
     /// `/healthz` answers ok.

@@ -112,8 +112,11 @@ pub struct ServerConfig {
     pub device_ca_files: Vec<PathBuf>,
     /// Trust the built-in enrollment CA (`<data>/ca`) for device identities. Default true.
     pub trust_builtin_ca: bool,
-    /// Static SCEP challenge accepted by `/scep`. Secret.
+    /// Static SCEP challenge accepted by `/scep`, for SCEP clients that are not given an
+    /// enrollment profile (served profiles always carry a one-time challenge). Secret.
     pub scep_challenge: Option<String>,
+    /// Serve enrollment profiles without an enrollment token (labs only).
+    pub open_enrollment: bool,
     /// Per-source limits on the anonymous endpoints (profiles, SCEP, portal sign-in).
     pub rate_limit: crate::rate_limit::RateLimitSettings,
     /// Webhook receiver, when configured.
@@ -157,6 +160,7 @@ impl ServerConfig {
             device_ca_files: Vec::new(),
             trust_builtin_ca: true,
             scep_challenge: None,
+            open_enrollment: false,
             rate_limit: crate::rate_limit::RateLimitSettings::default(),
             webhook: None,
             body_limits: BodyLimits::default(),
@@ -187,6 +191,7 @@ impl fmt::Debug for ServerConfig {
                 "scep_challenge",
                 &self.scep_challenge.as_ref().map(|_| "<redacted>"),
             )
+            .field("open_enrollment", &self.open_enrollment)
             .field("rate_limit", &self.rate_limit)
             .field("webhook", &self.webhook)
             .field("body_limits", &self.body_limits)

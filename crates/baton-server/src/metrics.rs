@@ -117,8 +117,10 @@ impl Histogram {
 }
 
 /// Why a device request was refused, for the refusal counter.
-pub const REFUSAL_REASONS: [&str; 10] = [
+pub const REFUSAL_REASONS: [&str; 12] = [
     "identity",
+    "re_enrollment_refused",
+    "enrollment_token_refused",
     "malformed_message",
     "certificate_not_bound",
     "certificate_bound_elsewhere",

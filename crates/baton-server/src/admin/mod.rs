@@ -12,6 +12,9 @@
 //!   rules ([`session_policy`]).
 //! - `GET /api/v1/sign-in-log`: the sign-in log, JSON or CSV ([`sign_in_log`]).
 //! - `GET /api/v1/identity-renewals`: device identity renewals ([`identity_renewals`]).
+//! - `GET`/`POST /api/v1/enrollment-tokens`, `GET /api/v1/enrollment-tokens/{id}`,
+//!   `POST /api/v1/enrollment-tokens/{id}/revoke`, `POST`/`DELETE
+//!   /api/v1/devices/{id}/re-enrollment`: who may enroll ([`enrollment_tokens`]).
 //!
 //! `{id}` is an enrollment id: the UDID (or EnrollmentID), or `UDID:user` for a user channel.
 //! Errors are JSON (see [`crate::error_response::ApiError`]). Store calls run on the blocking pool.
@@ -22,6 +25,7 @@ pub mod command_body;
 pub mod commands;
 pub mod devices;
 pub mod directory;
+pub mod enrollment_tokens;
 pub mod identity_renewals;
 pub mod push;
 pub mod session_policy;
@@ -44,6 +48,23 @@ pub fn router(state: AppState) -> Router<AppState> {
         .route("/api/v1/devices", get(devices::list))
         .route("/api/v1/devices/{id}", get(devices::show))
         .route("/api/v1/identity-renewals", get(identity_renewals::list))
+        .route(
+            "/api/v1/enrollment-tokens",
+            get(enrollment_tokens::list).post(enrollment_tokens::create),
+        )
+        .route(
+            "/api/v1/enrollment-tokens/{id}",
+            get(enrollment_tokens::show),
+        )
+        .route(
+            "/api/v1/enrollment-tokens/{id}/revoke",
+            post(enrollment_tokens::revoke),
+        )
+        .route(
+            "/api/v1/devices/{id}/re-enrollment",
+            post(enrollment_tokens::approve_re_enrollment)
+                .delete(enrollment_tokens::withdraw_re_enrollment),
+        )
         .merge(assignment_routes(&state))
         .route("/api/v1/devices/{id}/push", post(push::push_device))
         .route(

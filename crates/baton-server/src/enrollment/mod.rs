@@ -12,7 +12,8 @@
 //! - [`token`] and [`store_token`]: enrollment tokens, which a profile download needs (unless
 //!   `--open-enrollment`), and the token each device enrolled with.
 //! - [`re_enrollment`] and [`store_re_enrollment`]: when a certificate may replace another's
-//!   binding at Authenticate (decision 0010), operator approvals and refused attempts.
+//!   binding at Authenticate (decision 0010), operator approvals and refused attempts;
+//!   [`admission`] applies it (and the token's rules) to an Authenticate.
 //! - [`renewal`]: re-sends a fresh enrollment profile to devices whose identity nears expiry,
 //!   reads the result and retries failures ([`renewal_record`]: the state machine;
 //!   [`store_renewal`]: its records).
@@ -22,6 +23,7 @@
 //! ([`der`], [`cms`]) because the `openssl` crate cannot handle custom signed attributes; OpenSSL
 //! still does all cryptography and the EnvelopedData layer. See [`cms`] for the reasoning.
 
+pub mod admission;
 pub mod ca;
 pub mod certificate_profile;
 pub mod certificate_request;

@@ -14,6 +14,6 @@ pub mod outbox;
 pub mod signature;
 
 pub use delivery::WebhookDelivery;
-pub use event::{EventPayload, WebhookEvent};
+pub use event::{EventPayload, ReEnrollmentRefusedEvent, WebhookEvent};
 pub use outbox::{EventSink, Outbox};
 pub use signature::{SIGNATURE_HEADER, sign, verify};
