@@ -27,10 +27,10 @@ const DEFAULT_PORT: u16 = 8443;
 pub struct ServeArgs {
     /// TOML config file with the same settings (kebab-case keys: `data`, `listen`, `public-url`,
     /// `plain-http`, `tls-cert`, `tls-key`, `tls-client-auth`, `api-key`, `device-ca`,
-    /// `scep-challenge`, `rate-limit-burst`, `rate-limit-per-minute`, `webhook-url`,
-    /// `webhook-secret`, `push-cert`, `push-key`, `push-cert-password`, `apns-url`, `apns-ca`,
-    /// `repush-interval`, `default-lease`, `lease-check-interval`, `lockout-threshold`,
-    /// `lockout-seconds`). Flags and BATON_* variables override it.
+    /// `scep-challenge`, `open-enrollment`, `rate-limit-burst`, `rate-limit-per-minute`,
+    /// `webhook-url`, `webhook-secret`, `push-cert`, `push-key`, `push-cert-password`,
+    /// `apns-url`, `apns-ca`, `repush-interval`, `default-lease`, `lease-check-interval`,
+    /// `lockout-threshold`, `lockout-seconds`). Flags and BATON_* variables override it.
     #[arg(long, env = "BATON_CONFIG", value_name = "FILE")]
     config: Option<PathBuf>,
     /// Data directory (database, CA, generated TLS certificate) [default: ./baton-data].
@@ -74,7 +74,8 @@ pub struct ServeArgs {
         value_delimiter = ','
     )]
     device_ca: Vec<PathBuf>,
-    /// Static SCEP challenge devices present when enrolling.
+    /// Static SCEP challenge for SCEP clients that are not given an enrollment profile
+    /// (scripts, test rigs). Never put into served profiles, which carry one-time challenges.
     #[arg(
         long,
         env = "BATON_SCEP_CHALLENGE",
@@ -82,6 +83,11 @@ pub struct ServeArgs {
         hide_env_values = true
     )]
     scep_challenge: Option<String>,
+    /// Serve enrollment profiles at /mdm/enroll without an enrollment token: anyone who
+    /// reaches the server can enroll a device. For labs; a warning is logged at start.
+    #[arg(long, env = "BATON_OPEN_ENROLLMENT", num_args = 0..=1,
+        default_missing_value = "true", value_name = "BOOL")]
+    open_enrollment: Option<bool>,
     /// Requests one address may make at once to each anonymous endpoint (profile downloads,
     /// SCEP requests, portal sign-ins) before it is answered 429 [default: 60].
     #[arg(long, env = "BATON_RATE_LIMIT_BURST", value_name = "REQUESTS")]
@@ -143,6 +149,7 @@ struct FileConfig {
     #[serde(default)]
     device_ca: Vec<PathBuf>,
     scep_challenge: Option<String>,
+    open_enrollment: Option<bool>,
     rate_limit_burst: Option<u32>,
     rate_limit_per_minute: Option<u32>,
     webhook_url: Option<String>,
@@ -254,6 +261,10 @@ fn build_config(args: ServeArgs) -> anyhow::Result<ServerConfig> {
         args.device_ca
     };
     config.scep_challenge = args.scep_challenge.or(file.scep_challenge);
+    config.open_enrollment = args
+        .open_enrollment
+        .or(file.open_enrollment)
+        .unwrap_or(false);
     if let Some(burst) = args.rate_limit_burst.or(file.rate_limit_burst) {
         config.rate_limit.burst = burst;
     }
@@ -368,7 +379,21 @@ fn print_banner(
         if let Some(fingerprint) = server.builtin_ca_sha256() {
             println!("  device CA SHA-256: {fingerprint}");
         }
-        println!("  enroll a device: open {public_url}/mdm/enroll on it");
+        if server.open_enrollment() {
+            println!("  enroll a device: open {public_url}/mdm/enroll on it");
+            println!(
+                "  WARNING: open enrollment is on: anyone who reaches this server can enroll a \
+                 device (no enrollment token needed)"
+            );
+        } else if let Some(url) = server.first_enrollment_url() {
+            println!("  enroll a device: open this URL on it (one device, valid 7 days):");
+            println!("    {url}");
+        } else {
+            println!(
+                "  enroll a device: baton enrollment-token create --label NAME, then open the \
+                 URL it prints on the device"
+            );
+        }
     }
     if let Some(key) = server.generated_api_key() {
         println!();
@@ -571,6 +596,29 @@ lease-check-interval = 10
         std::fs::write(&file, "rate-limit-per-minute = 120\n").unwrap();
         let config = build_config(parse(&["--config", file.to_str().unwrap()])).unwrap();
         assert_eq!(config.rate_limit.per_minute, 120);
+    }
+
+    #[test]
+    fn open_enrollment_flag_and_file_key() {
+        assert!(
+            !build_config(parse(&[])).unwrap().open_enrollment,
+            "tokens are required by default"
+        );
+        assert!(
+            build_config(parse(&["--open-enrollment"]))
+                .unwrap()
+                .open_enrollment
+        );
+        assert!(
+            !build_config(parse(&["--open-enrollment", "false"]))
+                .unwrap()
+                .open_enrollment
+        );
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("baton.toml");
+        std::fs::write(&file, "open-enrollment = true\n").unwrap();
+        let config = build_config(parse(&["--config", file.to_str().unwrap()])).unwrap();
+        assert!(config.open_enrollment);
     }
 
     #[test]
