@@ -175,13 +175,18 @@ async fn scep_enrollment_from_the_served_profile() {
     let pki = Pki::generate();
     let server = TestServer::start(&pki, ServerOptions::default()).await;
 
-    // Without a push certificate there is no topic to put in the profile.
+    // Without an enrollment token there is no profile.
     let r = server.client.get("/mdm/enroll").await;
+    assert_eq!(r.status, 403);
+    assert_eq!(r.json()["error"], "enrollment_token_required");
+    // Without a push certificate there is no topic to put in the profile; no use is taken.
+    let enroll = server.enroll_path(2).await;
+    let r = server.client.get(&enroll).await;
     assert_eq!(r.status, 409);
     assert_eq!(r.json()["error"], "no_push_certificate");
 
     let topic = upload_push_certificate(&server).await;
-    let profile = fetch_profile(&server, "/mdm/enroll").await;
+    let profile = fetch_profile(&server, &enroll).await;
     assert_eq!(profile.identifier, "io.baton.enrollment");
     let mdm = payload(&profile, "com.apple.mdm");
     assert_eq!(mdm["Topic"].as_string(), Some(topic.as_str()));
@@ -229,7 +234,7 @@ async fn scep_enrollment_from_the_served_profile() {
         "{outcome:?}"
     );
     // A second download has a different challenge and fresh UUIDs, same identifiers.
-    let again = fetch_profile(&server, "/mdm/enroll").await;
+    let again = fetch_profile(&server, &enroll).await;
     assert_ne!(scep_instructions(&again).challenge, scep.challenge);
     assert_ne!(again.uuid, profile.uuid);
     assert_eq!(again.identifier, profile.identifier);
@@ -241,7 +246,10 @@ async fn pkcs12_variant_carries_a_working_identity() {
     let pki = Pki::generate();
     let server = TestServer::start(&pki, ServerOptions::default()).await;
     upload_push_certificate(&server).await;
-    let profile = fetch_profile(&server, "/mdm/enroll?identity=pkcs12").await;
+    let enroll = server.enroll_path(1).await;
+    let r = server.client.get(&format!("{enroll}&identity=nope")).await;
+    assert_eq!(r.status, 400, "refused before the use is taken");
+    let profile = fetch_profile(&server, &format!("{enroll}&identity=pkcs12")).await;
     assert!(
         profile
             .payloads
@@ -274,9 +282,6 @@ async fn pkcs12_variant_carries_a_working_identity() {
         },
     );
     check_in_fully(&server, &phone).await;
-
-    let r = server.client.get("/mdm/enroll?identity=nope").await;
-    assert_eq!(r.status, 400);
     server.stop().await;
 }
 
@@ -285,8 +290,9 @@ async fn serials_and_challenges_survive_a_restart() {
     let pki = Pki::generate();
     let mut server = TestServer::start(&pki, ServerOptions::default()).await;
     upload_push_certificate(&server).await;
-    let used = scep_instructions(&fetch_profile(&server, "/mdm/enroll").await);
-    let unused = scep_instructions(&fetch_profile(&server, "/mdm/enroll").await);
+    let enroll = server.enroll_path(2).await;
+    let used = scep_instructions(&fetch_profile(&server, &enroll).await);
+    let unused = scep_instructions(&fetch_profile(&server, &enroll).await);
     let first = scep_identity(&server, &used).await;
     let phone = device("00008110-000A1B2C3D4E503E", first.clone());
     check_in_fully(&server, &phone).await;
@@ -314,7 +320,8 @@ async fn a_checked_out_identity_is_refused_afterwards() {
     let pki = Pki::generate();
     let server = TestServer::start(&pki, ServerOptions::default()).await;
     upload_push_certificate(&server).await;
-    let scep = scep_instructions(&fetch_profile(&server, "/mdm/enroll").await);
+    let enroll = server.enroll_path(2).await;
+    let scep = scep_instructions(&fetch_profile(&server, &enroll).await);
     let phone = device(
         "00008110-000A1B2C3D4E504E",
         scep_identity(&server, &scep).await,
@@ -337,7 +344,7 @@ async fn a_checked_out_identity_is_refused_afterwards() {
     );
 
     // Enrolling again with a new profile works.
-    let scep = scep_instructions(&fetch_profile(&server, "/mdm/enroll").await);
+    let scep = scep_instructions(&fetch_profile(&server, &enroll).await);
     let again = device(&phone.udid, scep_identity(&server, &scep).await);
     check_in_fully(&server, &again).await;
     server.stop().await;
@@ -360,7 +367,8 @@ async fn expiring_identities_get_one_renewal_profile() {
     )
     .await;
     upload_push_certificate(&server).await;
-    let scep = scep_instructions(&fetch_profile(&server, "/mdm/enroll").await);
+    let enroll = server.enroll_path(1).await;
+    let scep = scep_instructions(&fetch_profile(&server, &enroll).await);
     let phone = device(
         "00008110-000A1B2C3D4E505E",
         scep_identity(&server, &scep).await,
@@ -448,7 +456,7 @@ async fn signed_profile_is_signed_by_the_tls_identity() {
     )
     .await;
     upload_push_certificate(&server).await;
-    let r = server.client.get("/mdm/enroll").await;
+    let r = server.client.get(&server.enroll_path(1).await).await;
     assert_eq!(r.status, 200);
     assert_eq!(r.body.first(), Some(&0x30), "DER CMS expected");
     let p7 = Pkcs7::from_der(&r.body).unwrap();

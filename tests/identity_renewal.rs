@@ -95,7 +95,6 @@ impl Rig {
             "https://127.0.0.1",
             None,
             None,
-            None,
         );
         Self {
             server,
@@ -201,7 +200,8 @@ impl Rig {
 
 /// Enrolls the phone over HTTPS: profile, SCEP with its challenge, Authenticate, TokenUpdate.
 async fn enroll(rig: &Rig) -> TestDevice {
-    let r = rig.server.client.get("/mdm/enroll").await;
+    let path = rig.server.enroll_path(1).await;
+    let r = rig.server.client.get(&path).await;
     assert_eq!(r.status, 200, "{}", r.text());
     let profile = Profile::parse(&r.body, &Limits::default()).unwrap();
     let scep = &profile

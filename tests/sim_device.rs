@@ -296,10 +296,11 @@ async fn sim_device_enrolls_by_scep_in_ios_ber_and_in_der() {
     let origin = server.running().local_url();
     let builtin_ca =
         openssl::x509::X509::from_pem(server.running().builtin_ca_pem().unwrap()).unwrap();
+    let enroll = server.enroll_path(2).await;
     for encoding in [MessageEncoding::default(), MessageEncoding::Der] {
         let transport = Transport::new(&ServerTrust::AcceptAny).unwrap();
         let profile = transport
-            .get_ok(&format!("{origin}/mdm/enroll"))
+            .get_ok(&format!("{origin}{enroll}"))
             .await
             .unwrap();
         let settings = read_enrollment_profile(&profile).unwrap();

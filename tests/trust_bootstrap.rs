@@ -77,7 +77,7 @@ async fn the_enrollment_profiles_root_alone_verifies_the_served_chain_for_the_pu
     let pki = Pki::generate();
     let server = TestServer::start(&pki, options(false)).await;
     let addr = server.running().local_addr();
-    let (enroll, _) = profile(&server, "/mdm/enroll").await;
+    let (enroll, _) = profile(&server, &server.enroll_path(1).await).await;
 
     // The root is installed before the SCEP and MDM payloads need the server.
     let root_at = position(&enroll, "com.apple.security.root");
@@ -156,7 +156,10 @@ async fn mdm_trust_serves_the_root_alone_even_before_a_push_certificate() {
     let pki = Pki::generate();
     // No push certificate and no topic: the enrollment profile cannot be built yet.
     let server = TestServer::start(&pki, ServerOptions::default()).await;
-    assert_eq!(server.client.get("/mdm/enroll").await.status, 409);
+    assert_eq!(
+        server.client.get(&server.enroll_path(1).await).await.status,
+        409
+    );
     let (trust, disposition) = profile(&server, "/mdm/trust").await;
     assert_eq!(
         disposition,
@@ -203,7 +206,8 @@ async fn mdm_trust_is_signed_like_the_enrollment_profile_and_matches_its_root() 
         .cert_chain[0]
         .to_vec();
     let mut contents = Vec::new();
-    for path in ["/mdm/trust", "/mdm/enroll"] {
+    let enroll = server.enroll_path(1).await;
+    for path in ["/mdm/trust", enroll.as_str()] {
         let r = server.client.get(path).await;
         assert_eq!(r.status, 200, "{path}: {}", r.text());
         let signed = Pkcs7::from_der(&r.body).unwrap();

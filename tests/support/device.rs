@@ -111,13 +111,20 @@ impl TestDevice {
 
     /// An Authenticate message.
     pub fn authenticate(&self) -> Vec<u8> {
+        self.authenticate_as(&self.serial_number())
+    }
+
+    /// The serial number [`Self::authenticate`] reports: `SN` and the UDID's last 8 characters.
+    pub fn serial_number(&self) -> String {
+        format!("SN{}", &self.udid[self.udid.len().saturating_sub(8)..])
+    }
+
+    /// An Authenticate message reporting `serial` as the serial number.
+    pub fn authenticate_as(&self, serial: &str) -> Vec<u8> {
         CheckinMessage::Authenticate(Authenticate {
             enrollment: self.enrollment(),
             topic: Topic::new(TOPIC).unwrap(),
-            serial_number: Some(format!(
-                "SN{}",
-                &self.udid[self.udid.len().saturating_sub(8)..]
-            )),
+            serial_number: Some(serial.to_owned()),
             model: Some("iPhone15,2".into()),
             model_name: Some("iPhone".into()),
             product_name: Some("iPhone15,2".into()),
@@ -169,6 +176,29 @@ impl TestDevice {
         d.insert("MessageType".into(), Value::String("CheckOut".into()));
         d.insert("UDID".into(), Value::String(self.udid.clone()));
         d.insert("Topic".into(), Value::String(TOPIC.into()));
+        to_xml(&d).unwrap()
+    }
+
+    /// A SetBootstrapToken message escrowing `token`.
+    pub fn set_bootstrap_token(&self, token: &[u8]) -> Vec<u8> {
+        let mut d = Dictionary::new();
+        d.insert(
+            "MessageType".into(),
+            Value::String("SetBootstrapToken".into()),
+        );
+        d.insert("UDID".into(), Value::String(self.udid.clone()));
+        d.insert("BootstrapToken".into(), Value::Data(token.to_vec()));
+        to_xml(&d).unwrap()
+    }
+
+    /// A GetBootstrapToken message.
+    pub fn get_bootstrap_token(&self) -> Vec<u8> {
+        let mut d = Dictionary::new();
+        d.insert(
+            "MessageType".into(),
+            Value::String("GetBootstrapToken".into()),
+        );
+        d.insert("UDID".into(), Value::String(self.udid.clone()));
         to_xml(&d).unwrap()
     }
 

@@ -8,6 +8,7 @@
 pub mod chromium;
 pub mod client;
 pub mod device;
+pub mod enrollment;
 pub mod portal;
 pub mod replay;
 pub mod server;

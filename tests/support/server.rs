@@ -48,6 +48,10 @@ pub struct ServerOptions {
     pub trusted_proxies: baton_server::client_origin::TrustedProxies,
     /// Who may read `/metrics`.
     pub metrics_auth: baton_server::config::MetricsAuth,
+    /// Serve enrollment profiles without a token (`--open-enrollment`).
+    pub open_enrollment: bool,
+    /// Per-source limits on the anonymous endpoints.
+    pub rate_limit: baton_server::rate_limit::RateLimitSettings,
 }
 
 impl Default for ServerOptions {
@@ -70,6 +74,8 @@ impl Default for ServerOptions {
             connections: None,
             trusted_proxies: Default::default(),
             metrics_auth: Default::default(),
+            open_enrollment: false,
+            rate_limit: baton_server::rate_limit::RateLimitSettings::default(),
         }
     }
 }
@@ -123,6 +129,8 @@ impl TestServer {
         }
         config.trusted_proxies = options.trusted_proxies;
         config.metrics_auth = options.metrics_auth;
+        config.open_enrollment = options.open_enrollment;
+        config.rate_limit = options.rate_limit;
         if options.fixed_api_key {
             config.api_key = Some(API_KEY.to_owned());
         }
@@ -294,6 +302,28 @@ impl TestServer {
             .await;
         assert_eq!(r.status, 200, "{}", r.text());
         r.json()["commands"].as_array().unwrap().clone()
+    }
+
+    /// Creates an enrollment token through the admin API with `body` (at least `label`);
+    /// returns the answer's JSON (`id`, `token`, `url`, ...).
+    pub async fn create_enrollment_token(&self, body: serde_json::Value) -> serde_json::Value {
+        let r = self
+            .api(Method::POST, "/api/v1/enrollment-tokens", Some(body))
+            .await;
+        assert_eq!(r.status, 201, "enrollment token: {}", r.text());
+        r.json()
+    }
+
+    /// The path and query of a fresh enrollment token's URL good for `uses` downloads
+    /// (`/mdm/enroll?token=...`).
+    pub async fn enroll_path(&self, uses: u32) -> String {
+        let created = self
+            .create_enrollment_token(serde_json::json!({"label": "e2e", "uses": uses}))
+            .await;
+        format!(
+            "/mdm/enroll?token={}",
+            created["token"].as_str().expect("token")
+        )
     }
 
     /// `/healthz` answers ok.

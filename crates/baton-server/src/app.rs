@@ -4,6 +4,7 @@
 //! handlers are thin: they collect the body and identity proofs and run the synchronous
 //! [`crate::checkin`] / [`crate::command_channel`] cores on the blocking pool.
 
+use std::sync::Arc;
 use std::time::{Instant, SystemTime};
 
 use axum::Extension;
@@ -25,7 +26,7 @@ use crate::identity::SIGNATURE_HEADER;
 use crate::metrics::Endpoint;
 use crate::state::{AppState, Services};
 use crate::tls::PeerCertificate;
-use crate::{checkin, command_channel};
+use crate::{checkin, command_channel, rate_limit};
 
 /// Content type of check-in messages.
 pub const CHECKIN_CONTENT_TYPE: &str = "application/x-apple-aspen-mdm-checkin";
@@ -36,7 +37,8 @@ pub fn router(state: AppState) -> Router {
 }
 
 /// The full router for `state` plus `extra` feature routes (SCEP, portal), all counted in the
-/// request metrics, with `/metrics` open to anyone.
+/// request metrics, with `/metrics` open to anyone (see [`router_for`]); the anonymous ones
+/// rate-limited per source ([`rate_limit`]).
 pub fn router_with(state: AppState, extra: Router) -> Router {
     router_for(state, extra, MetricsAuth::None)
 }
@@ -61,6 +63,10 @@ pub fn router_for(state: AppState, extra: Router, metrics_auth: MetricsAuth) -> 
         )
         .with_state(state.clone())
         .merge(extra)
+        .layer(middleware::from_fn_with_state(
+            Arc::clone(&state.rate_limits),
+            rate_limit::limit,
+        ))
         .layer(middleware::from_fn_with_state(state, count_requests))
 }
 

@@ -1,8 +1,13 @@
 //! The check-in endpoint's core (`PUT /mdm/checkin`), synchronous and HTTP-free: verify the
 //! sender, decode the message once, apply it to the store, answer.
 //!
-//! - Authenticate: the device channel is (re-)created disabled, its queues cleared, and the
-//!   certificate bound to it.
+//! - Authenticate: admitted first ([`crate::enrollment::admission`]: the enrollment token's
+//!   rules, and decision 0010's re-enrollment rule: an active binding to another certificate is
+//!   never silently replaced; refused with 403). Then the device channel is (re-)created
+//!   disabled, its queues cleared, and the certificate bound to it; the signed-in person is
+//!   signed out (`re_enrolled`) and the portal token rotated. A replaced certificate is revoked
+//!   and the escrowed bootstrap token dropped. The token the device enrolled with is recorded,
+//!   and the device joins the token's device group.
 //! - TokenUpdate (device or user channel): push token, PushMagic and topic stored; the first one
 //!   enables the channel.
 //! - CheckOut: the channel (and a device's user channels) disabled.
@@ -17,14 +22,21 @@
 use std::time::SystemTime;
 
 use axum::http::StatusCode;
+use baton_assign::NOBODY_USERNAME;
 use baton_proto::plist::{Dictionary, Value};
 use baton_proto::{Authenticate, CheckinMessage, EnrollmentId, TokenUpdate, to_xml};
-use baton_store::{AuthenticateRecord, Collection, Store, TokenUpdateRecord};
+use baton_store::{AuthenticateRecord, Collection, KeyspaceBatch, Store, TokenUpdateRecord};
 
 use crate::device_identity::{self, DeviceRequest, cert_hash};
 use crate::device_reply::DeviceReply;
+use crate::directory::{GroupJoin, add_device_member};
+use crate::enrollment::admission::{self, Candidate};
+use crate::enrollment::re_enrollment::Allowed;
+use crate::enrollment::store_token;
+use crate::enrollment::token::EnrollmentToken;
 use crate::error_response::DeviceError;
 use crate::identity::VerifiedIdentity;
+use crate::sign_in_log::{ReasonCode, SignInEntry, SignInHow, SignInResult};
 use crate::state::Services;
 use crate::webhook::EventPayload;
 
@@ -46,13 +58,7 @@ pub fn handle(
     let id = message.enrollment_id().clone();
     let mut first_token_update = None;
     let reply = match &message {
-        CheckinMessage::Authenticate(m) => {
-            let reply = authenticate(services, &identity, m, request, now)?;
-            if let Err(error) = services.reconciler.device_authenticated(&id, now) {
-                tracing::warn!(enrollment_id = %id, %error, "authenticate: resetting assignment state failed");
-            }
-            reply
-        }
+        CheckinMessage::Authenticate(m) => authenticate(services, &identity, m, request, now)?,
         other => {
             device_identity::check_binding(store, &identity, &id, now)?;
             if store.enrollment(&id.parent())?.is_none() {
@@ -124,6 +130,18 @@ fn authenticate(
     }
     let store = services.store.as_ref();
     device_identity::check_bindable(store, identity, id)?;
+    let hash = cert_hash(identity);
+    let admitted = admission::admit(
+        store,
+        &services.enrollment_tokens,
+        &services.events,
+        Candidate {
+            device: id,
+            cert: hash,
+            serial_number: m.serial_number.as_deref(),
+        },
+        now,
+    )?;
     let cleared = queued_on_device(store, id)?;
     store.authenticate(
         &AuthenticateRecord {
@@ -133,17 +151,126 @@ fn authenticate(
         },
         now,
     )?;
-    store.bind_certificate(id, &cert_hash(identity))?;
+    store.bind_certificate(id, &hash)?;
     services.metrics.add_queue_depth(-cleared);
+    if let Some(previous) = admitted.replaced {
+        replace_identity(services, id, previous, admitted.allowed, now)?;
+    }
+    if admitted.records_token() {
+        record_token(services, id, admitted.token.as_ref(), now);
+    }
+    end_session(services, id, now);
     tracing::info!(
         enrollment_id = %id,
         serial = m.serial_number.as_deref().unwrap_or(""),
         model = m.model.as_deref().unwrap_or(""),
         cert_sha256 = %identity.cert_sha256_hex(),
+        admitted = ?admitted.allowed,
+        enrollment_token = admitted.token.as_ref().map_or("", |(t, _)| t.id.as_str()),
         cleared_commands = cleared,
         "authenticate: enrollment created, disabled until TokenUpdate"
     );
     Ok(DeviceReply::empty())
+}
+
+/// After another certificate's binding was replaced: revoke that certificate (a no-op for other
+/// CAs') and drop the escrowed bootstrap token, which belonged to the previous enrollment.
+fn replace_identity(
+    services: &Services,
+    id: &EnrollmentId,
+    previous: baton_store::CertHash,
+    allowed: Allowed,
+    now: SystemTime,
+) -> Result<(), DeviceError> {
+    let revoked =
+        crate::enrollment::store_registry::revoke_by_hash(&services.store, &previous, now)
+            .map_err(|e| DeviceError::Internal(format!("revoking the replaced identity: {e}")))?;
+    let bootstrap = Collection::new(BOOTSTRAP_TOKEN_COLLECTION)?;
+    let dropped = services
+        .store
+        .delete(&bootstrap, id.parent().as_str().as_bytes())?;
+    tracing::info!(enrollment_id = %id, reason = ?allowed, revoked_serial = revoked,
+        bootstrap_token_dropped = dropped, previous_cert_sha256 = %hex::encode(previous.0),
+        "authenticate: re-enrollment replaced the previous identity");
+    Ok(())
+}
+
+/// Records the token the device enrolled with (none: the record is dropped) and adds the
+/// device to the token's device group. Failures are logged: the enrollment itself stands.
+fn record_token(
+    services: &Services,
+    id: &EnrollmentId,
+    token: Option<&(EnrollmentToken, Option<u32>)>,
+    now: SystemTime,
+) {
+    let store = services.store.as_ref();
+    let mut batch = KeyspaceBatch::new();
+    let written =
+        store_token::record_device_token(&mut batch, id, token.map(|(t, n)| (t, *n)), now)
+            .map_err(|e| e.to_string())
+            .and_then(|()| store.apply(&batch).map_err(|e| e.to_string()));
+    if let Err(error) = written {
+        tracing::warn!(enrollment_id = %id, %error, "authenticate: recording the enrollment token failed");
+    }
+    let Some(group) = token.and_then(|(t, _)| t.device_group.as_deref()) else {
+        return;
+    };
+    match add_device_member(store, group, id.device_part()) {
+        Ok(GroupJoin::Added) => {
+            services.reconciler.invalidate();
+            tracing::info!(enrollment_id = %id, group, "device joined its enrollment token's group");
+        }
+        Ok(GroupJoin::AlreadyMember) => {}
+        Ok(other) => tracing::warn!(enrollment_id = %id, group, outcome = ?other,
+            "the enrollment token's device group takes no static members; device not added"),
+        Err(error) => tracing::warn!(enrollment_id = %id, group, %error,
+            "adding the device to its enrollment token's group failed"),
+    }
+}
+
+/// Ends the device's session like a sign-out (`re_enrolled`): lease deleted, a sign-in log
+/// entry for whoever was signed in, assignment state forgotten and the portal token rotated,
+/// in one transaction; then the sign-in log's webhook event.
+fn end_session(services: &Services, id: &EnrollmentId, now: SystemTime) {
+    let device = id.parent();
+    let ended = (|| -> Result<Option<SignInEntry>, String> {
+        let mut batch = KeyspaceBatch::new();
+        crate::session_policy::lease::delete(&mut batch, &device).map_err(|e| e.to_string())?;
+        let assignee = services
+            .reconciler
+            .assignee(&device)
+            .map_err(|e| e.to_string())?;
+        let entry = (assignee != NOBODY_USERNAME).then(|| {
+            SignInEntry::new(
+                now,
+                &assignee,
+                device.as_str(),
+                SignInHow::Automatic,
+                SignInResult::SignedOut,
+                ReasonCode::ReEnrolled,
+            )
+            .with_detail("the device enrolled again")
+        });
+        if let Some(entry) = &entry {
+            crate::sign_in_log::append_to_batch(&mut batch, entry).map_err(|e| e.to_string())?;
+        }
+        services
+            .reconciler
+            .device_authenticated_with(&device, now, batch)
+            .map_err(|e| e.to_string())?;
+        Ok(entry)
+    })();
+    match ended {
+        Ok(Some(entry)) => {
+            tracing::info!(enrollment_id = %device, username = %entry.username,
+                reason = ReasonCode::ReEnrolled.as_str(), "automatic sign-out");
+            crate::sign_in_log::publish(&services.events, &entry);
+        }
+        Ok(None) => {}
+        Err(error) => {
+            tracing::warn!(enrollment_id = %device, %error, "authenticate: resetting assignment state failed");
+        }
+    }
 }
 
 /// Stores a TokenUpdate; true when it was the first one (the channel just became enabled).

@@ -129,8 +129,13 @@ pub struct ServerConfig {
     pub device_ca_files: Vec<PathBuf>,
     /// Trust the built-in enrollment CA (`<data>/ca`) for device identities. Default true.
     pub trust_builtin_ca: bool,
-    /// Static SCEP challenge accepted by `/scep`. Secret.
+    /// Static SCEP challenge accepted by `/scep`, for SCEP clients that are not given an
+    /// enrollment profile (served profiles always carry a one-time challenge). Secret.
     pub scep_challenge: Option<String>,
+    /// Serve enrollment profiles without an enrollment token (labs only).
+    pub open_enrollment: bool,
+    /// Per-source limits on the anonymous endpoints (profiles, SCEP, portal sign-in).
+    pub rate_limit: crate::rate_limit::RateLimitSettings,
     /// Webhook receiver, when configured.
     pub webhook: Option<WebhookConfig>,
     /// Request-body bounds.
@@ -186,6 +191,8 @@ impl ServerConfig {
             device_ca_files: Vec::new(),
             trust_builtin_ca: true,
             scep_challenge: None,
+            open_enrollment: false,
+            rate_limit: crate::rate_limit::RateLimitSettings::default(),
             webhook: None,
             body_limits: BodyLimits::default(),
             clock_skew: Duration::from_secs(5 * 60),
@@ -222,6 +229,8 @@ impl fmt::Debug for ServerConfig {
                 "scep_challenge",
                 &self.scep_challenge.as_ref().map(|_| "<redacted>"),
             )
+            .field("open_enrollment", &self.open_enrollment)
+            .field("rate_limit", &self.rate_limit)
             .field("webhook", &self.webhook)
             .field("body_limits", &self.body_limits)
             .field("clock_skew", &self.clock_skew)

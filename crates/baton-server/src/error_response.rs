@@ -1,7 +1,9 @@
 //! Every error a handler can return, and the one place that maps them to HTTP.
 //!
 //! Devices ([`DeviceError`]) never get a 401: iOS unenrolls on 401. Whatever the device did wrong
-//! is a 400 with a short reason, logged with a structured reason code; server faults are 500.
+//! is a 400 with a short reason, logged with a structured reason code; an Authenticate the
+//! enrollment rules refuse (another device's active binding, a token that does not allow it) is
+//! a 403; server faults are 500.
 //! Operators ([`ApiError`]) get JSON `{"error": code, "message": text}` with the usual statuses,
 //! including 401 for a missing or wrong API key.
 
@@ -50,6 +52,24 @@ pub enum DeviceError {
     /// The message is not valid on this kind of channel (e.g. Authenticate on a user channel).
     #[error("{0}")]
     InvalidChannel(&'static str),
+    /// An Authenticate would replace the active binding of an enrolled device, and nothing
+    /// allows it (decision 0010).
+    #[error("re-enrollment of {device} refused: {reason}")]
+    ReEnrollmentRefused {
+        /// The device.
+        device: EnrollmentId,
+        /// The rule's reason code.
+        reason: &'static str,
+    },
+    /// The certificate was obtained with an enrollment token that does not allow this
+    /// enrollment (revoked, or the device's serial number is not in its allow-list).
+    #[error("enrollment token {token}: {reason}")]
+    EnrollmentTokenRefused {
+        /// The token's id.
+        token: String,
+        /// Why.
+        reason: &'static str,
+    },
     /// The store failed.
     #[error("store: {0}")]
     Store(StoreError),
@@ -71,12 +91,15 @@ impl From<StoreError> for DeviceError {
 }
 
 impl DeviceError {
-    /// The HTTP status: 400 for anything the device sent, 500 for server faults. Never 401.
+    /// The HTTP status: 400 for anything the device sent, 403 for an enrollment the rules
+    /// refuse, 500 for server faults. Never 401.
     pub fn status(&self) -> StatusCode {
         match self {
             DeviceError::Identity(IdentityError::Crypto(_))
             | DeviceError::Store(_)
             | DeviceError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+            DeviceError::ReEnrollmentRefused { .. }
+            | DeviceError::EnrollmentTokenRefused { .. } => StatusCode::FORBIDDEN,
             _ => StatusCode::BAD_REQUEST,
         }
     }
@@ -94,6 +117,8 @@ impl DeviceError {
             DeviceError::CertificateRevoked { .. } => "certificate_revoked",
             DeviceError::UnknownEnrollment(_) => "unknown_enrollment",
             DeviceError::InvalidChannel(_) => "invalid_channel",
+            DeviceError::ReEnrollmentRefused { .. } => "re_enrollment_refused",
+            DeviceError::EnrollmentTokenRefused { .. } => "enrollment_token_refused",
             DeviceError::Store(_) => "store",
             DeviceError::Internal(_) => "internal",
         }
@@ -103,7 +128,7 @@ impl DeviceError {
 impl IntoResponse for DeviceError {
     fn into_response(self) -> Response {
         let status = self.status();
-        let text = if status == StatusCode::BAD_REQUEST {
+        let text = if status.is_client_error() {
             format!("{}\n", self.reason_code())
         } else {
             "internal error\n".to_owned()
@@ -220,6 +245,14 @@ mod tests {
             DeviceError::BodyRejected("too large".into()),
             DeviceError::CertificateNotBound(EnrollmentId::device("X").unwrap()),
             DeviceError::UnknownEnrollment(EnrollmentId::device("X").unwrap()),
+            DeviceError::ReEnrollmentRefused {
+                device: EnrollmentId::device("X").unwrap(),
+                reason: "active_binding",
+            },
+            DeviceError::EnrollmentTokenRefused {
+                token: "0a".into(),
+                reason: "revoked",
+            },
             DeviceError::Internal("x".into()),
         ];
         for e in errors {

@@ -33,6 +33,7 @@ pub mod lockout;
 pub mod metrics;
 pub mod portal;
 pub mod push;
+pub mod rate_limit;
 pub mod reconciler;
 pub mod report_bounds;
 pub mod retention;

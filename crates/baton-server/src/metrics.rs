@@ -74,8 +74,8 @@ impl Endpoint {
 }
 
 /// Status codes counted individually; everything else is counted as `other`.
-const STATUSES: [u16; 15] = [
-    200, 201, 204, 400, 401, 403, 404, 405, 409, 410, 413, 415, 422, 500, 503,
+const STATUSES: [u16; 16] = [
+    200, 201, 204, 400, 401, 403, 404, 405, 409, 410, 413, 415, 422, 429, 500, 503,
 ];
 const STATUS_SLOTS: usize = STATUSES.len() + 1;
 
@@ -118,8 +118,10 @@ impl Histogram {
 }
 
 /// Why a device request was refused, for the refusal counter.
-pub const REFUSAL_REASONS: [&str; 10] = [
+pub const REFUSAL_REASONS: [&str; 12] = [
     "identity",
+    "re_enrollment_refused",
+    "enrollment_token_refused",
     "malformed_message",
     "certificate_not_bound",
     "certificate_bound_elsewhere",

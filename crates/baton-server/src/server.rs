@@ -20,10 +20,15 @@ use tokio::task::JoinHandle;
 use crate::api_key::{self, ApiKeyError};
 use crate::config::{ServerConfig, Transport};
 use crate::enrollment::server_certificate::ServerCertificateError;
-use crate::enrollment::{CaConfig, CaError, CertificateAuthority, startup as enrollment_startup};
+use crate::enrollment::store_token::TokenStoreError;
+use crate::enrollment::token::TokenInput;
+use crate::enrollment::{
+    CaConfig, CaError, CertificateAuthority, EnrollmentTokens, startup as enrollment_startup,
+};
 use crate::identity::{IdentityConfig, IdentityError, IdentityVerifier, TrustAnchors};
 use crate::metrics::Metrics;
 use crate::push::{PushError, PushService, PushSink};
+use crate::rate_limit::RateLimiter;
 use crate::state::{AppState, Services};
 use crate::tls::rotation::Rotation;
 use crate::tls::{self, OperatorFiles, RotatingCertificate, TlsError, TlsIdentity};
@@ -99,6 +104,8 @@ pub struct RunningServer {
     local_addr: SocketAddr,
     tls: bool,
     generated_api_key: Option<String>,
+    first_enrollment_url: Option<String>,
+    open_enrollment: bool,
     builtin_ca_pem: Option<Vec<u8>>,
     builtin_ca_sha256: Option<String>,
     state: AppState,
@@ -129,6 +136,17 @@ impl RunningServer {
     /// The API key generated on this start (first start without `--api-key`); show it once.
     pub fn generated_api_key(&self) -> Option<&str> {
         self.generated_api_key.as_deref()
+    }
+
+    /// The enrollment URL of the token created on this start (the first start of a data
+    /// directory, enrollment tokens required): one device may enroll with it. Show it once.
+    pub fn first_enrollment_url(&self) -> Option<&str> {
+        self.first_enrollment_url.as_deref()
+    }
+
+    /// True when profiles are served without an enrollment token (`--open-enrollment`).
+    pub fn open_enrollment(&self) -> bool {
+        self.open_enrollment
     }
 
     /// PEM of the built-in enrollment CA, when it is trusted.
@@ -372,7 +390,17 @@ async fn start_inner(
         api_key,
         body_limits: config.body_limits,
         plist_limits: Limits::default().with_max_body_bytes(config.body_limits.device),
+        enrollment_tokens: EnrollmentTokens::new(Arc::clone(&store), &config.public_url),
+        rate_limits: Arc::new(RateLimiter::new(config.rate_limit)),
     });
+    let first_enrollment_url = if scep.is_some() && !config.open_enrollment {
+        let tokens = state.enrollment_tokens.clone();
+        tokio::task::spawn_blocking(move || first_token(&tokens, now))
+            .await
+            .map_err(|e| StartError::Task(e.to_string()))??
+    } else {
+        None
+    };
 
     // Automatic sign-out: sweeps at once (leases outlive restarts), then on its schedule. The
     // sign-in log entry is stored with each sign-out; the hook sends its webhook event.
@@ -526,6 +554,8 @@ async fn start_inner(
         local_addr,
         tls: tls_enabled,
         generated_api_key,
+        first_enrollment_url,
+        open_enrollment: config.open_enrollment,
         builtin_ca_pem,
         builtin_ca_sha256,
         state,
@@ -535,6 +565,28 @@ async fn start_inner(
         serve,
         tasks,
     })
+}
+
+/// Label of the token created on a data directory's first start.
+pub const FIRST_TOKEN_LABEL: &str = "first device";
+
+/// On the first start (no enrollment token was ever created), a token for one device, valid
+/// seven days; returns its URL.
+fn first_token(tokens: &EnrollmentTokens, now: SystemTime) -> Result<Option<String>, StartError> {
+    let failed = |e: TokenStoreError| StartError::Task(format!("first enrollment token: {e}"));
+    if !tokens.none_created().map_err(failed)? {
+        return Ok(None);
+    }
+    let spec = TokenInput {
+        label: FIRST_TOKEN_LABEL.to_owned(),
+        uses: Some(1),
+        ..TokenInput::default()
+    }
+    .validate()
+    .map_err(StartError::Task)?;
+    let (record, token) = tokens.create(spec, now).map_err(failed)?;
+    tracing::info!(token_id = %record.id, label = %record.label, "first enrollment token created");
+    Ok(Some(tokens.url(&token)))
 }
 
 /// Writes buffered last-seen times periodically, and once more on shutdown.

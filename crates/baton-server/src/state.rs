@@ -8,9 +8,11 @@ use baton_store::Store;
 
 use crate::api_key::ApiKeyHash;
 use crate::config::BodyLimits;
+use crate::enrollment::EnrollmentTokens;
 use crate::identity::IdentityVerifier;
 use crate::metrics::Metrics;
 use crate::push::{PushService, PushSink};
+use crate::rate_limit::RateLimiter;
 use crate::reconciler::Reconciler;
 use crate::webhook::EventSink;
 
@@ -39,6 +41,10 @@ pub struct Services {
     pub body_limits: BodyLimits,
     /// Plist limits for device messages.
     pub plist_limits: Limits,
+    /// Enrollment tokens (admin API, enrollment profiles, Authenticate).
+    pub enrollment_tokens: EnrollmentTokens,
+    /// Per-source limits on the anonymous endpoints.
+    pub rate_limits: Arc<RateLimiter>,
 }
 
 impl std::fmt::Debug for Services {

@@ -30,8 +30,10 @@ pub struct FleetConfig {
 pub struct FleetEnrollment {
     /// Server origin (`https://host:port`).
     pub server: String,
-    /// Enrollment profile URL; when absent `<server>/mdm/enroll` is tried, then SCEP at
-    /// `<server>/scep` with Baton's check-in and command paths.
+    /// Enrollment profile URL (Baton: the URL of an enrollment token with enough uses, e.g.
+    /// `<server>/mdm/enroll?token=...`); when absent `<server>/mdm/enroll` is tried (served
+    /// without a token with `--open-enrollment`), then SCEP at `<server>/scep` with Baton's
+    /// check-in and command paths (`challenge`).
     pub profile_url: Option<String>,
     /// SCEP challenge for the fallback. A secret.
     pub challenge: Option<String>,
@@ -186,6 +188,16 @@ impl Fleet {
                     .transport
                     .send(http::Method::GET, &url, &[], bytes::Bytes::new())
                     .await?;
+                if reply.status == 403 && how.challenge.is_none() {
+                    // Baton without --open-enrollment: profiles need an enrollment token.
+                    return Err(SimError::HttpStatus {
+                        url,
+                        status: reply.status,
+                        body: "the server wants an enrollment token: pass the enrollment URL \
+                               of a token with enough uses as the profile URL, or a SCEP challenge"
+                            .into(),
+                    });
+                }
                 (reply.status == 200).then_some(url)
             }
         };

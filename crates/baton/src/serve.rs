@@ -33,9 +33,10 @@ const LOCKOUT_SECONDS: std::ops::RangeInclusive<u64> = 1..=3600;
 pub struct ServeArgs {
     /// TOML config file with the same settings (kebab-case keys: `data`, `listen`, `public-url`,
     /// `plain-http`, `tls-cert`, `tls-key`, `tls-client-auth`, `api-key`, `device-ca`,
-    /// `scep-challenge`, `webhook-url`, `webhook-secret`, `push-cert`, `push-key`,
-    /// `push-cert-password`, `apns-url`, `apns-ca`, `repush-interval`, `default-lease`,
-    /// `lease-check-interval`, `lockout-threshold`, `lockout-seconds`, `capture-device-requests`,
+    /// `scep-challenge`, `open-enrollment`, `rate-limit-burst`, `rate-limit-per-minute`,
+    /// `webhook-url`, `webhook-secret`, `push-cert`, `push-key`, `push-cert-password`,
+    /// `apns-url`, `apns-ca`, `repush-interval`, `default-lease`, `lease-check-interval`,
+    /// `lockout-threshold`, `lockout-seconds`, `capture-device-requests`,
     /// `capture-max-requests`, `max-connections`, `trusted-proxy`, `metrics-auth`,
     /// `command-retention-days`, `session-log-retention-days`, `sign-in-log-retention-days`,
     /// `dead-letter-retention-days`, `retention-interval`). Flags and BATON_* variables
@@ -83,7 +84,8 @@ pub struct ServeArgs {
         value_delimiter = ','
     )]
     device_ca: Vec<PathBuf>,
-    /// Static SCEP challenge devices present when enrolling.
+    /// Static SCEP challenge for SCEP clients that are not given an enrollment profile
+    /// (scripts, test rigs). Never put into served profiles, which carry one-time challenges.
     #[arg(
         long,
         env = "BATON_SCEP_CHALLENGE",
@@ -91,6 +93,19 @@ pub struct ServeArgs {
         hide_env_values = true
     )]
     scep_challenge: Option<String>,
+    /// Serve enrollment profiles at /mdm/enroll without an enrollment token: anyone who
+    /// reaches the server can enroll a device. For labs; a warning is logged at start.
+    #[arg(long, env = "BATON_OPEN_ENROLLMENT", num_args = 0..=1,
+        default_missing_value = "true", value_name = "BOOL")]
+    open_enrollment: Option<bool>,
+    /// Requests one address may make at once to each anonymous endpoint (profile downloads,
+    /// SCEP requests, portal sign-ins) before it is answered 429 [default: 60].
+    #[arg(long, env = "BATON_RATE_LIMIT_BURST", value_name = "REQUESTS")]
+    rate_limit_burst: Option<u32>,
+    /// Requests per minute one address gets back for each anonymous endpoint; 0 turns the
+    /// limits off [default: 60].
+    #[arg(long, env = "BATON_RATE_LIMIT_PER_MINUTE", value_name = "REQUESTS")]
+    rate_limit_per_minute: Option<u32>,
     /// URL that receives check-in events and command results as JSON POSTs.
     #[arg(long, env = "BATON_WEBHOOK_URL", value_name = "URL")]
     webhook_url: Option<String>,
@@ -184,6 +199,9 @@ struct FileConfig {
     #[serde(default)]
     device_ca: Vec<PathBuf>,
     scep_challenge: Option<String>,
+    open_enrollment: Option<bool>,
+    rate_limit_burst: Option<u32>,
+    rate_limit_per_minute: Option<u32>,
     webhook_url: Option<String>,
     webhook_secret: Option<String>,
     push_cert: Option<PathBuf>,
@@ -315,6 +333,17 @@ fn build_config(args: ServeArgs) -> anyhow::Result<ServerConfig> {
         args.device_ca
     };
     config.scep_challenge = args.scep_challenge.or(file.scep_challenge);
+    config.open_enrollment = args
+        .open_enrollment
+        .or(file.open_enrollment)
+        .unwrap_or(false);
+    if let Some(burst) = args.rate_limit_burst.or(file.rate_limit_burst) {
+        config.rate_limit.burst = burst;
+    }
+    if let Some(rate) = args.rate_limit_per_minute.or(file.rate_limit_per_minute) {
+        config.rate_limit.per_minute = rate;
+    }
+    config.rate_limit.validate()?;
     let webhook_secret = args.webhook_secret.or(file.webhook_secret);
     config.webhook = match args.webhook_url.or(file.webhook_url) {
         Some(url) => Some(WebhookConfig::new(url, webhook_secret)),
@@ -472,7 +501,21 @@ fn print_banner(
         if let Some(fingerprint) = server.builtin_ca_sha256() {
             println!("  device CA SHA-256: {fingerprint}");
         }
-        println!("  enroll a device: open {public_url}/mdm/enroll on it");
+        if server.open_enrollment() {
+            println!("  enroll a device: open {public_url}/mdm/enroll on it");
+            println!(
+                "  WARNING: open enrollment is on: anyone who reaches this server can enroll a \
+                 device (no enrollment token needed)"
+            );
+        } else if let Some(url) = server.first_enrollment_url() {
+            println!("  enroll a device: open this URL on it (one device, valid 7 days):");
+            println!("    {url}");
+        } else {
+            println!(
+                "  enroll a device: baton enrollment-token create --label NAME, then open the \
+                 URL it prints on the device"
+            );
+        }
     }
     if let Some(key) = server.generated_api_key() {
         println!();
@@ -812,6 +855,51 @@ lease-check-interval = 10
             .status()
             .unwrap();
         assert!(status.success());
+    }
+
+    #[test]
+    fn rate_limit_flags_and_file_keys() {
+        let config = build_config(parse(&[])).unwrap();
+        assert_eq!(config.rate_limit.burst, 60);
+        assert_eq!(config.rate_limit.per_minute, 60);
+        let config = build_config(parse(&[
+            "--rate-limit-burst",
+            "5",
+            "--rate-limit-per-minute",
+            "0",
+        ]))
+        .unwrap();
+        assert_eq!(config.rate_limit.burst, 5);
+        assert!(!config.rate_limit.enabled());
+        assert!(build_config(parse(&["--rate-limit-burst", "0"])).is_err());
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("baton.toml");
+        std::fs::write(&file, "rate-limit-per-minute = 120\n").unwrap();
+        let config = build_config(parse(&["--config", file.to_str().unwrap()])).unwrap();
+        assert_eq!(config.rate_limit.per_minute, 120);
+    }
+
+    #[test]
+    fn open_enrollment_flag_and_file_key() {
+        assert!(
+            !build_config(parse(&[])).unwrap().open_enrollment,
+            "tokens are required by default"
+        );
+        assert!(
+            build_config(parse(&["--open-enrollment"]))
+                .unwrap()
+                .open_enrollment
+        );
+        assert!(
+            !build_config(parse(&["--open-enrollment", "false"]))
+                .unwrap()
+                .open_enrollment
+        );
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("baton.toml");
+        std::fs::write(&file, "open-enrollment = true\n").unwrap();
+        let config = build_config(parse(&["--config", file.to_str().unwrap()])).unwrap();
+        assert!(config.open_enrollment);
     }
 
     #[test]

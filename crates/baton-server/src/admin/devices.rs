@@ -3,7 +3,8 @@
 //! Device facts (serial, model, OS) come from the stored Authenticate message. The `assignee`
 //! is read from keyspace collection [`ASSIGNEE_COLLECTION`] (written by the sign-in feature);
 //! a device nobody signed in to is assigned to `nobody`. The identity certificate and its renewal
-//! come from [`super::identity_renewals`].
+//! come from [`super::identity_renewals`]; the enrollment token it enrolled with and its
+//! re-enrollment state from [`crate::enrollment`].
 
 use std::collections::BTreeMap;
 
@@ -15,6 +16,8 @@ use serde::Serialize;
 
 use super::blocking;
 use super::identity_renewals::{IdentityView, RenewalView, identity_of, renewal_of};
+use crate::enrollment::store_re_enrollment::{self, ReEnrollmentRecord};
+use crate::enrollment::store_token::device_token;
 use crate::error_response::ApiError;
 use crate::state::AppState;
 use crate::timestamp::rfc3339_millis;
@@ -110,8 +113,74 @@ pub struct DeviceView {
     pub identity: Option<IdentityView>,
     /// The device's identity renewal, if it ever needed one.
     pub renewal: Option<RenewalView>,
+    /// The enrollment token the device enrolled with (none: open enrollment, the static SCEP
+    /// challenge, or a certificate from another CA).
+    pub enrollment_token: Option<EnrollmentTokenRef>,
+    /// A pending re-enrollment approval and refused re-enrollment attempts, if any.
+    pub re_enrollment: Option<ReEnrollmentView>,
     /// The device channel and the user channels.
     pub channels: Vec<ChannelView>,
+}
+
+/// The enrollment token a device enrolled with.
+#[derive(Debug, Clone, Serialize)]
+pub struct EnrollmentTokenRef {
+    /// The token's id.
+    pub id: String,
+    /// Its label when the device enrolled.
+    pub label: String,
+}
+
+/// A device's re-enrollment state (decision 0010).
+#[derive(Debug, Clone, Serialize)]
+pub struct ReEnrollmentView {
+    /// Until when an operator's approval lets a new certificate replace the binding
+    /// (RFC 3339), if one is pending.
+    pub approved_until: Option<String>,
+    /// Authenticates refused because the device is enrolled with another certificate.
+    pub refusals: u64,
+    /// The last refused attempt.
+    pub last_refused: Option<RefusalView>,
+}
+
+/// A refused re-enrollment attempt.
+#[derive(Debug, Clone, Serialize)]
+pub struct RefusalView {
+    /// When (RFC 3339).
+    pub at: String,
+    /// Why (`active_binding`, `renewal_for_another_device`).
+    pub reason: &'static str,
+    /// SHA-256 of the refused certificate.
+    pub cert_sha256: String,
+    /// Its serial at the built-in CA.
+    pub cert_serial: Option<u64>,
+    /// The serial number the Authenticate reported.
+    pub serial_number: Option<String>,
+    /// The enrollment token the certificate was obtained with.
+    pub enrollment_token: Option<String>,
+}
+
+impl ReEnrollmentView {
+    fn of(record: &ReEnrollmentRecord) -> Option<Self> {
+        if record.approval.is_none() && record.last_refusal.is_none() {
+            return None;
+        }
+        Some(Self {
+            approved_until: record
+                .approval
+                .as_ref()
+                .map(|a| rfc3339_millis(a.approved_until_ms)),
+            refusals: record.refusals,
+            last_refused: record.last_refusal.as_ref().map(|r| RefusalView {
+                at: rfc3339_millis(r.at_ms),
+                reason: r.reason.code(),
+                cert_sha256: r.cert_sha256.clone(),
+                cert_serial: r.cert_serial,
+                serial_number: r.serial_number.clone(),
+                enrollment_token: r.enrollment_token.clone(),
+            }),
+        })
+    }
 }
 
 fn channel_view(store: &dyn Store, e: &Enrollment) -> Result<ChannelView, ApiError> {
@@ -161,6 +230,11 @@ pub fn device_view(
         assignee,
         identity: identity_of(store, &device.id)?,
         renewal: renewal_of(store, &device.id)?,
+        enrollment_token: device_token(store, &device.id)?.map(|t| EnrollmentTokenRef {
+            id: t.id,
+            label: t.label,
+        }),
+        re_enrollment: ReEnrollmentView::of(&store_re_enrollment::get(store, &device.id)?),
         channels: views,
     }))
 }

@@ -14,6 +14,9 @@
 //! - `GET /api/v1/identity-renewals`: device identity renewals ([`identity_renewals`]).
 //! - `GET /api/v1/webhooks/dead-letters`, `POST .../{id}/retry`, `DELETE .../{id}`: webhook
 //!   events given up on ([`webhooks`]).
+//! - `GET`/`POST /api/v1/enrollment-tokens`, `GET /api/v1/enrollment-tokens/{id}`,
+//!   `POST /api/v1/enrollment-tokens/{id}/revoke`, `POST`/`DELETE
+//!   /api/v1/devices/{id}/re-enrollment`: who may enroll ([`enrollment_tokens`]).
 //!
 //! `{id}` is an enrollment id: the UDID (or EnrollmentID), or `UDID:user` for a user channel.
 //! Errors are JSON (see [`crate::error_response::ApiError`]). Request bodies refuse unknown
@@ -25,6 +28,7 @@ pub mod command_body;
 pub mod commands;
 pub mod devices;
 pub mod directory;
+pub mod enrollment_tokens;
 pub mod identity_renewals;
 pub mod json_body;
 pub mod push;
@@ -57,6 +61,23 @@ pub fn router(state: AppState) -> Router<AppState> {
         .route(
             "/api/v1/webhooks/dead-letters/{id}/retry",
             post(webhooks::retry),
+        )
+        .route(
+            "/api/v1/enrollment-tokens",
+            get(enrollment_tokens::list).post(enrollment_tokens::create),
+        )
+        .route(
+            "/api/v1/enrollment-tokens/{id}",
+            get(enrollment_tokens::show),
+        )
+        .route(
+            "/api/v1/enrollment-tokens/{id}/revoke",
+            post(enrollment_tokens::revoke),
+        )
+        .route(
+            "/api/v1/devices/{id}/re-enrollment",
+            post(enrollment_tokens::approve_re_enrollment)
+                .delete(enrollment_tokens::withdraw_re_enrollment),
         )
         .merge(assignment_routes(&state))
         .route("/api/v1/devices/{id}/push", post(push::push_device))

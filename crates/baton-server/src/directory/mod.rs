@@ -4,11 +4,13 @@
 //! password hashes never leave this module except through [`password::verify`]. Usernames
 //! are unique without case ([`username`]).
 
+pub mod device_member;
 pub mod group_record;
 pub mod password;
 pub mod user_record;
 pub mod username;
 
+pub use device_member::{GroupJoin, add_device_member, is_static_device_group};
 pub use group_record::{GroupInput, GroupRecord};
 pub use password::{PasswordError, hash_password, verify_password};
 pub use user_record::{UserInput, UserRecord, UserView};

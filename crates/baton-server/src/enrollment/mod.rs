@@ -9,6 +9,11 @@
 //!   runs with, on the store's keyspace (they survive restarts).
 //! - [`profile`], [`profile_issuer`] and [`enroll_route`]: the enrollment profile served at
 //!   `GET /mdm/enroll` (SCEP or PKCS#12 identity, `com.apple.mdm`, private TLS root).
+//! - [`token`] and [`store_token`]: enrollment tokens, which a profile download needs (unless
+//!   `--open-enrollment`), and the token each device enrolled with.
+//! - [`re_enrollment`] and [`store_re_enrollment`]: when a certificate may replace another's
+//!   binding at Authenticate (decision 0010), operator approvals and refused attempts;
+//!   [`admission`] applies it (and the token's rules) to an Authenticate.
 //! - [`renewal`]: re-sends a fresh enrollment profile to devices whose identity nears expiry,
 //!   reads the result and retries failures ([`renewal_record`]: the state machine;
 //!   [`store_renewal`]: its records).
@@ -18,6 +23,7 @@
 //! ([`der`], [`cms`]) because the `openssl` crate cannot handle custom signed attributes; OpenSSL
 //! still does all cryptography and the EnvelopedData layer. See [`cms`] for the reasoning.
 
+pub mod admission;
 pub mod ca;
 pub mod certificate_profile;
 pub mod certificate_request;
@@ -29,6 +35,7 @@ pub mod envelope;
 pub mod oid;
 pub mod profile;
 pub mod profile_issuer;
+pub mod re_enrollment;
 pub mod registry;
 pub mod renewal;
 pub mod renewal_record;
@@ -37,8 +44,11 @@ pub mod server_certificate;
 pub mod settings;
 pub mod startup;
 pub mod store_challenge;
+pub mod store_re_enrollment;
 pub mod store_registry;
 pub mod store_renewal;
+pub mod store_token;
+pub mod token;
 
 pub use ca::{CaConfig, CaError, CertificateAuthority, IssueRequest, IssuedCertificate};
 pub use certificate_profile::CertificateProfile;
@@ -52,3 +62,4 @@ pub use scep::{ScepConfig, ScepService, ScepState, router};
 pub use settings::EnrollmentSettings;
 pub use store_challenge::StoreChallengeStore;
 pub use store_registry::StoreCertificateRegistry;
+pub use store_token::EnrollmentTokens;

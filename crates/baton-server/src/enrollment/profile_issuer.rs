@@ -6,7 +6,8 @@
 //! Also the trust profile of `GET /mdm/trust` (the same root certificate alone).
 //!
 //! Used by `GET /mdm/enroll` and by the identity-renewal task. Synchronous: call it from the
-//! blocking pool (RSA key generation for the PKCS#12 variant takes tens of milliseconds).
+//! blocking pool (RSA-2048 key generation for the PKCS#12 variant takes about a third of a second
+//! of CPU; `GET /mdm/enroll` only does it for a valid token, a few at a time).
 
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
@@ -68,6 +69,9 @@ pub enum EnrollProfileError {
     /// Key generation, PKCS#12 or signing failed.
     #[error("openssl: {0}")]
     Openssl(#[from] ErrorStack),
+    /// The enrollment token could not be read or updated.
+    #[error("enrollment token: {0}")]
+    Token(#[from] super::store_token::TokenStoreError),
 }
 
 /// Which identity payload a profile carries.
@@ -89,8 +93,7 @@ pub struct IssuedProfile {
     pub signed: bool,
     /// The profile's `PayloadIdentifier`.
     pub identifier: String,
-    /// SHA-256 of the one-time SCEP challenge in the profile (none for PKCS#12 and the static
-    /// challenge).
+    /// SHA-256 of the one-time SCEP challenge in the profile (none for PKCS#12).
     pub challenge: Option<ChallengeHash>,
 }
 
@@ -162,6 +165,9 @@ pub fn private_root(
 /// Prefix of the enrollment hint recorded with certificates obtained through a renewal profile;
 /// the rest is the device id the renewal was queued for.
 pub const RENEWAL_HINT_PREFIX: &str = "renewal:";
+/// Prefix of the enrollment hint of certificates obtained through a profile served without a
+/// token (`--open-enrollment`).
+pub const OPEN_ENROLLMENT_HINT_PREFIX: &str = "open-enrollment:";
 
 /// Serves enrollment profiles.
 pub struct EnrollmentProfiles {
@@ -169,7 +175,6 @@ pub struct EnrollmentProfiles {
     scep: Arc<ScepService>,
     settings: EnrollmentSettings,
     public_url: String,
-    static_challenge: Option<String>,
     root_certificate: Option<Vec<u8>>,
     signer: Option<ProfileSigner>,
 }
@@ -179,7 +184,6 @@ impl std::fmt::Debug for EnrollmentProfiles {
         f.debug_struct("EnrollmentProfiles")
             .field("public_url", &self.public_url)
             .field("settings", &self.settings)
-            .field("static_challenge", &self.static_challenge.is_some())
             .field("root_certificate", &self.root_certificate.is_some())
             .field("signer", &self.signer)
             .finish_non_exhaustive()
@@ -199,15 +203,17 @@ fn random_hex(bytes: usize) -> Result<String, ErrorStack> {
 }
 
 impl EnrollmentProfiles {
-    /// A profile server. `static_challenge` (secret) is put into profiles instead of one-time
-    /// challenges when set; `root_certificate` is the DER of a private TLS root to include;
+    /// A profile server. `root_certificate` is the DER of a private TLS root to include;
     /// `signer` signs profiles when `settings.sign_profile` is set.
+    ///
+    /// Profiles always carry a fresh one-time challenge, never the static `--scep-challenge`
+    /// (which is for SCEP clients that are not given a profile): a served profile is handed to
+    /// whoever downloads it, so what it carries must be good for one device only.
     pub fn new(
         store: Arc<dyn Store>,
         scep: Arc<ScepService>,
         settings: EnrollmentSettings,
         public_url: &str,
-        static_challenge: Option<String>,
         root_certificate: Option<Vec<u8>>,
         signer: Option<ProfileSigner>,
     ) -> Self {
@@ -216,7 +222,6 @@ impl EnrollmentProfiles {
             scep,
             settings,
             public_url: public_url.trim_end_matches('/').to_owned(),
-            static_challenge,
             root_certificate,
             signer,
         }
@@ -250,15 +255,23 @@ impl EnrollmentProfiles {
             .map(|c| c.topic.as_str().to_owned()))
     }
 
-    /// Builds (and signs, when configured) a fresh enrollment profile. `topic` overrides the
-    /// default topic (renewals keep the enrollment's).
+    /// Builds (and signs, when configured) a fresh enrollment profile with the default topic.
+    /// `enrollment_hint` goes with its one-time challenge (or PKCS#12 identity) to the CA
+    /// registry record of the certificate the device gets: the enrollment token's use
+    /// ([`super::token::hint`]); without one (open enrollment) `open-enrollment:<suffix>`.
     pub fn issue(
         &self,
         kind: IdentityKind,
-        topic: Option<String>,
+        enrollment_hint: Option<String>,
         now: SystemTime,
     ) -> Result<IssuedProfile, EnrollProfileError> {
-        self.issue_with_hint(kind, topic, None, self.settings.challenge_ttl, now)
+        self.issue_with_hint(
+            kind,
+            None,
+            enrollment_hint,
+            self.settings.challenge_ttl,
+            now,
+        )
     }
 
     /// Builds a renewal profile for `device`: a SCEP identity whose one-time challenge carries
@@ -300,22 +313,15 @@ impl EnrollmentProfiles {
         };
         let suffix = random_hex(4)?;
         let common_name = format!("{DEVICE_SUBJECT_PREFIX} {suffix}");
-        let hint = hint.unwrap_or_else(|| format!("enrollment-profile:{suffix}"));
+        let hint = hint.unwrap_or_else(|| format!("{OPEN_ENROLLMENT_HINT_PREFIX}{suffix}"));
         let mut one_time = None;
         let identity = match kind {
             IdentityKind::Scep => {
-                let challenge = match &self.static_challenge {
-                    Some(s) => s.clone(),
-                    None => {
-                        let secret = self.scep.challenges().create_one_time(
-                            challenge_ttl,
-                            Some(hint),
-                            now,
-                        )?;
-                        one_time = Some(challenge_hash(&secret));
-                        secret
-                    }
-                };
+                let challenge =
+                    self.scep
+                        .challenges()
+                        .create_one_time(challenge_ttl, Some(hint), now)?;
+                one_time = Some(challenge_hash(&challenge));
                 IdentityPayload::Scep {
                     url: format!("{}/scep", self.public_url),
                     challenge,

@@ -130,7 +130,6 @@ pub fn routes(
         Arc::clone(scep.service()),
         config.enrollment.clone(),
         &config.public_url,
-        config.scep_challenge.clone(),
         root,
         signer,
     ));
@@ -139,5 +138,16 @@ pub fn routes(
         Arc::clone(state),
         stop.clone(),
     )));
-    Ok(super::router(scep).merge(enroll_route::router(profiles)))
+    if config.open_enrollment {
+        tracing::warn!(
+            "open enrollment: anyone who reaches this server can download an enrollment profile \
+             and enroll a device without an enrollment token"
+        );
+    }
+    let route = enroll_route::EnrollRoute::new(
+        profiles,
+        state.enrollment_tokens.clone(),
+        config.open_enrollment,
+    );
+    Ok(super::router(scep).merge(enroll_route::router(route)))
 }

@@ -58,6 +58,9 @@ use command_build::{BuildError, build_command};
 use device_state::{FAILURES_COLLECTION, IN_FLIGHT_COLLECTION, InFlight, OBSERVED_COLLECTION};
 pub use settings::AssignmentSettings;
 
+/// The session log's `ended_how` when the device authenticated again (re-enrolled).
+pub const RE_ENROLLED: &str = "re_enrolled";
+
 /// Why a reconcile (or sign-in/out) failed.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
@@ -628,17 +631,27 @@ impl Reconciler {
     }
 
     /// After an Authenticate (the queue was just cleared): forget the device's observed
-    /// inventory, in-flight commands and failures, end its session, assign it to nobody and
-    /// rotate its portal token.
+    /// inventory, in-flight commands and failures, end its session (`re_enrolled`), assign it
+    /// to nobody and rotate its portal token.
     pub fn device_authenticated(
         &self,
         device: &EnrollmentId,
         now: SystemTime,
     ) -> Result<(), ReconcileError> {
+        self.device_authenticated_with(device, now, KeyspaceBatch::new())
+    }
+
+    /// [`Self::device_authenticated`], also writing `batch` (the session's lease deleted, the
+    /// sign-in log entry of the sign-out) in the same transaction.
+    pub fn device_authenticated_with(
+        &self,
+        device: &EnrollmentId,
+        now: SystemTime,
+        mut batch: KeyspaceBatch,
+    ) -> Result<(), ReconcileError> {
         let _serial = lock(&self.serial);
         let id = device.parent();
         let store = self.store.as_ref();
-        let mut batch = KeyspaceBatch::new();
         batch.delete(&collection(OBSERVED_COLLECTION)?, id.as_str().as_bytes());
         let in_flight = collection(IN_FLIGHT_COLLECTION)?;
         for k in device_state::in_flight_keys(store, &id)? {
@@ -657,7 +670,7 @@ impl Reconciler {
             id.as_str().as_bytes(),
             NOBODY_USERNAME.as_bytes(),
         );
-        session_log::end(store, &mut batch, &id, "re-enrollment", unix_millis(now))?;
+        session_log::end(store, &mut batch, &id, RE_ENROLLED, unix_millis(now))?;
         item_certificate::revoke_all(store, &mut batch, self.issuer.as_deref(), &id, now)?;
         portal_token::assign(store, &mut batch, &id, &portal_token::new_token()?)?;
         match store.apply(&batch)? {

@@ -26,7 +26,7 @@ pub struct Session {
     /// End, Unix milliseconds.
     #[serde(default)]
     pub ended_at: Option<u64>,
-    /// How it ended (`admin`, `portal`, `expired`, `re-enrollment`).
+    /// How it ended (`admin`, `portal`, `expired`, `re_enrolled`).
     #[serde(default)]
     pub ended_how: Option<String>,
     /// After sign-out: true when the device reported none of the person's items.

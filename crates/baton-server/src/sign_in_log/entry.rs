@@ -220,7 +220,7 @@ code_enum!(
         Failure => "failure",
         /// The "Stay signed in?" prompt was shown and not answered in time.
         Interrupted => "interrupted",
-        /// An automatic sign-out (lease or shift end, disabled user).
+        /// An automatic sign-out (lease or shift end, disabled user, re-enrollment).
         SignedOut => "signed_out",
     }
 );
@@ -243,6 +243,8 @@ code_enum!(
         Interrupted => "interrupted",
         /// An automatic sign-out at the end of a lease or shift.
         Expired => "expired",
+        /// The device enrolled again (a new Authenticate) while someone was signed in.
+        ReEnrolled => "re_enrolled",
     }
 );
 

@@ -78,6 +78,27 @@ pub enum EventPayload {
     /// reach the server and must enroll again.
     #[serde(rename = "identity_renewal.expired")]
     IdentityRenewalExpired(RenewalEvent),
+    /// An Authenticate tried to replace an enrolled device's active binding and was refused
+    /// (at most one event per device per minute; `refusals` counts them all).
+    #[serde(rename = "device.re_enrollment_refused")]
+    ReEnrollmentRefused(ReEnrollmentRefusedEvent),
+}
+
+/// A refused re-enrollment.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReEnrollmentRefusedEvent {
+    /// The rule's reason code (`active_binding`, `renewal_for_another_device`).
+    pub reason: String,
+    /// SHA-256 of the refused certificate, hex.
+    pub cert_sha256: String,
+    /// The serial number the Authenticate reported.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub serial_number: Option<String>,
+    /// The enrollment token the certificate was obtained with.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub enrollment_token: Option<String>,
+    /// Refused attempts for this device so far.
+    pub refusals: u64,
 }
 
 /// An identity renewal event.
@@ -99,7 +120,8 @@ pub struct RenewalEvent {
 
 impl EventPayload {
     /// The event type (`checkin`, `command.result`, `sign_in.logged`,
-    /// `identity_renewal.failed`, `identity_renewal.expired`), sent as `X-Baton-Event`.
+    /// `identity_renewal.failed`, `identity_renewal.expired`, `device.re_enrollment_refused`),
+    /// sent as `X-Baton-Event`.
     pub fn kind(&self) -> &'static str {
         match self {
             EventPayload::Checkin { .. } => "checkin",
@@ -107,6 +129,7 @@ impl EventPayload {
             EventPayload::SignInLogged(_) => "sign_in.logged",
             EventPayload::IdentityRenewalFailed(_) => "identity_renewal.failed",
             EventPayload::IdentityRenewalExpired(_) => "identity_renewal.expired",
+            EventPayload::ReEnrollmentRefused(_) => "device.re_enrollment_refused",
         }
     }
 }

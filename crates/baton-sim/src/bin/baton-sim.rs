@@ -48,7 +48,8 @@ struct DirArg {
 
 #[derive(Debug, Subcommand)]
 enum FleetCommand {
-    /// Enroll N new devices (enrollment profile at /mdm/enroll if served, else SCEP at /scep).
+    /// Enroll N new devices (the enrollment profile at --profile-url, or /mdm/enroll if served
+    /// without a token, else SCEP at /scep with --challenge).
     Enroll(EnrollArgs),
     /// Every device connects and processes its commands until its queue is empty.
     Connect {
@@ -75,7 +76,9 @@ struct EnrollArgs {
     count: usize,
     #[command(flatten)]
     dir: DirArg,
-    /// Enrollment profile URL (default: `<server>/mdm/enroll` when the server has it).
+    /// Enrollment profile URL: a token's enrollment URL with enough uses (`baton
+    /// enrollment-token create --uses N`) [default: `<server>/mdm/enroll` when it is served
+    /// without a token].
     #[arg(long)]
     profile_url: Option<String>,
     /// SCEP challenge for enrollment without a profile.

@@ -1,9 +1,11 @@
-//! The operator CLI: `baton user|group|item|distribution|device|sign-in-log ...` talk to a running server's
+//! The operator CLI: `baton user|group|item|distribution|device|policy|enrollment-token|sign-in-log
+//! ...` talk to a running server's
 //! admin API (`--server URL --api-key KEY`, or `BATON_SERVER` / `BATON_API_KEY`) and print the
 //! JSON answer. Exit 0 on a 2xx answer, 1 on an error answer, 2 when the server cannot be
 //! reached or the input is unusable.
 
 pub mod admin_client;
+pub mod enrollment_token;
 pub mod policy;
 pub mod sign_in_log;
 
@@ -34,6 +36,8 @@ pub enum AdminCommand {
     Device(Scoped<DeviceCommand>),
     /// The session policy: show, set, and the rules on one device.
     Policy(Scoped<policy::PolicyCommand>),
+    /// Enrollment tokens: create (prints the enrollment URL), list, show, revoke.
+    EnrollmentToken(Scoped<enrollment_token::EnrollmentTokenCommand>),
     /// The sign-in log: attempts and automatic sign-outs, newest first (JSON or `--csv`).
     SignInLog(sign_in_log::SignInLogArgs),
 }
@@ -215,6 +219,20 @@ pub enum DeviceCommand {
         /// UDID.
         id: String,
     },
+    /// Let the next enrollment of this device with a new certificate replace its current one
+    /// (a wiped or replaced device that never checked out).
+    ApproveReEnrollment {
+        /// UDID.
+        id: String,
+        /// How long the approval waits for the device, in minutes [default: 60].
+        #[arg(long)]
+        minutes: Option<u64>,
+    },
+    /// Withdraw a pending re-enrollment approval.
+    WithdrawReEnrollment {
+        /// UDID.
+        id: String,
+    },
     /// Lint the whole configuration.
     Lint,
 }
@@ -352,9 +370,21 @@ fn request(command: &AdminCommand) -> anyhow::Result<(Method, String, Option<Val
                 None => get(&format!("/devices/{id}/preview")),
             },
             DeviceCommand::Sessions { id } => get(&format!("/devices/{id}/sessions")),
+            DeviceCommand::ApproveReEnrollment { id, minutes } => Ok((
+                Method::POST,
+                format!("/devices/{id}/re-enrollment"),
+                Some(match minutes {
+                    Some(m) => json!({"valid_for_seconds": m.saturating_mul(60)}),
+                    None => json!({}),
+                }),
+            )),
+            DeviceCommand::WithdrawReEnrollment { id } => {
+                Ok((Method::DELETE, format!("/devices/{id}/re-enrollment"), None))
+            }
             DeviceCommand::Lint => get("/lint"),
         },
         A::Policy(s) => policy::request(&s.command),
+        A::EnrollmentToken(s) => enrollment_token::request(&s.command),
         A::SignInLog(a) => get(&a.path()),
     }
 }
@@ -367,6 +397,7 @@ fn connection(command: &AdminCommand) -> &Connection {
         AdminCommand::Distribution(s) => &s.conn,
         AdminCommand::Device(s) => &s.conn,
         AdminCommand::Policy(s) => &s.conn,
+        AdminCommand::EnrollmentToken(s) => &s.conn,
         AdminCommand::SignInLog(a) => &a.conn,
     }
 }
