@@ -70,6 +70,28 @@ pub enum StoreError {
     /// Import is only allowed into an empty store.
     #[error("import target is not empty")]
     ImportTargetNotEmpty,
+    /// A change was applied but its fsync did not finish in time (a stuck or very slow disk,
+    /// e.g. a full one): the change is not known to be durable and may or may not survive.
+    #[error("the disk did not confirm the write within {waited:?}")]
+    CommitTimeout {
+        /// How long the caller waited.
+        waited: std::time::Duration,
+    },
+}
+
+impl StoreError {
+    /// True when the store cannot take writes right now for a reason that may pass (a flush
+    /// that timed out, a full disk): callers answer "unavailable, retry later", not "broken".
+    pub fn is_unavailable(&self) -> bool {
+        fn out_of_space(e: &std::io::Error) -> bool {
+            e.kind() == std::io::ErrorKind::StorageFull || e.raw_os_error() == Some(28)
+        }
+        match self {
+            StoreError::CommitTimeout { .. } => true,
+            StoreError::Io(e) | StoreError::Sled(sled::Error::Io(e)) => out_of_space(e),
+            _ => false,
+        }
+    }
 }
 
 /// Shorthand for results of storage operations.

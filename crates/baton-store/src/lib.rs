@@ -47,7 +47,9 @@ pub use keyspace::{
     CasOutcome, Collection, Keyspace, KeyspaceBatch, KeyspaceOp, MAX_COLLECTION_LEN,
 };
 pub use push_cert::{PushCertStore, PushCertificate};
-pub use sled_backend::{DurabilityStats, ExportSummary, SCHEMA_VERSION, SledConfig, SledStore};
+pub use sled_backend::{
+    DEFAULT_COMMIT_TIMEOUT, DurabilityStats, ExportSummary, SCHEMA_VERSION, SledConfig, SledStore,
+};
 pub use timestamp::{from_unix_millis, unix_millis};
 
 /// Every storage role in one bound, for code that needs the whole store.

@@ -59,7 +59,13 @@ pub struct SledConfig {
     pub last_seen_batch: usize,
     /// sled's background flush interval (also persists written but unflushed last-seen times).
     pub flush_every_ms: Option<u64>,
+    /// How long a durable write waits for its fsync before it fails with
+    /// [`StoreError::CommitTimeout`] instead of blocking (see [`group_commit`]).
+    pub commit_timeout: std::time::Duration,
 }
+
+/// The default [`SledConfig::commit_timeout`].
+pub const DEFAULT_COMMIT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
 
 impl SledConfig {
     /// Defaults for a store at `path`.
@@ -77,6 +83,7 @@ impl SledConfig {
             cache_capacity: 64 * 1024 * 1024,
             last_seen_batch: 1024,
             flush_every_ms: Some(500),
+            commit_timeout: DEFAULT_COMMIT_TIMEOUT,
         }
     }
 }
@@ -121,7 +128,8 @@ pub struct SledStore {
     path: Option<PathBuf>,
     t: Trees,
     group: GroupCommit,
-    disk: DiskSync,
+    commit_timeout: std::time::Duration,
+    disk: std::sync::Arc<DiskSync>,
     last_seen: LastSeenBuffer,
     seq_base: AtomicU64,
     collections: RwLock<HashMap<Collection, sled::Tree>>,
@@ -179,7 +187,8 @@ impl SledStore {
             path: config.path.clone(),
             t,
             group: GroupCommit::default(),
-            disk: DiskSync::open(config.path.as_deref())?,
+            commit_timeout: config.commit_timeout,
+            disk: std::sync::Arc::new(DiskSync::open(config.path.as_deref())?),
             last_seen: LastSeenBuffer::new(config.last_seen_batch),
             seq_base: AtomicU64::new(seq_base),
             collections: RwLock::new(HashMap::new()),
@@ -235,9 +244,18 @@ impl SledStore {
         command_queue::verify(self)
     }
 
-    /// Waits until every write this caller made is on disk (shared fsync).
+    /// Waits until every write this caller made is on disk (shared fsync), at most the
+    /// commit timeout.
     pub(crate) fn commit(&self) -> StoreResult<()> {
-        self.group.commit(|| self.sync_to_disk())
+        let db = self.db.clone();
+        let disk = std::sync::Arc::clone(&self.disk);
+        self.group.commit(
+            move || {
+                db.flush()?;
+                disk.sync()
+            },
+            self.commit_timeout,
+        )
     }
 
     /// A sequence number greater than every one handed out before, also across restarts and
