@@ -1,11 +1,11 @@
 //! The HTTP surface: device routes (`PUT /mdm/checkin`, `PUT /mdm/connect`), the admin API,
-//! `/healthz` and `/metrics` (open, or behind the API key: [`MetricsAuth`]), with per-route
-//! body limits and request counting. The device
+//! `/healthz`, `/readyz` and `/metrics` (open, or behind the API key: [`MetricsAuth`]), with
+//! per-route body limits, request counting and the free-space floor ([`crate::disk_floor`]). The device
 //! handlers are thin: they collect the body and identity proofs and run the synchronous
 //! [`crate::checkin`] / [`crate::command_channel`] cores on the blocking pool.
 
 use std::sync::Arc;
-use std::time::{Instant, SystemTime};
+use std::time::{Duration, Instant, SystemTime};
 
 use axum::Extension;
 use axum::Router;
@@ -17,6 +17,8 @@ use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, put};
 
+use baton_store::Collection;
+
 use crate::admin;
 use crate::config::MetricsAuth;
 use crate::device_identity::DeviceRequest;
@@ -26,7 +28,7 @@ use crate::identity::SIGNATURE_HEADER;
 use crate::metrics::Endpoint;
 use crate::state::{AppState, Services};
 use crate::tls::PeerCertificate;
-use crate::{checkin, command_channel, rate_limit};
+use crate::{checkin, command_channel, disk_floor, rate_limit};
 
 /// Content type of check-in messages.
 pub const CHECKIN_CONTENT_TYPE: &str = "application/x-apple-aspen-mdm-checkin";
@@ -54,6 +56,7 @@ pub fn router_for(state: AppState, extra: Router, metrics_auth: MetricsAuth) -> 
         .merge(device)
         .merge(admin::router(state.clone()))
         .route("/healthz", get(healthz))
+        .route("/readyz", get(readyz))
         .route(
             "/metrics",
             get(metrics_route).route_layer(middleware::from_fn_with_state(
@@ -63,6 +66,10 @@ pub fn router_for(state: AppState, extra: Router, metrics_auth: MetricsAuth) -> 
         )
         .with_state(state.clone())
         .merge(extra)
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            disk_floor::refuse_writes_below_floor,
+        ))
         .layer(middleware::from_fn_with_state(
             Arc::clone(&state.rate_limits),
             rate_limit::limit,
@@ -92,11 +99,65 @@ async fn count_requests(State(state): State<AppState>, request: Request, next: N
     response
 }
 
-async fn healthz() -> impl IntoResponse {
+/// How long the `/healthz` and `/readyz` write probe may take.
+const PROBE_TIMEOUT: Duration = Duration::from_secs(3);
+
+/// Writes (and fsyncs) one small row, within [`PROBE_TIMEOUT`].
+async fn probe_store(state: &AppState) -> Result<(), String> {
+    let store = Arc::clone(&state.store);
+    let write = tokio::task::spawn_blocking(move || {
+        let collection = Collection::new("health").map_err(|e| e.to_string())?;
+        let now = baton_store::unix_millis(SystemTime::now());
+        store
+            .put(&collection, b"probe", &now.to_be_bytes())
+            .map_err(|e| e.to_string())
+    });
+    match tokio::time::timeout(PROBE_TIMEOUT, write).await {
+        Ok(Ok(result)) => result,
+        Ok(Err(e)) => Err(format!("probe worker failed: {e}")),
+        Err(_) => Err(format!(
+            "store write did not finish within {PROBE_TIMEOUT:?}"
+        )),
+    }
+}
+
+/// The store is writable and free space is above the floor, or why not.
+async fn store_status(state: &AppState) -> Result<(), String> {
+    probe_store(state)
+        .await
+        .map_err(|e| format!("store: {e}"))?;
+    state.disk_floor.check().map_err(|e| format!("disk: {e}"))
+}
+
+fn plain(status: StatusCode, text: String) -> Response {
     (
+        status,
         [(header::CONTENT_TYPE, HeaderValue::from_static("text/plain"))],
-        "ok\n",
+        text,
     )
+        .into_response()
+}
+
+/// `ok`, or 503 with the reason (store write probe failed or timed out, disk below the floor).
+async fn healthz(State(state): State<AppState>) -> Response {
+    match store_status(&state).await {
+        Ok(()) => plain(StatusCode::OK, "ok\n".into()),
+        Err(reason) => plain(
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!("unhealthy: {reason}\n"),
+        ),
+    }
+}
+
+/// `ready` when the store takes writes and free space is above the floor; 503 with the reason.
+async fn readyz(State(state): State<AppState>) -> Response {
+    match store_status(&state).await {
+        Ok(()) => plain(StatusCode::OK, "ready\n".into()),
+        Err(reason) => plain(
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!("not ready: {reason}\n"),
+        ),
+    }
 }
 
 async fn metrics_route(State(state): State<AppState>) -> impl IntoResponse {

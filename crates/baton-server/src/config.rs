@@ -170,6 +170,9 @@ pub struct ServerConfig {
     pub metrics_auth: MetricsAuth,
     /// How long finished commands, session and sign-in logs and dead letters are kept.
     pub retention: crate::retention::RetentionSettings,
+    /// Free space kept on the data directory's filesystem: below it writes are refused
+    /// (`--min-free-disk-mb`).
+    pub min_free_disk: crate::disk_floor::MinFreeDisk,
 }
 
 impl ServerConfig {
@@ -210,6 +213,7 @@ impl ServerConfig {
             trusted_proxies: crate::client_origin::TrustedProxies::default(),
             metrics_auth: MetricsAuth::None,
             retention: crate::retention::RetentionSettings::default(),
+            min_free_disk: crate::disk_floor::MinFreeDisk::Default,
         }
     }
 }

@@ -92,9 +92,11 @@ impl From<StoreError> for DeviceError {
 
 impl DeviceError {
     /// The HTTP status: 400 for anything the device sent, 403 for an enrollment the rules
-    /// refuse, 500 for server faults. Never 401.
+    /// refuse, 503 while the store cannot take writes (full or stuck disk), 500 for other
+    /// server faults. Never 401.
     pub fn status(&self) -> StatusCode {
         match self {
+            DeviceError::Store(e) if e.is_unavailable() => StatusCode::SERVICE_UNAVAILABLE,
             DeviceError::Identity(IdentityError::Crypto(_))
             | DeviceError::Store(_)
             | DeviceError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
@@ -189,6 +191,7 @@ impl ApiError {
     pub fn status(&self) -> StatusCode {
         match self {
             ApiError::Unauthorized => StatusCode::UNAUTHORIZED,
+            ApiError::Store(e) if e.is_unavailable() => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::NotFound(_) => StatusCode::NOT_FOUND,
             ApiError::BadRequest(_) => StatusCode::BAD_REQUEST,
             ApiError::Conflict(_) => StatusCode::CONFLICT,
@@ -207,6 +210,7 @@ impl ApiError {
             ApiError::Conflict(_) => "conflict",
             ApiError::PayloadTooLarge => "payload_too_large",
             ApiError::UnsupportedMediaType(_) => "unsupported_media_type",
+            ApiError::Store(e) if e.is_unavailable() => "storage_unavailable",
             ApiError::Store(_) | ApiError::Internal(_) => "internal",
         }
     }
@@ -215,7 +219,10 @@ impl ApiError {
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let status = self.status();
-        let message = if status.is_server_error() {
+        let message = if status == StatusCode::SERVICE_UNAVAILABLE {
+            tracing::warn!(error = %self, "admin API request failed: storage unavailable");
+            format!("the store cannot take writes right now, retry later: {self}")
+        } else if status.is_server_error() {
             tracing::error!(error = %self, "admin API request failed");
             "internal error".to_owned()
         } else {
@@ -254,6 +261,9 @@ mod tests {
                 reason: "revoked",
             },
             DeviceError::Internal("x".into()),
+            DeviceError::Store(StoreError::CommitTimeout {
+                waited: std::time::Duration::from_secs(1),
+            }),
         ];
         for e in errors {
             let status = e.status();

@@ -28,6 +28,7 @@ pub mod config;
 pub mod device_identity;
 pub mod device_reply;
 pub mod directory;
+pub mod disk_floor;
 pub mod error_response;
 pub mod lockout;
 pub mod metrics;

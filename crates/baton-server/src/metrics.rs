@@ -60,7 +60,7 @@ impl Endpoint {
         match path {
             "/mdm/checkin" => Endpoint::Checkin,
             "/mdm/connect" => Endpoint::Connect,
-            "/healthz" => Endpoint::Health,
+            "/healthz" | "/readyz" => Endpoint::Health,
             "/metrics" => Endpoint::Metrics,
             p if p.starts_with("/api/") => Endpoint::Api,
             p if p.starts_with("/scep") => Endpoint::Scep,

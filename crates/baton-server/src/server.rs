@@ -392,6 +392,10 @@ async fn start_inner(
         plist_limits: Limits::default().with_max_body_bytes(config.body_limits.device),
         enrollment_tokens: EnrollmentTokens::new(Arc::clone(&store), &config.public_url),
         rate_limits: Arc::new(RateLimiter::new(config.rate_limit)),
+        disk_floor: Arc::new(crate::disk_floor::DiskFloor::new(
+            config.data_dir.clone(),
+            config.min_free_disk,
+        )),
     });
     let first_enrollment_url = if scep.is_some() && !config.open_enrollment {
         let tokens = state.enrollment_tokens.clone();

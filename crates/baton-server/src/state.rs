@@ -45,6 +45,8 @@ pub struct Services {
     pub enrollment_tokens: EnrollmentTokens,
     /// Per-source limits on the anonymous endpoints.
     pub rate_limits: Arc<RateLimiter>,
+    /// The free-space floor on the data directory.
+    pub disk_floor: Arc<crate::disk_floor::DiskFloor>,
 }
 
 impl std::fmt::Debug for Services {

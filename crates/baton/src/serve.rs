@@ -14,6 +14,7 @@ use std::time::Duration;
 use anyhow::{Context, bail};
 use baton_server::client_origin::{IpNet, TrustedProxies};
 use baton_server::config::{MetricsAuth, ServerConfig, Transport, WebhookConfig};
+use baton_server::disk_floor::MinFreeDisk;
 use baton_server::tls::ClientAuth;
 use clap::Args;
 use serde::Deserialize;
@@ -156,6 +157,11 @@ pub struct ServeArgs {
     /// open file limit when that is smaller. Connections beyond it are closed at once.
     #[arg(long, env = "BATON_MAX_CONNECTIONS", value_name = "COUNT")]
     max_connections: Option<usize>,
+    /// Free space (MiB) kept on the data directory's filesystem: below it writes are refused
+    /// (devices get 503, the admin API 507) until space is freed; 0 turns the floor off
+    /// [default: 256, or 5% of the filesystem when that is smaller].
+    #[arg(long, env = "BATON_MIN_FREE_DISK_MB", value_name = "MIB")]
+    min_free_disk_mb: Option<u64>,
     /// A reverse proxy (IP address or CIDR network, e.g. 10.0.0.0/8) whose X-Forwarded-For and
     /// X-Forwarded-Proto headers are believed; repeatable (comma-separated in
     /// BATON_TRUSTED_PROXY). Without it no proxy header is believed.
@@ -222,6 +228,8 @@ struct FileConfig {
     capture_device_requests: Option<PathBuf>,
     capture_max_requests: Option<usize>,
     max_connections: Option<usize>,
+    #[serde(alias = "min_free_disk_mb")]
+    min_free_disk_mb: Option<u64>,
     #[serde(default, alias = "trusted_proxy")]
     trusted_proxy: Vec<String>,
     #[serde(alias = "metrics_auth")]
@@ -400,6 +408,9 @@ fn build_config(args: ServeArgs) -> anyhow::Result<ServerConfig> {
             bail!("--max-connections must be between 16 and 1000000, got {max}");
         }
         config.max_connections = max;
+    }
+    if let Some(mib) = args.min_free_disk_mb.or(file.min_free_disk_mb) {
+        config.min_free_disk = MinFreeDisk::Bytes(mib.saturating_mul(1024 * 1024));
     }
     let proxies = if args.trusted_proxy.is_empty() {
         file.trusted_proxy
@@ -852,6 +863,40 @@ lease-check-interval = 10
             .env("BATON_COMMAND_RETENTION_DAYS", "2")
             .env("BATON_DEAD_LETTER_RETENTION_DAYS", "0")
             .env("BATON_RETENTION_INTERVAL", "120")
+            .status()
+            .unwrap();
+        assert!(status.success());
+    }
+
+    /// `--min-free-disk-mb`, its file key and its variable (read in a child process).
+    #[test]
+    fn min_free_disk_flag_file_key_and_variable() {
+        const MIB: u64 = 1024 * 1024;
+        let exe = std::env::current_exe().unwrap();
+        if std::env::var_os("BATON_MIN_FREE_CHILD").is_some() {
+            let config = build_config(parse(&[])).unwrap();
+            assert_eq!(config.min_free_disk, MinFreeDisk::Bytes(7 * MIB));
+            return;
+        }
+        assert_eq!(
+            build_config(parse(&[])).unwrap().min_free_disk,
+            MinFreeDisk::Default
+        );
+        let config = build_config(parse(&["--min-free-disk-mb", "4"])).unwrap();
+        assert_eq!(config.min_free_disk, MinFreeDisk::Bytes(4 * MIB));
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("baton.toml");
+        std::fs::write(&file, "min-free-disk-mb = 0\n").unwrap();
+        let config = build_config(parse(&["--config", file.to_str().unwrap()])).unwrap();
+        assert_eq!(config.min_free_disk, MinFreeDisk::Bytes(0));
+        let status = std::process::Command::new(exe)
+            .args([
+                "--exact",
+                "serve::tests::min_free_disk_flag_file_key_and_variable",
+                "--nocapture",
+            ])
+            .env("BATON_MIN_FREE_CHILD", "1")
+            .env("BATON_MIN_FREE_DISK_MB", "7")
             .status()
             .unwrap();
         assert!(status.success());
