@@ -52,6 +52,10 @@ pub struct ServerOptions {
     pub open_enrollment: bool,
     /// Per-source limits on the anonymous endpoints.
     pub rate_limit: baton_server::rate_limit::RateLimitSettings,
+    /// The data directory (default: `data` in the server's temporary directory).
+    pub data_dir: Option<PathBuf>,
+    /// The free-space floor (`--min-free-disk-mb`).
+    pub min_free_disk: baton_server::disk_floor::MinFreeDisk,
 }
 
 impl Default for ServerOptions {
@@ -76,6 +80,8 @@ impl Default for ServerOptions {
             metrics_auth: Default::default(),
             open_enrollment: false,
             rate_limit: baton_server::rate_limit::RateLimitSettings::default(),
+            data_dir: None,
+            min_free_disk: baton_server::disk_floor::MinFreeDisk::Default,
         }
     }
 }
@@ -98,7 +104,13 @@ impl TestServer {
         let dir = tempfile::tempdir().unwrap();
         let ca_path = dir.path().join("device-ca.pem");
         std::fs::write(&ca_path, pki.trusted.cert_pem().unwrap()).unwrap();
-        let mut config = ServerConfig::new(dir.path().join("data"));
+        let mut config = ServerConfig::new(
+            options
+                .data_dir
+                .clone()
+                .unwrap_or_else(|| dir.path().join("data")),
+        );
+        config.min_free_disk = options.min_free_disk;
         config.listen = "127.0.0.1:0".parse().unwrap();
         let mut hosts = vec!["localhost".to_owned(), "127.0.0.1".to_owned()];
         config.public_url = match &options.public_host {
