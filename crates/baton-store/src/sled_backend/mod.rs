@@ -215,16 +215,11 @@ impl SledStore {
         })
     }
 
-    /// Writes buffered last-seen times and fsyncs everything.
+    /// Writes buffered last-seen times and fsyncs everything, waiting at most the commit
+    /// timeout (so that closing a store whose disk is stuck does not hang either).
     pub fn flush(&self) -> StoreResult<()> {
         self.write_last_seen(self.last_seen.drain())?;
-        self.sync_to_disk()
-    }
-
-    /// sled's flush, then the fsyncs it leaves out (see [`disk_sync`]).
-    fn sync_to_disk(&self) -> StoreResult<()> {
-        self.db.flush()?;
-        self.disk.sync()
+        self.commit()
     }
 
     /// sled's own idea of its on-disk size, bytes.
@@ -249,6 +244,7 @@ impl SledStore {
     pub(crate) fn commit(&self) -> StoreResult<()> {
         let db = self.db.clone();
         let disk = std::sync::Arc::clone(&self.disk);
+        // sled's flush, then the fsyncs it leaves out (see [`disk_sync`]).
         self.group.commit(
             move || {
                 db.flush()?;
