@@ -11,7 +11,8 @@
 //! [`conformance::run_all`], which pins the queue and check-in semantics.
 //!
 //! The traits are synchronous: calls that change state wait for an fsync (shared with
-//! concurrent callers), so async servers call them from `spawn_blocking`.
+//! concurrent callers), at most [`SledConfig::commit_timeout`] before they fail with
+//! [`StoreError::CommitTimeout`], so async servers call them from `spawn_blocking`.
 //!
 //! Not here: interpreting plists. Commands and reports are opaque bytes plus the few fields
 //! the queue needs; decoding belongs to `baton-proto` and the server.

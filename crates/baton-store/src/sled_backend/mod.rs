@@ -60,7 +60,7 @@ pub struct SledConfig {
     /// sled's background flush interval (also persists written but unflushed last-seen times).
     pub flush_every_ms: Option<u64>,
     /// How long a durable write waits for its fsync before it fails with
-    /// [`StoreError::CommitTimeout`] instead of blocking (see [`group_commit`]).
+    /// [`StoreError::CommitTimeout`] instead of blocking (docs/decisions/0012-full-disk.md).
     pub commit_timeout: std::time::Duration,
 }
 
