@@ -209,3 +209,56 @@ fn seed_sign_out(batch: &mut KeyspaceBatch, public_url: &str) -> Result<(), Reco
     );
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use baton_store::SledStore;
+
+    use super::*;
+
+    const URL: &str = "https://mdm.test";
+
+    fn sign_out_item_url(store: &dyn Store) -> String {
+        let item: CatalogItem = read_json(store, ITEMS_COLLECTION, SIGN_OUT_ITEM)
+            .unwrap()
+            .unwrap();
+        match item.content {
+            ItemContent::WebClip { url, .. } => url,
+            other => panic!("not a web clip: {other:?}"),
+        }
+    }
+
+    fn set_sign_out_url(store: &dyn Store, url: &str) {
+        let mut item: CatalogItem = read_json(store, ITEMS_COLLECTION, SIGN_OUT_ITEM)
+            .unwrap()
+            .unwrap();
+        if let ItemContent::WebClip { url: u, .. } = &mut item.content {
+            *u = url.to_owned();
+        }
+        let mut batch = KeyspaceBatch::new();
+        batch.put(
+            &collection(ITEMS_COLLECTION).unwrap(),
+            SIGN_OUT_ITEM.as_bytes(),
+            &encode(&item).unwrap(),
+        );
+        store.apply(&batch).unwrap();
+    }
+
+    #[test]
+    fn the_sign_out_clip_opens_the_session_url_and_old_seeds_are_upgraded() {
+        let store = SledStore::temporary().unwrap();
+        seed(&store, URL, Some("Sign in"), 1).unwrap();
+        assert_eq!(
+            sign_out_item_url(&store),
+            "https://mdm.test/portal/session/$DEVICE.portal_session"
+        );
+        // Seeded before portal sessions: the device URL, rewritten at the next start.
+        set_sign_out_url(&store, &sign_in_url(URL));
+        seed(&store, URL, Some("Sign in"), 2).unwrap();
+        assert_eq!(sign_out_item_url(&store), sign_out_url(URL));
+        // An operator's own URL is left alone.
+        set_sign_out_url(&store, "https://elsewhere.test/out");
+        seed(&store, URL, Some("Sign in"), 3).unwrap();
+        assert_eq!(sign_out_item_url(&store), "https://elsewhere.test/out");
+    }
+}
