@@ -275,24 +275,34 @@ async fn a_person_signs_in_and_out_through_the_portal() {
     assert!(!html.contains("http-equiv=\"refresh\""));
     assert!(!html.contains("Pending"));
 
-    // The "Sign out" clip (same portal URL) shows who is signed in (escaped) and a form.
+    // The "Sign in" clip is gone (its web app and cookie with it). The "Sign out" clip carries
+    // this session's own URL; it opens in its own web app (a fresh cookie jar) and shows who
+    // is signed in (escaped), the progress and a form.
     assert!(device.tap_web_clip(Some("Sign in")).is_none());
+    drop(browser);
     let out_portal = clip_path(&device, "Sign out");
-    assert_eq!(out_portal, portal);
+    assert!(out_portal.starts_with("/portal/session/"), "{out_portal}");
+    let mut browser = Browser::default();
     let page = browser.get(&server, &out_portal).await;
     let html = page.text();
     assert!(
         html.contains("Signed in as Alice &lt;Liddell&gt;"),
         "{html}"
     );
+    let r = browser
+        .get(&server, &format!("{out_portal}/progress"))
+        .await;
+    assert!(r.text().contains("Your device is ready"), "{}", r.text());
     let (action, csrf) = form_of(&page);
-    assert_eq!(action, format!("{portal}/sign-out"));
+    assert_eq!(action, format!("{out_portal}/sign-out"));
     let r = browser.post(&server, &action, &[("csrf", &csrf)]).await;
     assert_eq!(r.status, 303, "{}", r.text());
-    assert_eq!(location(&r), format!("{portal}/signed-out"));
-    assert!(browser.cookie.is_none(), "cookie cleared");
+    // The hand-off rotated the device token: the sign-out progress is under the new one.
+    let signed_out = location(&r);
+    assert!(signed_out.ends_with("/signed-out"), "{signed_out}");
+    assert_ne!(signed_out, format!("{portal}/signed-out"));
     assert_eq!(assignee(&server).await, "nobody");
-    let r = browser.get(&server, &format!("{portal}/signed-out")).await;
+    let r = browser.get(&server, &signed_out).await;
     assert_eq!(r.status, 200);
     assert!(r.text().contains("Signing out"), "{}", r.text());
 
@@ -320,7 +330,7 @@ async fn a_person_signs_in_and_out_through_the_portal() {
     now.sort();
     before.sort();
     assert_eq!(now, before, "back to the signed-out baseline (Wi-Fi stays)");
-    let r = browser.get(&server, &format!("{portal}/signed-out")).await;
+    let r = browser.get(&server, &signed_out).await;
     let html = r.text();
     assert!(html.contains(READY_FOR_NEXT), "{html}");
     assert!(!html.contains("http-equiv=\"refresh\""));
@@ -336,9 +346,15 @@ async fn a_person_signs_in_and_out_through_the_portal() {
     assert_eq!(s["ended_how"], "portal");
     assert_eq!(s["clean_hand_off"], true, "{sessions}");
 
-    // Back on the sign-in form.
-    let page = browser.get(&server, &portal).await;
+    // Back on the sign-in form, in the new "Sign in" clip (a new web app); the old URL and
+    // the ended session's are dead.
+    let new_portal = clip_path(&device, "Sign in");
+    assert_eq!(format!("{new_portal}/signed-out"), signed_out);
+    let mut browser = Browser::default();
+    let page = browser.get(&server, &new_portal).await;
     assert!(form_of(&page).0.ends_with("/sign-in"));
+    assert_eq!(browser.get(&server, &portal).await.status, 404);
+    assert_eq!(browser.get(&server, &out_portal).await.status, 404);
     eprintln!(
         "portal e2e (sign-in to clean sign-out): {:?}",
         started.elapsed()
@@ -526,10 +542,12 @@ async fn the_portal_refuses_bad_input_and_storms() {
         "{sessions}"
     );
 
-    // Signed in: another sign-in (fresh form from the signed-in page is a sign-out form,
-    // so use a form obtained before) is refused with the "in use" page.
+    // Signed in: the device URL in any browser but the winner's shows "in use", no name and
+    // no form.
     let page = browser.get(&server, &portal).await;
-    assert!(page.text().contains("Signed in as"));
+    assert!(page.text().contains(IN_USE_HEADING), "{}", page.text());
+    assert!(!page.text().contains("Signed in as"), "{}", page.text());
+    assert!(!page.text().contains("<form"), "{}", page.text());
 }
 
 /// A person uses the portal in a real browser (headless Chromium driven over DevTools): types
@@ -589,7 +607,23 @@ async fn a_person_uses_the_portal_in_headless_chromium() {
         .unwrap();
     shots.push(browser.screenshot("ready").await.unwrap());
 
-    browser.goto(&format!("{base}{portal}")).await.unwrap();
+    // The "Sign in" clip is gone: its web app (this browser, its cookie) with it.
+    assert!(device.tap_web_clip(Some("Sign in")).is_none());
+    browser.close().await;
+
+    // Another browser with only the "Sign in" URL sees no name and no sign-out form.
+    let mut stranger = Chromium::launch(&binary).await.unwrap();
+    stranger.goto(&format!("{base}{portal}")).await.unwrap();
+    let text = stranger.text().await.unwrap();
+    assert!(text.contains(IN_USE_HEADING), "{text}");
+    assert!(!text.contains("Bob"), "{text}");
+    assert!(!stranger.has("form").await.unwrap());
+    stranger.close().await;
+
+    // The "Sign out" clip opens in its own web app: a fresh browser.
+    let out_portal = clip_path(&device, "Sign out");
+    let mut browser = Chromium::launch(&binary).await.unwrap();
+    browser.goto(&format!("{base}{out_portal}")).await.unwrap();
     assert!(
         browser
             .text()
@@ -604,9 +638,12 @@ async fn a_person_uses_the_portal_in_headless_chromium() {
         .click("form[action$='/sign-out'] button")
         .await
         .unwrap();
-    assert_eq!(
-        browser.path().await.unwrap(),
-        format!("{portal}/signed-out")
+    let signed_out = browser.path().await.unwrap();
+    assert!(signed_out.ends_with("/signed-out"), "{signed_out}");
+    assert_ne!(
+        signed_out,
+        format!("{portal}/signed-out"),
+        "a new device token"
     );
     assert_eq!(assignee(&server).await, "nobody");
     shots.push(browser.screenshot("signing-out").await.unwrap());
@@ -759,5 +796,238 @@ async fn measure_sign_in_with_50_profiles_and_30_apps() {
         reconciles[reconciles.len() / 2],
         reconciles[0],
         reconciles[reconciles.len() - 1]
+    );
+}
+
+/// The "Sign in" clip's URL alone (any browser but the one that signed in, even with a CSRF
+/// token kept from an earlier sign-in form or a made-up cookie) shows no name, no progress and
+/// no prompt, and signs nobody out.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_sign_in_url_alone_neither_shows_nor_signs_out_the_person() {
+    let apns = Apns::start().await;
+    let (server, device) = setup(&apns, false).await;
+    let portal = clip_path(&device, "Sign in");
+    let mut other = Browser::default();
+    let (_, kept_csrf) = form_of(&other.get(&server, &portal).await);
+    let mut alice = Browser::default();
+    let (_, r) = alice
+        .submit(
+            &server,
+            &portal,
+            &[("username", "alice"), ("password", "pw-alice")],
+        )
+        .await;
+    assert_eq!(r.status, 303, "{}", r.text());
+    assert_eq!(assignee(&server).await, "alice");
+
+    for cookie in [
+        None,
+        Some("baton_portal=AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA"),
+    ] {
+        other.cookie = cookie.map(str::to_owned);
+        let page = other.get(&server, &portal).await;
+        assert_eq!(page.status, 200, "{}", page.text());
+        let html = page.text();
+        assert!(html.contains(IN_USE_HEADING), "{html}");
+        assert!(!html.contains("Alice") && !html.contains("<form"), "{html}");
+        for sub in ["progress", "stay"] {
+            let r = other.get(&server, &format!("{portal}/{sub}")).await;
+            assert_eq!(
+                (r.status.as_u16(), location(&r)),
+                (303, portal.clone()),
+                "{sub}"
+            );
+        }
+    }
+    let r = other
+        .post(
+            &server,
+            &format!("{portal}/sign-out"),
+            &[("csrf", &kept_csrf)],
+        )
+        .await;
+    assert_eq!(r.status, 403, "{}", r.text());
+    assert!(!r.text().contains("Alice"), "{}", r.text());
+    assert_eq!(assignee(&server).await, "alice");
+
+    // The web app that signed in (its cookie) still sees alice's page.
+    let page = alice.get(&server, &portal).await;
+    assert!(
+        page.text().contains("Signed in as Alice"),
+        "{}",
+        page.text()
+    );
+}
+
+/// After the hand-off, the previous session's "Sign out" URL (even with a form kept from it)
+/// and its cookie (on the old or the new device URL) cannot see or touch the next person's
+/// session; the device token rotated.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_ended_sessions_url_and_cookie_cannot_touch_the_next_one() {
+    let apns = Apns::start().await;
+    let (server, mut device) = setup(&apns, false).await;
+    let portal = clip_path(&device, "Sign in");
+    let mut alice_in = Browser::default();
+    let (_, r) = alice_in
+        .submit(
+            &server,
+            &portal,
+            &[("username", "alice"), ("password", "pw-alice")],
+        )
+        .await;
+    assert_eq!(r.status, 303, "{}", r.text());
+    let alice_cookie = alice_in.cookie.clone().expect("the sign-in sets a cookie");
+    device.connect_until_idle().await.unwrap();
+    let alice_out = clip_path(&device, "Sign out");
+    assert!(alice_out.starts_with("/portal/session/"), "{alice_out}");
+
+    // alice keeps one form of her "Sign out" page and signs out with another.
+    let mut alice_out_app = Browser::default();
+    let (_, kept_csrf) = form_of(&alice_out_app.get(&server, &alice_out).await);
+    let (_, r) = alice_out_app.submit(&server, &alice_out, &[]).await;
+    assert_eq!(r.status, 303, "{}", r.text());
+    assert_eq!(assignee(&server).await, "nobody");
+    device.connect_until_idle().await.unwrap();
+    let new_portal = clip_path(&device, "Sign in");
+    assert_ne!(
+        new_portal, portal,
+        "the device token rotates at the hand-off"
+    );
+    let (_, new_csrf) = form_of(&Browser::default().get(&server, &new_portal).await);
+
+    // bob signs in through the new "Sign in" clip.
+    let mut bob_in = Browser::default();
+    let (_, r) = bob_in
+        .submit(
+            &server,
+            &new_portal,
+            &[("username", "bob"), ("password", "pw-bob")],
+        )
+        .await;
+    assert_eq!(r.status, 303, "{}", r.text());
+    device.connect_until_idle().await.unwrap();
+    let bob_out = clip_path(&device, "Sign out");
+    assert_ne!(bob_out, alice_out);
+
+    // alice's old "Sign out" URL: the session ended; no name, no sign-out.
+    let mut old = Browser::default();
+    for path in [alice_out.clone(), format!("{alice_out}/progress")] {
+        let r = old.get(&server, &path).await;
+        assert_eq!(r.status, 404, "{path}: {}", r.text());
+        assert!(!r.text().contains("Bob"), "{}", r.text());
+    }
+    let r = old
+        .post(
+            &server,
+            &format!("{alice_out}/sign-out"),
+            &[("csrf", &kept_csrf)],
+        )
+        .await;
+    assert_eq!(r.status, 404, "{}", r.text());
+    assert_eq!(assignee(&server).await, "bob");
+
+    // alice's old cookie, on the old device URL (gone) and on the new one.
+    let mut old = Browser {
+        cookie: Some(alice_cookie),
+    };
+    assert_eq!(old.get(&server, &portal).await.status, 404);
+    let page = old.get(&server, &new_portal).await;
+    assert!(page.text().contains(IN_USE_HEADING), "{}", page.text());
+    assert!(!page.text().contains("Bob"), "{}", page.text());
+    let r = old.get(&server, &format!("{new_portal}/progress")).await;
+    assert_eq!(r.status, 303);
+    let r = old
+        .post(
+            &server,
+            &format!("{new_portal}/sign-out"),
+            &[("csrf", &new_csrf)],
+        )
+        .await;
+    assert_eq!(r.status, 403, "{}", r.text());
+    assert_eq!(assignee(&server).await, "bob");
+
+    // bob's own "Sign out" clip works in a fresh web app.
+    let page = Browser::default().get(&server, &bob_out).await;
+    assert!(
+        page.text().contains("Signed in as Bob Builder"),
+        "{}",
+        page.text()
+    );
+}
+
+/// In baton-sim, each web clip opens in its own web app (cookie jar), emptied when the clip is
+/// removed: the person signs in through "Sign in" and out through "Sign out", each in its own
+/// fresh jar, as on an iPhone; another web app with the "Sign in" URL sees nobody's name.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn in_baton_sim_each_web_clip_is_its_own_web_app() {
+    let apns = Apns::start().await;
+    let (server, mut device) = setup(&apns, false).await;
+    let base = server.running().local_url();
+    let (_, mut sign_in_app) = device.open_web_clip("Sign in").expect("a sign-in clip");
+    let url = format!("{base}{}", clip_path(&device, "Sign in"));
+    let page = sign_in_app.open(&url).await.unwrap();
+    let form = page
+        .forms()
+        .into_iter()
+        .find(baton_sim::html_form::HtmlForm::has_password)
+        .expect("the sign-in form");
+    let (_, progress) = sign_in_app
+        .submit(
+            &page,
+            &form,
+            &[("username", "alice"), ("password", "pw-alice")],
+        )
+        .await
+        .unwrap();
+    assert_eq!(progress.status, 200, "{}", progress.html);
+    assert!(progress.url.ends_with("/progress"), "{}", progress.url);
+    assert_eq!(sign_in_app.cookie_count(), 1);
+
+    let mut elsewhere =
+        baton_sim::browser::Browser::new(Transport::new(&ServerTrust::AcceptAny).unwrap());
+    let page = elsewhere.open(&url).await.unwrap();
+    assert!(page.html.contains(IN_USE_HEADING), "{}", page.html);
+    assert!(!page.html.contains("Alice"), "{}", page.html);
+
+    // The device removes the "Sign in" clip: its web app's cookie goes with it.
+    device.connect_until_idle().await.unwrap();
+    assert!(device.open_web_clip("Sign in").is_none());
+    assert_eq!(sign_in_app.cookie_count(), 0);
+
+    let (_, mut sign_out_app) = device.open_web_clip("Sign out").expect("a sign-out clip");
+    assert_eq!(sign_out_app.cookie_count(), 0, "a fresh web app");
+    let out_url = format!("{base}{}", clip_path(&device, "Sign out"));
+    let page = sign_out_app
+        .open(&format!("{out_url}/progress"))
+        .await
+        .unwrap();
+    assert!(page.html.contains("Your device is ready"), "{}", page.html);
+    let page = sign_out_app.open(&out_url).await.unwrap();
+    assert!(page.html.contains("Signed in as Alice"), "{}", page.html);
+    let form = page
+        .forms()
+        .into_iter()
+        .find(|f| f.method == "post")
+        .expect("the sign-out form");
+    let (_, signed_out) = sign_out_app.submit(&page, &form, &[]).await.unwrap();
+    assert_eq!(signed_out.status, 200, "{}", signed_out.html);
+    assert!(
+        signed_out.url.ends_with("/signed-out"),
+        "{}",
+        signed_out.url
+    );
+    assert_eq!(assignee(&server).await, "nobody");
+
+    device.connect_until_idle().await.unwrap();
+    assert!(device.open_web_clip("Sign out").is_none());
+    let (_, next) = device
+        .open_web_clip("Sign in")
+        .expect("the sign-in clip is back");
+    assert_eq!(next.cookie_count(), 0);
+    let page = sign_out_app.open(&out_url).await.unwrap();
+    assert_eq!(
+        page.status, 404,
+        "the ended session's clip URL: {}",
+        page.html
     );
 }

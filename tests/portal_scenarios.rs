@@ -8,7 +8,7 @@
 use std::time::{Duration, Instant};
 
 use base64::Engine as _;
-use baton_e2e::portal::{Apns, Browser, clip_path, profile_xml};
+use baton_e2e::portal::{Apns, Browser, clip_path, profile_xml, sign_in_path};
 use baton_e2e::{Pki, ServerOptions, TestServer};
 use baton_proto::Status;
 use baton_server::identity::testing::DeviceCertificateSpec;
@@ -119,9 +119,11 @@ async fn portal_sign_in(server: &TestServer, device: &SimDevice, user: &str) -> 
     browser
 }
 
-/// Signs the current person out through the portal ("Sign out" clip).
-async fn portal_sign_out(server: &TestServer, device: &SimDevice, browser: &mut Browser) {
+/// Signs the current person out through the portal: the "Sign out" clip, opened in its own
+/// web app (a fresh cookie jar: iOS shares none with the "Sign in" clip).
+async fn portal_sign_out(server: &TestServer, device: &SimDevice) {
     let portal = clip_path(device, "Sign out");
+    let mut browser = Browser::default();
     let (action, r) = browser.submit(server, &portal, &[]).await;
     assert_eq!(action, format!("{portal}/sign-out"));
     assert_eq!(r.status, 303, "{}", r.text());
@@ -212,7 +214,7 @@ async fn an_offline_device_converges_after_sign_out_when_it_returns() {
     );
 
     // The device goes offline (it is simply not connected); alice signs out.
-    portal_sign_out(&server, &device, &mut browser).await;
+    portal_sign_out(&server, &device).await;
     let mut waiting = queued(&server, UDID).await;
     waiting.sort();
     assert_eq!(
@@ -284,9 +286,8 @@ async fn a_second_person_signs_in_before_the_device_processed_the_sign_out() {
     let server = server(&apns, &pki, None).await;
     let mut device = enroll(&server, &pki, SimOptions::default()).await;
     device.connect_until_idle().await.unwrap();
-    let portal = clip_path(&device, "Sign in");
 
-    let mut alice = portal_sign_in(&server, &device, "alice").await;
+    let _alice = portal_sign_in(&server, &device, "alice").await;
     device.connect_until_idle().await.unwrap();
     let mail = |d: &SimDevice| {
         d.profiles()
@@ -297,7 +298,9 @@ async fn a_second_person_signs_in_before_the_device_processed_the_sign_out() {
     assert_eq!(mail(&device).as_deref(), Some("Mail for alice@example.com"));
 
     // alice signs out and bob signs in right away; the device has not connected in between.
-    portal_sign_out(&server, &device, &mut alice).await;
+    portal_sign_out(&server, &device).await;
+    // The device token rotated at the sign-out: bob uses the new "Sign in" clip's URL.
+    let portal = sign_in_path(&server, UDID);
     let mut bob = Browser::default();
     let (_, r) = bob
         .submit(

@@ -13,7 +13,7 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use axum::routing::post;
 use base64::Engine as _;
-use baton_e2e::portal::{Apns, Browser, attr_after, clip_path, profile_xml};
+use baton_e2e::portal::{Apns, Browser, attr_after, clip_path, profile_xml, sign_in_path};
 use baton_e2e::{Pki, Reply, ServerOptions, TestServer};
 use baton_server::config::WebhookConfig;
 use baton_server::identity::testing::DeviceCertificateSpec;
@@ -186,6 +186,11 @@ fn set_cookie(r: &Reply) -> String {
         .unwrap_or_default()
 }
 
+/// The path of DESK's portal page `page` under its current device token.
+fn desk_path(server: &TestServer, page: &str) -> String {
+    format!("{}/{page}", sign_in_path(server, DESK))
+}
+
 /// Opens the device's "Sign in" clip and posts the form; returns the browser and the answer.
 async fn portal_sign_in(
     server: &TestServer,
@@ -197,7 +202,7 @@ async fn portal_sign_in(
     let (_, r) = browser
         .submit(
             server,
-            &clip_path(device, "Sign in"),
+            &sign_in_path(server, device.udid()),
             &[("username", user), ("password", password)],
         )
         .await;
@@ -211,7 +216,7 @@ async fn answer_prompt(
     browser: &mut Browser,
     answer: &str,
 ) -> Reply {
-    let stay = format!("{}/stay", clip_path(device, "Sign in"));
+    let stay = format!("{}/stay", sign_in_path(server, device.udid()));
     let page = browser.get(server, &stay).await;
     assert_eq!(page.status, 200, "{}", page.text());
     assert!(page.text().contains(PROMPT_HEADING), "{}", page.text());
@@ -284,12 +289,13 @@ async fn the_prompt_appears_only_when_every_rule_allows_it() {
     set_policy(&server, desk_policy(true, false)).await;
     let desk = enroll(&server, &pki, DESK).await;
     let kiosk = enroll(&server, &pki, KIOSK).await;
-    let progress = format!("{}/progress", clip_path(&desk, "Sign in"));
-    let stay = format!("{}/stay", clip_path(&desk, "Sign in"));
 
     // A device alice never used: risky, no prompt; a leased session and a session cookie.
     let (_, r) = portal_sign_in(&server, &desk, "alice", "pw-alice").await;
-    assert_eq!((r.status.as_u16(), location(&r)), (303, progress.clone()));
+    assert_eq!(
+        (r.status.as_u16(), location(&r)),
+        (303, desk_path(&server, "progress"))
+    );
     assert!(!set_cookie(&r).contains("Max-Age"), "{}", set_cookie(&r));
     let entry = newest(&server, "alice").await;
     assert_eq!(
@@ -305,19 +311,33 @@ async fn the_prompt_appears_only_when_every_rule_allows_it() {
 
     // Familiar device, low risk, not shared, toggle on, groups allow: the prompt. Only the
     // browser that signed in can answer it; Yes makes the session and the cookie persistent.
-    let (mut browser, r) = portal_sign_in(&server, &desk, "alice", "pw-alice").await;
-    assert_eq!((r.status.as_u16(), location(&r)), (303, stay.clone()));
-    assert_eq!(newest(&server, "alice").await["result"], "success");
+    // A stranger kept a sign-in form (its CSRF token) from before; the device URL alone
+    // shows them no prompt.
     let mut stranger = Browser::default();
-    let page = stranger.get(&server, &stay).await;
+    let page = stranger.get(&server, &sign_in_path(&server, DESK)).await;
     let csrf = attr_after(&page.text(), "name=\"csrf\"", "value");
+    let (mut browser, r) = portal_sign_in(&server, &desk, "alice", "pw-alice").await;
+    assert_eq!(
+        (r.status.as_u16(), location(&r)),
+        (303, desk_path(&server, "stay"))
+    );
+    assert_eq!(newest(&server, "alice").await["result"], "success");
+    let page = stranger.get(&server, &desk_path(&server, "stay")).await;
+    assert_eq!(page.status, 303, "{}", page.text());
     let refused = stranger
-        .post(&server, &stay, &[("answer", "yes"), ("csrf", &csrf)])
+        .post(
+            &server,
+            &desk_path(&server, "stay"),
+            &[("answer", "yes"), ("csrf", &csrf)],
+        )
         .await;
     assert_eq!(refused.status, 403, "{}", refused.text());
     assert_eq!(lease(&server, DESK).await["persistent"], false);
     let r = answer_prompt(&server, &desk, &mut browser, "yes").await;
-    assert_eq!((r.status.as_u16(), location(&r)), (303, progress.clone()));
+    assert_eq!(
+        (r.status.as_u16(), location(&r)),
+        (303, desk_path(&server, "progress"))
+    );
     assert!(set_cookie(&r).contains("Max-Age="), "{}", set_cookie(&r));
     let l = lease(&server, DESK).await;
     assert_eq!(
@@ -329,7 +349,7 @@ async fn the_prompt_appears_only_when_every_rule_allows_it() {
         (&entry["kmsi_shown"], &entry["kmsi_answer"], &entry["risk"]),
         (&json!(true), &json!(true), &json!("low"))
     );
-    let page = browser.get(&server, &clip_path(&desk, "Sign in")).await;
+    let page = browser.get(&server, &sign_in_path(&server, DESK)).await;
     assert!(
         page.text().contains("until you sign out"),
         "{}",
@@ -339,7 +359,7 @@ async fn the_prompt_appears_only_when_every_rule_allows_it() {
 
     // No: leased, session cookie.
     let (mut browser, r) = portal_sign_in(&server, &desk, "alice", "pw-alice").await;
-    assert_eq!(location(&r), stay);
+    assert_eq!(location(&r), desk_path(&server, "stay"));
     let r = answer_prompt(&server, &desk, &mut browser, "no").await;
     assert_eq!(r.status, 303);
     assert!(!set_cookie(&r).contains("Max-Age"), "{}", set_cookie(&r));
@@ -350,7 +370,7 @@ async fn the_prompt_appears_only_when_every_rule_allows_it() {
     // A user group that says never: no prompt, even on a familiar device at low risk.
     make_familiar(&server, DESK, "carol").await;
     let (_, r) = portal_sign_in(&server, &desk, "carol", "pw-carol").await;
-    assert_eq!(location(&r), progress);
+    assert_eq!(location(&r), desk_path(&server, "progress"));
     let entry = newest(&server, "carol").await;
     assert_eq!(
         (&entry["kmsi_shown"], &entry["risk"]),
@@ -365,7 +385,7 @@ async fn the_prompt_appears_only_when_every_rule_allows_it() {
     // A shared-mode device: no prompt, and no persistent session for anyone.
     make_familiar(&server, KIOSK, "alice").await;
     let (_, r) = portal_sign_in(&server, &kiosk, "alice", "pw-alice").await;
-    let kiosk_progress = format!("{}/progress", clip_path(&kiosk, "Sign in"));
+    let kiosk_progress = format!("{}/progress", sign_in_path(&server, KIOSK));
     assert_eq!(location(&r), kiosk_progress);
     assert!(!set_cookie(&r).contains("Max-Age"));
     assert_eq!(newest(&server, "alice").await["kmsi_shown"], false);
@@ -377,7 +397,7 @@ async fn the_prompt_appears_only_when_every_rule_allows_it() {
     // The toggle off: no prompt anywhere.
     set_policy(&server, desk_policy(false, false)).await;
     let (_, r) = portal_sign_in(&server, &desk, "alice", "pw-alice").await;
-    assert_eq!(location(&r), progress);
+    assert_eq!(location(&r), desk_path(&server, "progress"));
     assert_eq!(newest(&server, "alice").await["kmsi_shown"], false);
     admin_sign_out(&server, DESK).await;
 
@@ -385,12 +405,16 @@ async fn the_prompt_appears_only_when_every_rule_allows_it() {
     // persistent, whatever the toggle says.
     set_policy(&server, desk_policy(true, false)).await;
     let (mut browser, r) = portal_sign_in(&server, &desk, "alice", "pw-alice").await;
-    assert_eq!(location(&r), stay);
+    assert_eq!(location(&r), desk_path(&server, "stay"));
     set_policy(&server, desk_policy(true, true)).await;
-    let page = browser.get(&server, &stay).await;
+    let page = browser.get(&server, &desk_path(&server, "stay")).await;
     let csrf = attr_after(&page.text(), "name=\"csrf\"", "value");
     let r = browser
-        .post(&server, &stay, &[("answer", "yes"), ("csrf", &csrf)])
+        .post(
+            &server,
+            &desk_path(&server, "stay"),
+            &[("answer", "yes"), ("csrf", &csrf)],
+        )
         .await;
     assert_eq!(r.status, 303);
     assert!(!set_cookie(&r).contains("Max-Age"), "{}", set_cookie(&r));
@@ -410,7 +434,7 @@ async fn the_prompt_appears_only_when_every_rule_allows_it() {
     assert_eq!(r.status, 422);
     assert!(r.text().contains(WRONG_CREDENTIALS));
     let (_, r) = portal_sign_in(&server, &desk, "alice", "pw-alice").await;
-    assert_eq!(location(&r), progress);
+    assert_eq!(location(&r), desk_path(&server, "progress"));
     let entry = newest(&server, "alice").await;
     assert_eq!(
         (&entry["kmsi_shown"], &entry["risk"]),
@@ -861,15 +885,15 @@ async fn the_prompt_in_headless_chromium_on_a_desk_device_and_not_on_a_shared_on
     let pki = Pki::generate();
     let server = server_with(&apns, &pki, ServerOptions::default()).await;
     set_policy(&server, desk_policy(true, false)).await;
-    let desk = enroll(&server, &pki, DESK).await;
-    let kiosk = enroll(&server, &pki, KIOSK).await;
+    let _desk = enroll(&server, &pki, DESK).await;
+    let _kiosk = enroll(&server, &pki, KIOSK).await;
     make_familiar(&server, DESK, "alice").await;
     make_familiar(&server, KIOSK, "alice").await;
     let base = server.running().local_url();
     let mut browser = Chromium::launch(&binary).await.unwrap();
     let mut shots = Vec::new();
 
-    let portal = clip_path(&desk, "Sign in");
+    let portal = sign_in_path(&server, DESK);
     browser.goto(&format!("{base}{portal}")).await.unwrap();
     browser.fill("#username", "alice").await.unwrap();
     browser.fill("#password", "pw-alice").await.unwrap();
@@ -890,7 +914,7 @@ async fn the_prompt_in_headless_chromium_on_a_desk_device_and_not_on_a_shared_on
     assert!(browser.text().await.unwrap().contains("until you sign out"));
     shots.push(browser.screenshot("kmsi-persistent-desk").await.unwrap());
 
-    let portal = clip_path(&kiosk, "Sign in");
+    let portal = sign_in_path(&server, KIOSK);
     browser.goto(&format!("{base}{portal}")).await.unwrap();
     browser.fill("#username", "alice").await.unwrap();
     browser.fill("#password", "pw-alice").await.unwrap();

@@ -195,3 +195,15 @@ pub fn encode_form(fields: &[(&str, &str)]) -> String {
         .collect::<Vec<_>>()
         .join("&")
 }
+
+/// The path of the "Sign in" clip the server would install on `udid` now. The device token
+/// rotates at each sign-out, and a test device that has not fetched its new clip yet still
+/// shows the old one (a person would wait for the new clip).
+pub fn sign_in_path(server: &TestServer, udid: &str) -> String {
+    let device = baton_proto::EnrollmentId::device(udid).unwrap();
+    let store = server.running().services().store.as_ref();
+    let token = baton_server::reconciler::portal_token::token_of(store, &device)
+        .unwrap()
+        .expect("the device has a portal token");
+    format!("/portal/{token}")
+}

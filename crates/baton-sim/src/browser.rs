@@ -2,7 +2,11 @@
 //! forms (`application/x-www-form-urlencoded`), follow redirects, and keep cookies as a
 //! browser does (by name, scoped to their `Path`, deleted by `Max-Age=0`). Enough for the
 //! sign-in portal; not a general browser (no scripts, no cache, one origin's cookies).
+//!
+//! A clone shares the cookie jar (the same web app). On a device each web clip opens in its
+//! own web app with its own jar, which ends with the clip ([`crate::SimDevice::open_web_clip`]).
 
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -40,11 +44,11 @@ struct Cookie {
     path: String,
 }
 
-/// One person's browser: a cookie jar over the simulator's shared transport.
+/// One web app (or browser): a cookie jar over the simulator's shared transport.
 #[derive(Debug, Clone)]
 pub struct Browser {
     transport: Transport,
-    cookies: Vec<Cookie>,
+    cookies: Arc<Mutex<Vec<Cookie>>>,
 }
 
 fn path_of(url: &str) -> &str {
@@ -90,19 +94,28 @@ impl Browser {
     pub fn new(transport: Transport) -> Self {
         Self {
             transport,
-            cookies: Vec::new(),
+            cookies: Arc::default(),
         }
+    }
+
+    fn jar(&self) -> std::sync::MutexGuard<'_, Vec<Cookie>> {
+        self.cookies.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
     /// Number of cookies held.
     pub fn cookie_count(&self) -> usize {
-        self.cookies.len()
+        self.jar().len()
+    }
+
+    /// Empties the cookie jar (its web clip was removed).
+    pub fn clear_cookies(&self) {
+        self.jar().clear();
     }
 
     fn cookie_header(&self, url: &str) -> Option<String> {
         let path = path_of(url);
         let pairs: Vec<String> = self
-            .cookies
+            .jar()
             .iter()
             .filter(|c| {
                 path.starts_with(&c.path)
@@ -135,9 +148,10 @@ impl Browser {
                     expired = true;
                 }
             }
-            self.cookies.retain(|c| !(c.name == name && c.path == path));
+            let mut jar = self.jar();
+            jar.retain(|c| !(c.name == name && c.path == path));
             if !expired {
-                self.cookies.push(Cookie {
+                jar.push(Cookie {
                     name: name.to_owned(),
                     value: value.to_owned(),
                     path,

@@ -140,6 +140,16 @@ pub struct SimDevice {
     identity: SimIdentity,
     transport: Transport,
     limits: Limits,
+    /// The web app of each installed web clip (its cookie jar), by [`web_app_key`].
+    web_apps: BTreeMap<String, crate::browser::Browser>,
+}
+
+/// A web clip's web app is that clip: the same profile, payload and URL.
+fn web_app_key(clip: &WebClip) -> String {
+    format!(
+        "{}\n{}\n{}",
+        clip.profile_identifier, clip.payload_identifier, clip.url
+    )
 }
 
 impl SimDevice {
@@ -187,6 +197,7 @@ impl SimDevice {
             identity,
             transport,
             limits: Limits::default(),
+            web_apps: BTreeMap::new(),
         })
     }
 
@@ -363,9 +374,8 @@ impl SimDevice {
         &self.record.users
     }
 
-    /// A person taps a web clip: the URL it opens. With `label`, the clip with that label;
-    /// otherwise the first one. Looks at the device channel, then the signed-in user's.
-    pub fn tap_web_clip(&self, label: Option<&str>) -> Option<String> {
+    /// The web clips on the Home Screen: the device channel's, then the signed-in user's.
+    fn home_screen_clips(&self) -> impl Iterator<Item = &WebClip> {
         let logged_in = self
             .record
             .users
@@ -375,8 +385,46 @@ impl SimDevice {
         std::iter::once(&self.record.inventory)
             .chain(logged_in.map(|u| &u.inventory))
             .flat_map(|inv| inv.web_clips.iter())
+    }
+
+    /// A person taps a web clip: the URL it opens. With `label`, the clip with that label;
+    /// otherwise the first one. Looks at the device channel, then the signed-in user's.
+    pub fn tap_web_clip(&self, label: Option<&str>) -> Option<String> {
+        self.home_screen_clips()
             .find(|c| label.is_none_or(|l| c.label == l))
             .map(|c| c.url.clone())
+    }
+
+    /// A person taps the web clip labelled `label`: the URL it opens and the web app it opens
+    /// in. As on iOS (a `FullScreen` clip is a Home Screen web app with its own storage), each
+    /// clip has its own cookie jar, shared with no other clip; removing the clip empties it,
+    /// and a clip installed again starts with an empty one.
+    pub fn open_web_clip(&mut self, label: &str) -> Option<(String, crate::browser::Browser)> {
+        self.forget_removed_web_apps();
+        let clip = self.home_screen_clips().find(|c| c.label == label)?;
+        let (key, url) = (web_app_key(clip), clip.url.clone());
+        let transport = self.transport.clone();
+        let app = self
+            .web_apps
+            .entry(key)
+            .or_insert_with(|| crate::browser::Browser::new(transport));
+        Some((url, app.clone()))
+    }
+
+    /// Empties and forgets the web app of every clip no longer installed.
+    fn forget_removed_web_apps(&mut self) {
+        if self.web_apps.is_empty() {
+            return;
+        }
+        let installed: std::collections::BTreeSet<String> =
+            self.home_screen_clips().map(web_app_key).collect();
+        self.web_apps.retain(|key, app| {
+            let keep = installed.contains(key);
+            if !keep {
+                app.clear_cookies();
+            }
+            keep
+        });
     }
 
     /// Locks the device as after a restart (before first unlock).
@@ -583,7 +631,9 @@ impl SimDevice {
     /// On "push": connects on the device channel and processes commands until the server
     /// answers with an empty body.
     pub async fn connect_until_idle(&mut self) -> Result<Vec<ProcessedCommand>, SimError> {
-        self.session(None).await
+        let done = self.session(None).await;
+        self.forget_removed_web_apps();
+        done
     }
 
     /// The same on a Shared iPad user's channel.
@@ -745,6 +795,7 @@ impl SimDevice {
             identity,
             transport,
             limits: Limits::default(),
+            web_apps: BTreeMap::new(),
         })
     }
 }

@@ -1,6 +1,6 @@
 //! What a fresh server starts with: the nobody user (`multi-user-owner = true`, no password)
 //! and, when enabled, the sign-in web clip distributed to nobody plus the sign-out web clip
-//! (same portal URL) distributed to every signed-in person (the user group
+//! (the portal's session URL, [`sign_out_url`]) distributed to every signed-in person (the user group
 //! [`SIGNED_IN_GROUP`], rule `not multi-user-owner`). Each is seeded once (a marker in
 //! [`SEED_COLLECTION`] remembers it), so an operator's later changes are not undone at restart.
 
@@ -38,6 +38,17 @@ pub fn sign_in_url(public_url: &str) -> String {
         "{}/portal/$DEVICE.{}",
         public_url.trim_end_matches('/'),
         crate::reconciler::portal_token::PORTAL_TOKEN_ATTRIBUTE
+    )
+}
+
+/// The URL template of the sign-out clip: the portal's session pages plus the secret of the
+/// session that installed it ([`crate::reconciler::portal_session`]), so it works only for
+/// that session.
+pub fn sign_out_url(public_url: &str) -> String {
+    format!(
+        "{}/portal/session/$DEVICE.{}",
+        public_url.trim_end_matches('/'),
+        crate::reconciler::portal_session::PORTAL_SESSION_ATTRIBUTE
     )
 }
 
@@ -102,6 +113,8 @@ pub fn seed(
     }
     if sign_in_clip.is_some() && store.get(&seeds, SIGN_OUT_ITEM.as_bytes())?.is_none() {
         seed_sign_out(&mut batch, public_url)?;
+    } else {
+        upgrade_sign_out_url(store, &mut batch, public_url)?;
     }
     if batch.ops.is_empty() {
         return Ok(());
@@ -115,6 +128,32 @@ pub fn seed(
     }
 }
 
+/// A sign-out clip seeded before portal sessions opened the device's portal URL, which no
+/// longer signs anyone out: it gets the session URL ([`sign_out_url`]). An operator's own URL
+/// is left alone.
+fn upgrade_sign_out_url(
+    store: &dyn Store,
+    batch: &mut KeyspaceBatch,
+    public_url: &str,
+) -> Result<(), RecordError> {
+    let Some(mut item) = read_json::<CatalogItem>(store, ITEMS_COLLECTION, SIGN_OUT_ITEM)? else {
+        return Ok(());
+    };
+    let ItemContent::WebClip { url, .. } = &mut item.content else {
+        return Ok(());
+    };
+    if *url != sign_in_url(public_url) {
+        return Ok(());
+    }
+    *url = sign_out_url(public_url);
+    batch.put(
+        &collection(ITEMS_COLLECTION)?,
+        SIGN_OUT_ITEM.as_bytes(),
+        &encode(&item)?,
+    );
+    Ok(())
+}
+
 /// Adds the sign-out clip, the signed-in user group and the distribution between them.
 fn seed_sign_out(batch: &mut KeyspaceBatch, public_url: &str) -> Result<(), RecordError> {
     let id = ItemId::new(SIGN_OUT_ITEM)?;
@@ -125,7 +164,7 @@ fn seed_sign_out(batch: &mut KeyspaceBatch, public_url: &str) -> Result<(), Reco
         leaves_on_sign_out: true,
         content: ItemContent::WebClip {
             label: SIGN_OUT_LABEL.to_owned(),
-            url: sign_in_url(public_url),
+            url: sign_out_url(public_url),
             sign_in: false,
             full_screen: true,
             removable: false,
@@ -169,4 +208,57 @@ fn seed_sign_out(batch: &mut KeyspaceBatch, public_url: &str) -> Result<(), Reco
         b"1",
     );
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use baton_store::SledStore;
+
+    use super::*;
+
+    const URL: &str = "https://mdm.test";
+
+    fn sign_out_item_url(store: &dyn Store) -> String {
+        let item: CatalogItem = read_json(store, ITEMS_COLLECTION, SIGN_OUT_ITEM)
+            .unwrap()
+            .unwrap();
+        match item.content {
+            ItemContent::WebClip { url, .. } => url,
+            other => panic!("not a web clip: {other:?}"),
+        }
+    }
+
+    fn set_sign_out_url(store: &dyn Store, url: &str) {
+        let mut item: CatalogItem = read_json(store, ITEMS_COLLECTION, SIGN_OUT_ITEM)
+            .unwrap()
+            .unwrap();
+        if let ItemContent::WebClip { url: u, .. } = &mut item.content {
+            *u = url.to_owned();
+        }
+        let mut batch = KeyspaceBatch::new();
+        batch.put(
+            &collection(ITEMS_COLLECTION).unwrap(),
+            SIGN_OUT_ITEM.as_bytes(),
+            &encode(&item).unwrap(),
+        );
+        store.apply(&batch).unwrap();
+    }
+
+    #[test]
+    fn the_sign_out_clip_opens_the_session_url_and_old_seeds_are_upgraded() {
+        let store = SledStore::temporary().unwrap();
+        seed(&store, URL, Some("Sign in"), 1).unwrap();
+        assert_eq!(
+            sign_out_item_url(&store),
+            "https://mdm.test/portal/session/$DEVICE.portal_session"
+        );
+        // Seeded before portal sessions: the device URL, rewritten at the next start.
+        set_sign_out_url(&store, &sign_in_url(URL));
+        seed(&store, URL, Some("Sign in"), 2).unwrap();
+        assert_eq!(sign_out_item_url(&store), sign_out_url(URL));
+        // An operator's own URL is left alone.
+        set_sign_out_url(&store, "https://elsewhere.test/out");
+        seed(&store, URL, Some("Sign in"), 3).unwrap();
+        assert_eq!(sign_out_item_url(&store), "https://elsewhere.test/out");
+    }
 }

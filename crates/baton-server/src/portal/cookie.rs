@@ -1,7 +1,8 @@
 //! The portal session cookie: set at sign-in, scoped to the device's portal path, `HttpOnly`,
 //! `SameSite=Strict`, `Secure` over TLS, and a session cookie (no `Max-Age`): it dies with the
 //! browser session, unless the person answered Yes to "Stay signed in?" where the session rules
-//! allow it ([`persistent_cookie`]).
+//! allow it ([`persistent_cookie`]). Its value is the session's secret
+//! ([`crate::reconciler::portal_session`]), so it opens nothing once that session ended.
 
 use base64::Engine;
 

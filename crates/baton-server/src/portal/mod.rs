@@ -1,14 +1,25 @@
-//! The sign-in portal: the server-rendered pages a person reaches by tapping the "Sign in" (or
-//! "Sign out") web clip, whose URL carries the device's portal token.
+//! The sign-in portal: the server-rendered pages a person reaches by tapping the "Sign in"
+//! web clip (whose URL carries the device's portal token) or the "Sign out" web clip (whose URL
+//! carries the secret of the session that installed it, [`crate::reconciler::portal_session`]).
 //!
-//! - `GET /portal/{token}`: the sign-in form (device assigned to nobody) or "Signed in as …"
-//!   with a sign-out form; 404 for an unknown token.
+//! Who may see what: the device token alone reaches only the sign-in form (and, while someone
+//! is signed in, an "in use" page without their name). Everything about the signed-in person
+//! needs a secret of their session: the portal cookie set in the web app where they signed in
+//! (its value is the session secret) or the "Sign out" clip's URL. The secret ends with the
+//! session; the device token rotates at each sign-out. See docs/decisions/0011.
+//!
+//! - `GET /portal/{token}`: the sign-in form (device assigned to nobody); with the session's
+//!   cookie "Signed in as …" with a sign-out form; else "in use". 404 for an unknown token.
 //! - `POST /portal/{token}/sign-in`: one-time CSRF token, credentials checked every time,
-//!   uniform error, device lock, [`crate::reconciler::Reconciler::sign_in`], 303 to progress.
-//! - `GET /portal/{token}/progress`: the person's items, installed or pending, refreshing
-//!   until ready (the ready time is recorded in the session log).
-//! - `POST /portal/{token}/sign-out`, `GET /portal/{token}/signed-out`: sign-out and its
-//!   progress until "Device is ready for the next person".
+//!   uniform error, device lock, [`crate::reconciler::Reconciler::sign_in`], the cookie, 303
+//!   to progress.
+//! - `GET /portal/{token}/progress` (with the cookie): the person's items, installed or
+//!   pending, refreshing until ready (the ready time is recorded in the session log).
+//! - `POST /portal/{token}/sign-out` (with the cookie), `GET /portal/{token}/signed-out`:
+//!   sign-out, then its progress (under the new token) until "Device is ready for the next
+//!   person".
+//! - `GET /portal/session/{secret}`, `GET …/progress`, `POST …/sign-out`: the same pages in
+//!   the "Sign out" clip; "This session has ended" (404) once it did.
 //!
 //! - `GET/POST /portal/{token}/stay`: "Stay signed in?" after a sign-in the session rules
 //!   allow to be persistent ([`crate::session_policy::prompt_allowed`]); unanswered prompts
@@ -107,6 +118,15 @@ pub fn router_with(portal: &Arc<Portal>) -> Router {
         .route("/portal/{token}/progress", get(routes::progress))
         .route("/portal/{token}/sign-out", post(routes::sign_out))
         .route("/portal/{token}/signed-out", get(routes::signed_out))
+        .route("/portal/session/{secret}", get(routes::session_page))
+        .route(
+            "/portal/session/{secret}/progress",
+            get(routes::session_progress),
+        )
+        .route(
+            "/portal/session/{secret}/sign-out",
+            post(routes::session_sign_out),
+        )
         .layer(DefaultBodyLimit::max(MAX_FORM_BYTES))
         .with_state(portal)
 }

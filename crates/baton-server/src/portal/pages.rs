@@ -15,6 +15,11 @@ pub const TOO_MANY_AT_ONCE: &str = "Too many sign-in attempts at once. Try again
 pub const DISABLED_USER: &str = "This account cannot sign in. Ask your administrator.";
 /// Heading of the page refusing a sign-in on a device someone else holds.
 pub const IN_USE_HEADING: &str = "This device is in use";
+/// What the device's own portal URL says while someone else's session is open.
+pub const SIGN_OUT_WITH_CLIP: &str =
+    "Someone is signed in on this device. To sign out, open \"Sign out\" on the Home Screen.";
+/// Heading of the page for a session link whose session ended (or never existed).
+pub const SESSION_ENDED_HEADING: &str = "This session has ended";
 /// What the signed-out page says once the device is clean.
 pub const READY_FOR_NEXT: &str = "Device is ready for the next person";
 
@@ -113,14 +118,16 @@ pub fn stay_signed_in(device_token: &str, csrf: &str) -> Page {
     Page::new("Stay signed in?", body)
 }
 
-/// The page of a signed-in device: who, when the session ends, and the sign-out form.
-pub fn signed_in(device_token: &str, full_name: &str, csrf: &str, end: Option<SessionEnd>) -> Page {
+/// The page of a signed-in device: who, when the session ends, and the sign-out form. `base`
+/// is the path the person reached it by: `/portal/{device token}` (with the session's cookie)
+/// or `/portal/session/{secret}` (the "Sign out" clip).
+pub fn signed_in(base: &str, full_name: &str, csrf: &str, end: Option<SessionEnd>) -> Page {
     let body = format!(
-        "{end}<p><a href=\"/portal/{token}/progress\">Show setup progress</a></p>\n\
-         <form method=\"post\" action=\"/portal/{token}/sign-out\">\n{csrf}\n\
+        "{end}<p><a href=\"{base}/progress\">Show setup progress</a></p>\n\
+         <form method=\"post\" action=\"{base}/sign-out\">\n{csrf}\n\
          <button type=\"submit\">Sign out</button>\n</form>",
         end = session_end_html(end),
-        token = escape(device_token),
+        base = escape(base),
         csrf = hidden_csrf(csrf),
     );
     let mut page = Page::new(format!("Signed in as {full_name}"), body);
@@ -150,8 +157,9 @@ fn item_list(progress: &DeviceProgress) -> String {
     list
 }
 
-/// Sign-in progress: every item of the person's desired state, refreshing until ready.
-pub fn progress(device_token: &str, progress: &DeviceProgress, end: Option<SessionEnd>) -> Page {
+/// Sign-in progress: every item of the person's desired state, refreshing until ready
+/// (`base` as for [`signed_in`]).
+pub fn progress(base: &str, progress: &DeviceProgress, end: Option<SessionEnd>) -> Page {
     let installed = progress
         .items
         .iter()
@@ -164,11 +172,7 @@ pub fn progress(device_token: &str, progress: &DeviceProgress, end: Option<Sessi
         progress.items.len()
     );
     body.push_str(&item_list(progress));
-    let _ = write!(
-        body,
-        "\n<p><a href=\"/portal/{}\">Back</a></p>",
-        escape(device_token)
-    );
+    let _ = write!(body, "\n<p><a href=\"{}\">Back</a></p>", escape(base));
     let heading = if progress.ready {
         "Your device is ready"
     } else {

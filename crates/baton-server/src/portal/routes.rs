@@ -1,5 +1,6 @@
-//! The portal's HTTP handlers. Each resolves the device from the path's portal token on the
-//! blocking pool, then renders a page; see the module docs of [`crate::portal`] for the flow.
+//! The portal's HTTP handlers. Each resolves the device on the blocking pool, from the path's
+//! portal token (the "Sign in" clip) or session secret (the "Sign out" clip), then renders a
+//! page; see the module docs of [`crate::portal`] for the flow and who may see what.
 
 use std::sync::{Arc, OnceLock};
 use std::time::{Instant, SystemTime};
@@ -23,7 +24,7 @@ use crate::client_origin::Client;
 use crate::directory::user_record::is_disabled;
 use crate::directory::{USERS_COLLECTION, UserRecord, hash_password, username, verify_password};
 use crate::lockout::Admission;
-use crate::reconciler::portal_token;
+use crate::reconciler::{portal_session, portal_token};
 use crate::session_policy::sign_in::{SessionSignInError, policy_for};
 use crate::session_policy::{lease, prompt_allowed, record as policy_record};
 use crate::sign_in_log::{self, ReasonCode, SignInEntry, SignInHow, SignInResult};
@@ -183,6 +184,66 @@ fn device_of(portal: &Portal, token: &str) -> Result<Option<EnrollmentId>, Porta
     )?)
 }
 
+/// True when `cookie` (the portal cookie a request on a device-token path carried) is the
+/// secret of the device's current session: the browser that signed in. Without it the device
+/// token alone shows the sign-in form and nothing about whoever is signed in.
+fn holds_session(
+    portal: &Portal,
+    device: &EnrollmentId,
+    cookie: Option<&str>,
+) -> Result<bool, PortalError> {
+    Ok(match cookie {
+        Some(value) => portal_session::is_current(portal.services.store.as_ref(), device, value)?,
+        None => false,
+    })
+}
+
+/// The path prefix of a session's pages (the "Sign out" clip's URL).
+fn session_base(secret: &str) -> String {
+    format!("/portal/session/{secret}")
+}
+
+/// The CSRF key of a session's forms (distinct from any device token).
+fn session_csrf_key(secret: &str) -> String {
+    format!("session/{secret}")
+}
+
+/// The page for a session secret that is unknown or whose session ended.
+fn session_ended() -> Reply {
+    Reply::page(
+        StatusCode::NOT_FOUND,
+        pages::message(
+            pages::SESSION_ENDED_HEADING,
+            "This link belonged to a session that has ended.",
+        ),
+    )
+}
+
+/// The page a device-token path shows while someone is signed in, to any browser but theirs.
+fn in_use_elsewhere() -> Reply {
+    Reply::page(
+        StatusCode::OK,
+        pages::message(pages::IN_USE_HEADING, pages::SIGN_OUT_WITH_CLIP),
+    )
+}
+
+/// The signed-in page (name, session end, sign-out form) of `device` reached under `base`.
+fn signed_in_page(
+    portal: &Portal,
+    device: &EnrollmentId,
+    assignee: &str,
+    base: &str,
+    csrf_key: &str,
+) -> Result<Reply, PortalError> {
+    let csrf = portal.csrf.issue(csrf_key, Instant::now())?;
+    let name = display_name(portal, assignee)?;
+    let end = session_end(portal, device, SystemTime::now())?;
+    Ok(Reply::page(
+        StatusCode::OK,
+        pages::signed_in(base, &name, &csrf, end),
+    ))
+}
+
 fn display_name(portal: &Portal, username: &str) -> Result<String, PortalError> {
     let compiled = portal.services.reconciler.compiled()?;
     Ok(compiled
@@ -192,26 +253,62 @@ fn display_name(portal: &Portal, username: &str) -> Result<String, PortalError> 
         .unwrap_or_else(|| username.to_owned()))
 }
 
-/// `GET /portal/{token}`.
-pub async fn device_page(State(portal): State<Arc<Portal>>, Path(token): Path<String>) -> Response {
+/// `GET /portal/{token}`: the sign-in form; while someone is signed in, their page only for
+/// the browser holding their session's cookie, else "in use" without a name.
+pub async fn device_page(
+    State(portal): State<Arc<Portal>>,
+    Path(token): Path<String>,
+    headers: HeaderMap,
+) -> Response {
+    let cookie = cookie::value_in(&headers);
     blocking(portal, move |portal| {
         let Some(device) = device_of(portal, &token)? else {
             return Ok(Reply::not_found());
         };
         let assignee = portal.services.reconciler.assignee(&device)?;
-        let csrf = portal.csrf.issue(&token, Instant::now())?;
         if assignee == NOBODY_USERNAME {
+            let csrf = portal.csrf.issue(&token, Instant::now())?;
             return Ok(Reply::page(
                 StatusCode::OK,
                 pages::sign_in(&token, &csrf, None, ""),
             ));
         }
-        let name = display_name(portal, &assignee)?;
-        let end = session_end(portal, &device, SystemTime::now())?;
-        Ok(Reply::page(
-            StatusCode::OK,
-            pages::signed_in(&token, &name, &csrf, end),
-        ))
+        if !holds_session(portal, &device, cookie.as_deref())? {
+            return Ok(in_use_elsewhere());
+        }
+        signed_in_page(
+            portal,
+            &device,
+            &assignee,
+            &format!("/portal/{token}"),
+            &token,
+        )
+    })
+    .await
+}
+
+/// `GET /portal/session/{secret}`: the "Sign out" clip: who is signed in, the session's end,
+/// a link to the progress and the sign-out form; the "ended" page once the session is over.
+pub async fn session_page(
+    State(portal): State<Arc<Portal>>,
+    Path(secret): Path<String>,
+) -> Response {
+    blocking(portal, move |portal| {
+        let Some(device) = portal_session::device_of(portal.services.store.as_ref(), &secret)?
+        else {
+            return Ok(session_ended());
+        };
+        let assignee = portal.services.reconciler.assignee(&device)?;
+        if assignee == NOBODY_USERNAME {
+            return Ok(session_ended());
+        }
+        signed_in_page(
+            portal,
+            &device,
+            &assignee,
+            &session_base(&secret),
+            &session_csrf_key(&secret),
+        )
     })
     .await
 }
@@ -538,7 +635,6 @@ pub async fn sign_in(
         let policy = policy_for(store, reconciler, rules, &device, &username)?;
         let prompt = prompt_allowed(&policy, !risk.is_high());
         let success = entry(SignInResult::Success, ReasonCode::Success).with_risk(&risk);
-        let cookie_value = cookie::new_value()?;
         let mut extra = KeyspaceBatch::new();
         // A prompt still pending from an earlier sign-in was never answered.
         let abandoned = stay_prompt::get(store, &device)?.map(|p| {
@@ -556,7 +652,7 @@ pub async fn sign_in(
                     shown_at_ms: unix_millis(now),
                     source_address: client.address.map(|a| a.to_string()),
                     risk_reasons: success.risk_reasons.clone(),
-                    cookie_sha256: Some(cookie::fingerprint(&cookie_value)),
+                    cookie_sha256: None,
                 },
             )?;
         } else {
@@ -575,11 +671,16 @@ pub async fn sign_in(
         }
         tracing::info!(enrollment_id = %device, username = %username, result = "signed_in",
             commands = signed.outcome.enqueued.len(), risk = ?risk.level, prompt, "portal sign-in");
+        // The portal cookie of this web app is the session's secret (the "Sign out" clip's URL
+        // carries the same one): it dies when the session ends.
+        let Some(secret) = portal_session::secret_of(store, &device)? else {
+            return Ok(Reply::failed());
+        };
         let next = if prompt { "stay" } else { "progress" };
         let mut reply = Reply::see_other(format!("/portal/{token}/{next}"));
         reply.set_cookie = Some(cookie::session_cookie(
             &token,
-            &cookie_value,
+            &secret,
             secure_cookie(portal, &client),
         ));
         Ok(reply)
@@ -611,12 +712,21 @@ pub fn interrupted_entry(
     entry
 }
 
-/// `GET /portal/{token}/stay`: the prompt while it is pending for the device's assignee.
-pub async fn stay_page(State(portal): State<Arc<Portal>>, Path(token): Path<String>) -> Response {
+/// `GET /portal/{token}/stay`: the prompt while it is pending for the device's assignee, to
+/// the browser that signed in.
+pub async fn stay_page(
+    State(portal): State<Arc<Portal>>,
+    Path(token): Path<String>,
+    headers: HeaderMap,
+) -> Response {
+    let cookie = cookie::value_in(&headers);
     blocking(portal, move |portal| {
         let Some(device) = device_of(portal, &token)? else {
             return Ok(Reply::not_found());
         };
+        if !holds_session(portal, &device, cookie.as_deref())? {
+            return Ok(Reply::see_other(format!("/portal/{token}")));
+        }
         let store = portal.services.store.as_ref();
         let now_ms = unix_millis(SystemTime::now());
         let timeout_ms = policy_timeout_ms(portal)?;
@@ -643,7 +753,7 @@ fn policy_timeout_ms(portal: &Portal) -> Result<u64, PortalError> {
 /// when the session rules still allow it: never in shared mode); No keeps both leased.
 /// Either answer completes the sign-in's log entry. A late answer (the prompt timed out) is
 /// logged as interrupted and changes nothing. Only the browser that signed in (its portal
-/// cookie) can answer: any other gets 403 and the prompt stays pending.
+/// cookie, the session's secret) can answer: any other gets 403 and the prompt stays pending.
 pub async fn stay(
     State(portal): State<Arc<Portal>>,
     Path(token): Path<String>,
@@ -676,10 +786,7 @@ pub async fn stay(
         let Some(prompt) = stay_prompt::get(store, &device)? else {
             return Ok(progress);
         };
-        let same_browser = match (&prompt.cookie_sha256, &cookie_value) {
-            (Some(expected), Some(value)) => *expected == cookie::fingerprint(value),
-            _ => false,
-        };
+        let same_browser = holds_session(portal, &device, cookie_value.as_deref())?;
         let Some(cookie_value) = cookie_value.filter(|_| same_browser) else {
             tracing::info!(enrollment_id = %device,
                 "stay-signed-in answer without the sign-in's portal cookie refused");
@@ -781,37 +888,91 @@ pub fn sweep_prompts(portal: &Portal, now: SystemTime) -> Result<usize, PortalEr
     Ok(n)
 }
 
-/// `GET /portal/{token}/progress`.
-pub async fn progress(State(portal): State<Arc<Portal>>, Path(token): Path<String>) -> Response {
+/// The progress page of `device`'s session, reached under `base`.
+fn progress_page(portal: &Portal, device: &EnrollmentId, base: &str) -> Result<Reply, PortalError> {
+    let reconciler = &portal.services.reconciler;
+    let now = SystemTime::now();
+    let progress = reconciler.progress(device, now)?;
+    if progress.ready {
+        reconciler.note_ready(device, now)?;
+    }
+    let end = session_end(portal, device, now)?;
+    Ok(Reply::page(
+        StatusCode::OK,
+        pages::progress(base, &progress, end),
+    ))
+}
+
+/// `GET /portal/{token}/progress`: to the browser that signed in (its cookie); others are sent
+/// to `/portal/{token}`.
+pub async fn progress(
+    State(portal): State<Arc<Portal>>,
+    Path(token): Path<String>,
+    headers: HeaderMap,
+) -> Response {
+    let cookie = cookie::value_in(&headers);
     blocking(portal, move |portal| {
         let Some(device) = device_of(portal, &token)? else {
             return Ok(Reply::not_found());
         };
-        let reconciler = &portal.services.reconciler;
-        let now = SystemTime::now();
-        let progress = reconciler.progress(&device, now)?;
-        if progress.assignee == NOBODY_USERNAME {
+        if portal.services.reconciler.assignee(&device)? == NOBODY_USERNAME
+            || !holds_session(portal, &device, cookie.as_deref())?
+        {
             return Ok(Reply::see_other(format!("/portal/{token}")));
         }
-        if progress.ready {
-            reconciler.note_ready(&device, now)?;
-        }
-        let end = session_end(portal, &device, now)?;
-        Ok(Reply::page(
-            StatusCode::OK,
-            pages::progress(&token, &progress, end),
-        ))
+        progress_page(portal, &device, &format!("/portal/{token}"))
     })
     .await
 }
 
-/// `POST /portal/{token}/sign-out`.
+/// `GET /portal/session/{secret}/progress`: the same progress in the "Sign out" clip (where the
+/// person watches it when the "Sign in" clip is removed under them).
+pub async fn session_progress(
+    State(portal): State<Arc<Portal>>,
+    Path(secret): Path<String>,
+) -> Response {
+    blocking(portal, move |portal| {
+        let Some(device) = portal_session::device_of(portal.services.store.as_ref(), &secret)?
+        else {
+            return Ok(session_ended());
+        };
+        if portal.services.reconciler.assignee(&device)? == NOBODY_USERNAME {
+            return Ok(session_ended());
+        }
+        progress_page(portal, &device, &session_base(&secret))
+    })
+    .await
+}
+
+/// Signs `device` out (if someone is) and sends the browser to the hand-off's progress under
+/// the device's new portal token.
+fn sign_out_device(portal: &Portal, device: &EnrollmentId) -> Result<Reply, PortalError> {
+    let reconciler = &portal.services.reconciler;
+    if reconciler.assignee(device)? != NOBODY_USERNAME {
+        let outcome = crate::session_policy::sign_in::sign_out(
+            reconciler,
+            device,
+            "portal",
+            SystemTime::now(),
+        )?;
+        tracing::info!(enrollment_id = %device, commands = outcome.enqueued.len(), "portal sign-out");
+    }
+    let Some(token) = portal_token::token_of(portal.services.store.as_ref(), device)? else {
+        return Ok(Reply::failed());
+    };
+    Ok(Reply::see_other(format!("/portal/{token}/signed-out")))
+}
+
+/// `POST /portal/{token}/sign-out`: only from the browser that signed in (its cookie); the
+/// device's portal token alone signs nobody out (403).
 pub async fn sign_out(
     State(portal): State<Arc<Portal>>,
     Path(token): Path<String>,
     client: Client,
+    headers: HeaderMap,
     form: Result<Form<SignOutForm>, FormRejection>,
 ) -> Response {
+    let cookie = cookie::value_in(&headers);
     let form = match form {
         Ok(Form(f)) => f,
         Err(rejection) => return rejected(&rejection).render(&portal),
@@ -826,22 +987,56 @@ pub async fn sign_out(
         }
         let lock = portal.locks.of(device.as_str());
         let _held = device_lock::hold(&lock);
-        let reconciler = &portal.services.reconciler;
-        if reconciler.assignee(&device)? != NOBODY_USERNAME {
-            let outcome = crate::session_policy::sign_in::sign_out(
-                reconciler,
-                &device,
-                "portal",
-                SystemTime::now(),
-            )?;
-            tracing::info!(enrollment_id = %device, commands = outcome.enqueued.len(), "portal sign-out");
+        if portal.services.reconciler.assignee(&device)? != NOBODY_USERNAME
+            && !holds_session(portal, &device, cookie.as_deref())?
+        {
+            tracing::info!(enrollment_id = %device,
+                "portal sign-out without the session's cookie refused");
+            return Ok(Reply::page(
+                StatusCode::FORBIDDEN,
+                pages::message(pages::IN_USE_HEADING, pages::SIGN_OUT_WITH_CLIP),
+            ));
         }
-        let mut reply = Reply::see_other(format!("/portal/{token}/signed-out"));
+        let mut reply = sign_out_device(portal, &device)?;
         reply.set_cookie = Some(cookie::cleared_cookie(
             &token,
             secure_cookie(portal, &client),
         ));
         Ok(reply)
+    })
+    .await
+}
+
+/// `POST /portal/session/{secret}/sign-out`: the "Sign out" clip's form; the secret is the
+/// session's, so it signs out only the session that installed the clip.
+pub async fn session_sign_out(
+    State(portal): State<Arc<Portal>>,
+    Path(secret): Path<String>,
+    form: Result<Form<SignOutForm>, FormRejection>,
+) -> Response {
+    let form = match form {
+        Ok(Form(f)) => f,
+        Err(rejection) => return rejected(&rejection).render(&portal),
+    };
+    blocking(portal, move |portal| {
+        let store = portal.services.store.as_ref();
+        let Some(device) = portal_session::device_of(store, &secret)? else {
+            return Ok(session_ended());
+        };
+        if !portal
+            .csrf
+            .redeem(&form.csrf, &session_csrf_key(&secret), Instant::now())
+        {
+            tracing::info!(enrollment_id = %device, "portal sign-out without a valid CSRF token");
+            return Ok(Reply::bad_request());
+        }
+        let lock = portal.locks.of(device.as_str());
+        let _held = device_lock::hold(&lock);
+        // Ended while this request waited for the lock?
+        if !portal_session::is_current(store, &device, &secret)? {
+            return Ok(session_ended());
+        }
+        sign_out_device(portal, &device)
     })
     .await
 }

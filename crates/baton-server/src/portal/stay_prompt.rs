@@ -27,8 +27,9 @@ pub struct PendingPrompt {
     /// Risk reasons of the sign-in (empty: low risk, which a prompt requires).
     #[serde(default)]
     pub risk_reasons: Vec<String>,
-    /// [`super::cookie::fingerprint`] of the portal cookie set with the sign-in: only the
-    /// browser that signed in can answer the prompt.
+    /// No longer written (older records may have it): only the browser holding the portal
+    /// cookie of the session, whose value is the session's secret
+    /// ([`crate::reconciler::portal_session`]), can answer the prompt.
     #[serde(default)]
     pub cookie_sha256: Option<String>,
 }

@@ -25,6 +25,7 @@ pub mod certificate_subject;
 pub mod command_build;
 pub mod device_state;
 pub mod item_certificate;
+pub mod portal_session;
 pub mod portal_token;
 pub mod progress;
 pub mod session_log;
@@ -339,6 +340,12 @@ impl Reconciler {
                 AttrValue::Str(token),
             );
         }
+        if let Some(secret) = portal_session::secret_of(self.store.as_ref(), &id)? {
+            device.attributes.insert(
+                portal_session::PORTAL_SESSION_ATTRIBUTE.to_owned(),
+                AttrValue::Str(secret),
+            );
+        }
         Ok(Some(device))
     }
 
@@ -348,7 +355,7 @@ impl Reconciler {
         device: &EnrollmentId,
         now: SystemTime,
     ) -> Result<ReconcileOutcome, ReconcileError> {
-        self.reconcile_with(device, now, KeyspaceBatch::new(), None, &[])
+        self.reconcile_with(device, now, KeyspaceBatch::new(), None, &[], &[])
     }
 
     /// What `username` would get on `device` from its current inventory (changes nothing).
@@ -380,6 +387,7 @@ impl Reconciler {
         now: SystemTime,
         mut batch: KeyspaceBatch,
         assignee: Option<&str>,
+        attributes: &[(&str, Option<&str>)],
         extra: &[CommandRequest],
     ) -> Result<ReconcileOutcome, ReconcileError> {
         let _serial = lock(&self.serial);
@@ -390,6 +398,15 @@ impl Reconciler {
             .ok_or_else(|| ReconcileError::UnknownDevice(id.clone()))?;
         if let Some(a) = assignee {
             engine.assignee = a.to_owned();
+        }
+        // Attributes `batch` changes (portal secrets), as they will be once it is applied.
+        for (name, value) in attributes {
+            match value {
+                Some(v) => engine
+                    .attributes
+                    .insert((*name).to_owned(), AttrValue::Str((*v).to_owned())),
+                None => engine.attributes.remove(*name),
+            };
         }
         if compiled.user(&engine.assignee).is_none() {
             tracing::warn!(enrollment_id = %id, assignee = %engine.assignee,
@@ -541,7 +558,8 @@ impl Reconciler {
         ))
     }
 
-    /// Signs `username` in on `device`: assignee := user (with a session record), reconcile.
+    /// Signs `username` in on `device`: assignee := user (with a session record and a fresh
+    /// portal session secret, [`portal_session`]), reconcile.
     pub fn sign_in(
         &self,
         device: &EnrollmentId,
@@ -586,11 +604,21 @@ impl Reconciler {
                 ready_at: None,
             },
         )?;
+        let secret = portal_session::new_secret()?;
+        portal_session::start(self.store.as_ref(), &mut batch, &id, &secret)?;
         tracing::info!(enrollment_id = %id, username, how, "sign-in");
-        self.reconcile_with(&id, now, batch, Some(username), &[])
+        self.reconcile_with(
+            &id,
+            now,
+            batch,
+            Some(username),
+            &[(portal_session::PORTAL_SESSION_ATTRIBUTE, Some(&secret))],
+            &[],
+        )
     }
 
-    /// Signs the device out: assignee := nobody, reconcile, then ProfileList and
+    /// Signs the device out: assignee := nobody, the session's portal secret ends and the
+    /// device's portal token rotates (the hand-off), reconcile, then ProfileList and
     /// ManagedApplicationList to verify the hand-off.
     pub fn sign_out(
         &self,
@@ -616,13 +644,21 @@ impl Reconciler {
             id.as_str().as_bytes(),
             NOBODY_USERNAME.as_bytes(),
         );
-        session_log::end(self.store.as_ref(), &mut batch, &id, how, unix_millis(now))?;
+        let store = self.store.as_ref();
+        session_log::end(store, &mut batch, &id, how, unix_millis(now))?;
+        portal_session::end(store, &mut batch, &id)?;
+        let token = portal_token::new_token()?;
+        portal_token::assign(store, &mut batch, &id, &token)?;
         tracing::info!(enrollment_id = %id, how, "sign-out");
         self.reconcile_with(
             &id,
             now,
             batch,
             Some(NOBODY_USERNAME),
+            &[
+                (portal_token::PORTAL_TOKEN_ATTRIBUTE, Some(&token)),
+                (portal_session::PORTAL_SESSION_ATTRIBUTE, None),
+            ],
             &[
                 CommandRequest::ProfileList,
                 CommandRequest::ManagedApplicationList { identifiers: None },
@@ -673,6 +709,7 @@ impl Reconciler {
         session_log::end(store, &mut batch, &id, RE_ENROLLED, unix_millis(now))?;
         item_certificate::revoke_all(store, &mut batch, self.issuer.as_deref(), &id, now)?;
         portal_token::assign(store, &mut batch, &id, &portal_token::new_token()?)?;
+        portal_session::end(store, &mut batch, &id)?;
         match store.apply(&batch)? {
             CasOutcome::Applied => Ok(()),
             _ => Err(ReconcileError::Conflict),

@@ -23,7 +23,6 @@ use super::sign_in_flow::{
     progress_bar, sign_in_until_ready, sign_out_until_done, wait_clean_hand_off,
 };
 use super::sign_in_to_ready::{SignInBench, brief, setup, sign_in_all};
-use crate::browser::Browser;
 use crate::{AdminApi, Fleet, SimError};
 
 /// One device's hand-over, times from the scenario's start.
@@ -45,16 +44,13 @@ pub async fn run(
 ) -> Result<ScenarioReport, SimError> {
     let n = bench.device_count(fleet);
     let server = fleet.server().to_owned();
-    let transport = fleet.transport().clone();
     let devices = &mut fleet.devices_mut()[..n];
     let (people, mut notes) = setup(devices, admin, bench, 2 * n).await?;
     let (first, second) = people.users.split_at(n);
-    let mut browsers: Vec<Browser> = (0..n).map(|_| Browser::new(transport.clone())).collect();
 
     let shift1 = Instant::now();
     let results = sign_in_all(
         devices,
-        &mut browsers,
         first,
         &bench.flow,
         bench.concurrency,
@@ -77,42 +73,41 @@ pub async fn run(
     let flow = &bench.flow;
     let cpu_before = CpuSample::now(bench.server_pid);
     let started = Instant::now();
-    let mut outcomes: Vec<Result<HandOver, SimError>> = futures::stream::iter(
-        devices
-            .iter_mut()
-            .zip(browsers.iter_mut())
-            .zip(first.iter().zip(second)),
-    )
-    .map(
-        |((device, browser), ((old_user, _), (new_user, password)))| {
-            let bar = bar.clone();
-            async move {
-                let r = async {
-                    let out = sign_out_until_done(device, browser, flow).await?;
-                    let signed_out = started.elapsed();
-                    wait_clean_hand_off(admin, device.udid(), old_user, flow.timeout, flow.poll)
+    let mut outcomes: Vec<Result<HandOver, SimError>> =
+        futures::stream::iter(devices.iter_mut().zip(first.iter().zip(second)))
+            .map(|(device, ((old_user, _), (new_user, password)))| {
+                let bar = bar.clone();
+                async move {
+                    let r = async {
+                        let out = sign_out_until_done(device, flow).await?;
+                        let signed_out = started.elapsed();
+                        wait_clean_hand_off(
+                            admin,
+                            device.udid(),
+                            old_user,
+                            flow.timeout,
+                            flow.poll,
+                        )
                         .await?;
-                    let clean = started.elapsed();
-                    let sign_in =
-                        sign_in_until_ready(device, browser, new_user, password, flow).await?;
-                    Ok(HandOver {
-                        signed_out,
-                        clean,
-                        ready: started.elapsed(),
-                        sign_out_post: out.post,
-                        sign_in_post: sign_in.post,
-                        sign_in_to_ready: sign_in.ready,
-                    })
+                        let clean = started.elapsed();
+                        let sign_in = sign_in_until_ready(device, new_user, password, flow).await?;
+                        Ok(HandOver {
+                            signed_out,
+                            clean,
+                            ready: started.elapsed(),
+                            sign_out_post: out.post,
+                            sign_in_post: sign_in.post,
+                            sign_in_to_ready: sign_in.ready,
+                        })
+                    }
+                    .await;
+                    bar.inc(1);
+                    r
                 }
-                .await;
-                bar.inc(1);
-                r
-            }
-        },
-    )
-    .buffer_unordered(bench.concurrency.max(1))
-    .collect()
-    .await;
+            })
+            .buffer_unordered(bench.concurrency.max(1))
+            .collect()
+            .await;
     let total = started.elapsed();
     let cpu_after = CpuSample::now(bench.server_pid);
     bar.finish_and_clear();

@@ -2,15 +2,18 @@
 //! `sign-in-to-ready` and `shift-change` scenarios (and end-to-end tests) drive it:
 //!
 //! - **sign-in** ([`sign_in_until_ready`]): tap the sign-in web clip (the URL of the
-//!   `com.apple.webClip.managed` payload the server installed), open it in a [`Browser`], find
-//!   the form with a password field, submit `username` and `password` (plus the hidden CSRF
-//!   field), follow the redirect to the progress page; then the device processes its commands
-//!   (on push, see [`Wake`]) and the person reloads the progress page until it stops
-//!   refreshing: ready.
-//! - **sign-out** ([`sign_out_until_done`]): open the portal again (the sign-out clip), submit
-//!   the signed-in page's form (the one without a password), follow to the signed-out page;
-//!   the device processes the removals and the inventory queries until the page says the device
-//!   is ready for the next person. [`wait_clean_hand_off`] then reads the session log until the
+//!   `com.apple.webClip.managed` payload the server installed), open it in that clip's own web
+//!   app ([`SimDevice::open_web_clip`]: one cookie jar per clip, emptied when the clip is
+//!   removed), find the form with a password field, submit `username` and `password` (plus the
+//!   hidden CSRF field), follow the redirect to the progress page; then the device processes
+//!   its commands (on push, see [`Wake`]) and the person reloads the progress page until it
+//!   stops refreshing: ready. When the sign-in clip is removed under them (its web app and
+//!   cookie go with it), they watch the same progress in the "Sign out" clip
+//!   (`{its URL}/progress`), as docs/decisions/0011 says.
+//! - **sign-out** ([`sign_out_until_done`]): tap the "Sign out" clip (its own web app, a fresh
+//!   jar), submit the signed-in page's form (the one without a password), follow to the
+//!   signed-out page; the device processes the removals and the inventory queries until the
+//!   page says the device is ready for the next person. [`wait_clean_hand_off`] then reads the session log until the
 //!   server recorded the hand-off as clean.
 //!
 //! Pages are read with [`crate::html_form`], never by fixed offsets.
@@ -121,6 +124,22 @@ pub fn clip_url(
     Ok(format!("{}{}", settings.server, &url[origin.len()..]))
 }
 
+/// Taps the clip labelled `label`: the URL to open (see [`clip_url`]) and the clip's web app.
+pub fn open_clip(
+    settings: &FlowSettings,
+    device: &mut SimDevice,
+    label: &str,
+) -> Result<(String, Browser), SimError> {
+    let url = clip_url(settings, device, label)?;
+    let (_, app) = device.open_web_clip(label).ok_or_else(|| {
+        SimError::Portal(format!(
+            "device {} has no web clip {label:?}",
+            device.udid()
+        ))
+    })?;
+    Ok((url, app))
+}
+
 /// True when a portal page is final: 200, not refreshing, and not a sign-in form.
 pub fn page_settled(page: &WebPage) -> bool {
     page.status == 200
@@ -175,15 +194,19 @@ fn pushes_now(settings: &FlowSettings, token: &str) -> usize {
 }
 
 /// The device processes commands (on each wake) and the person reloads `page` until it is
-/// settled. Returns the settled page, commands processed and sessions run.
+/// settled. With `follow_to_sign_out`, once the sign-in clip is gone (and its web app with
+/// it) the person watches the progress in the "Sign out" clip instead. Returns the settled
+/// page, commands processed and sessions run.
+#[allow(clippy::too_many_arguments)]
 async fn converge(
     device: &mut SimDevice,
-    browser: &mut Browser,
+    mut browser: Browser,
     settings: &FlowSettings,
     mut page: WebPage,
     mut seen: usize,
     started: Instant,
     what: &str,
+    follow_to_sign_out: bool,
 ) -> Result<(WebPage, usize, usize), SimError> {
     let token = device.push_token_hex().to_owned();
     let mut commands = 0;
@@ -194,7 +217,13 @@ async fn converge(
         first = false;
         commands += device.connect_until_idle().await?.len();
         sessions += 1;
-        page = browser.open(&page.url).await?;
+        if follow_to_sign_out && device.tap_web_clip(Some(&settings.sign_in_label)).is_none() {
+            let (url, app) = open_clip(settings, device, &settings.sign_out_label)?;
+            browser = app;
+            page = browser.open(&format!("{url}/progress")).await?;
+        } else {
+            page = browser.open(&page.url).await?;
+        }
         if page_settled(&page) {
             return Ok((page, commands, sessions));
         }
@@ -217,12 +246,11 @@ async fn converge(
 /// progress page says the device is ready.
 pub async fn sign_in_until_ready(
     device: &mut SimDevice,
-    browser: &mut Browser,
     username: &str,
     password: &str,
     settings: &FlowSettings,
 ) -> Result<SignInTiming, SimError> {
-    let url = clip_url(settings, device, &settings.sign_in_label)?;
+    let (url, mut browser) = open_clip(settings, device, &settings.sign_in_label)?;
     let page = browser.open(&url).await?;
     if page.status != 200 {
         return Err(refused("sign-in page", &page));
@@ -245,7 +273,7 @@ pub async fn sign_in_until_ready(
         return Err(refused("sign-in", &progress));
     }
     let (_, commands, sessions) = converge(
-        device, browser, settings, progress, seen, started, "sign-in",
+        device, browser, settings, progress, seen, started, "sign-in", true,
     )
     .await?;
     Ok(SignInTiming {
@@ -260,11 +288,10 @@ pub async fn sign_in_until_ready(
 /// signed-out page says the device is ready for the next person.
 pub async fn sign_out_until_done(
     device: &mut SimDevice,
-    browser: &mut Browser,
     settings: &FlowSettings,
 ) -> Result<SignOutTiming, SimError> {
-    let url = clip_url(settings, device, &settings.sign_out_label)
-        .or_else(|_| clip_url(settings, device, &settings.sign_in_label))?;
+    let (url, mut browser) = open_clip(settings, device, &settings.sign_out_label)
+        .or_else(|_| open_clip(settings, device, &settings.sign_in_label))?;
     let page = browser.open(&url).await?;
     if page.status != 200 {
         return Err(refused("signed-in page", &page));
@@ -287,7 +314,7 @@ pub async fn sign_out_until_done(
         return Err(refused("sign-out", &signed_out));
     }
     let (_, commands, _) = converge(
-        device, browser, settings, signed_out, seen, started, "sign-out",
+        device, browser, settings, signed_out, seen, started, "sign-out", false,
     )
     .await?;
     Ok(SignOutTiming {

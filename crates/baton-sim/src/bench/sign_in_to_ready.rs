@@ -19,7 +19,6 @@ use super::population::{self, Population, PopulationSpec};
 use super::sign_in_flow::{
     FlowSettings, SignInTiming, prepare_signed_out, progress_bar, sign_in_until_ready,
 };
-use crate::browser::Browser;
 use crate::{AdminApi, Fleet, SimDevice, SimError};
 
 /// Settings of the sign-in scenarios.
@@ -95,7 +94,6 @@ pub(crate) async fn setup(
 /// device's result, in device order.
 pub(crate) async fn sign_in_all(
     devices: &mut [SimDevice],
-    browsers: &mut [Browser],
     users: &[(String, String)],
     flow: &FlowSettings,
     concurrency: usize,
@@ -103,24 +101,19 @@ pub(crate) async fn sign_in_all(
     progress: bool,
 ) -> Vec<Result<SignInTiming, SimError>> {
     let bar = progress_bar(devices.len(), what, progress);
-    let mut results: Vec<(usize, Result<SignInTiming, SimError>)> = futures::stream::iter(
-        devices
-            .iter_mut()
-            .zip(browsers.iter_mut())
-            .zip(users)
-            .enumerate(),
-    )
-    .map(|(i, ((device, browser), (user, password)))| {
-        let bar = bar.clone();
-        async move {
-            let r = sign_in_until_ready(device, browser, user, password, flow).await;
-            bar.inc(1);
-            (i, r)
-        }
-    })
-    .buffer_unordered(concurrency.max(1))
-    .collect()
-    .await;
+    let mut results: Vec<(usize, Result<SignInTiming, SimError>)> =
+        futures::stream::iter(devices.iter_mut().zip(users).enumerate())
+            .map(|(i, (device, (user, password)))| {
+                let bar = bar.clone();
+                async move {
+                    let r = sign_in_until_ready(device, user, password, flow).await;
+                    bar.inc(1);
+                    (i, r)
+                }
+            })
+            .buffer_unordered(concurrency.max(1))
+            .collect()
+            .await;
     bar.finish_and_clear();
     results.sort_by_key(|(i, _)| *i);
     results.into_iter().map(|(_, r)| r).collect()
@@ -169,15 +162,12 @@ pub async fn run(
 ) -> Result<ScenarioReport, SimError> {
     let n = bench.device_count(fleet);
     let server = fleet.server().to_owned();
-    let transport = fleet.transport().clone();
     let devices = &mut fleet.devices_mut()[..n];
     let (people, mut notes) = setup(devices, admin, bench, n).await?;
-    let mut browsers: Vec<Browser> = (0..n).map(|_| Browser::new(transport.clone())).collect();
     let cpu_before = CpuSample::now(bench.server_pid);
     let started = Instant::now();
     let results = sign_in_all(
         devices,
-        &mut browsers,
         &people.users,
         &bench.flow,
         bench.concurrency,
