@@ -12,6 +12,7 @@
 //! write probe of `/healthz` and `/readyz` (`crate::app`).
 
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
@@ -89,22 +90,42 @@ pub fn verdict(reading: SpaceReading, setting: MinFreeDisk) -> Result<(), LowSpa
     }
 }
 
-/// The floor on the data directory, with its cached reading.
+/// The floor on the data directory, with its cached reading. Every write request checks it, so
+/// the cached reading is kept in atomics: a check is a few relaxed loads, and once a second the
+/// one caller that wins the compare-and-swap on the reading's time reads the filesystem again.
 #[derive(Debug)]
 pub struct DiskFloor {
     dir: PathBuf,
     setting: MinFreeDisk,
-    cached: Mutex<Option<(Instant, Result<SpaceReading, String>)>>,
+    /// The instant milliseconds are counted from.
+    started: Instant,
+    /// When the cached reading was taken, in milliseconds since `started`.
+    read_at_ms: AtomicU64,
+    free: AtomicU64,
+    total: AtomicU64,
+    /// The last reading failed; its text is in `error`.
+    unreadable: AtomicBool,
+    /// Only locked when a reading fails or a failed reading is reported.
+    error: Mutex<String>,
 }
 
 impl DiskFloor {
-    /// A floor for the filesystem holding `dir`.
+    /// A floor for the filesystem holding `dir` (read once now).
     pub fn new(dir: impl Into<PathBuf>, setting: MinFreeDisk) -> Self {
-        Self {
+        let floor = Self {
             dir: dir.into(),
             setting,
-            cached: Mutex::new(None),
+            started: Instant::now(),
+            read_at_ms: AtomicU64::new(0),
+            free: AtomicU64::new(0),
+            total: AtomicU64::new(0),
+            unreadable: AtomicBool::new(false),
+            error: Mutex::new(String::new()),
+        };
+        if setting != MinFreeDisk::Bytes(0) {
+            floor.refresh();
         }
+        floor
     }
 
     /// Ok while free space is at or above the floor (reading at most once a second).
@@ -112,19 +133,51 @@ impl DiskFloor {
         if self.setting == MinFreeDisk::Bytes(0) {
             return Ok(());
         }
-        let now = Instant::now();
-        let reading = {
-            let mut cached = self.cached.lock().unwrap_or_else(PoisonError::into_inner);
-            match &*cached {
-                Some((at, r)) if now.duration_since(*at) < READING_TTL => r.clone(),
-                _ => {
-                    let r = read_space(&self.dir).map_err(|e| e.to_string());
-                    *cached = Some((now, r.clone()));
-                    r
-                }
+        let now = self.elapsed_ms();
+        let read_at = self.read_at_ms.load(Ordering::Acquire);
+        let ttl = u64::try_from(READING_TTL.as_millis()).unwrap_or(u64::MAX);
+        if now.saturating_sub(read_at) >= ttl
+            && self
+                .read_at_ms
+                .compare_exchange(read_at, now, Ordering::AcqRel, Ordering::Acquire)
+                .is_ok()
+        {
+            self.refresh();
+        }
+        if self.unreadable.load(Ordering::Acquire) {
+            let text = self
+                .error
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .clone();
+            return Err(LowSpace::Unreadable(text));
+        }
+        verdict(
+            SpaceReading {
+                free: self.free.load(Ordering::Relaxed),
+                total: self.total.load(Ordering::Relaxed),
+            },
+            self.setting,
+        )
+    }
+
+    fn elapsed_ms(&self) -> u64 {
+        u64::try_from(self.started.elapsed().as_millis()).unwrap_or(u64::MAX)
+    }
+
+    /// Reads the filesystem and stores the result.
+    fn refresh(&self) {
+        match read_space(&self.dir) {
+            Ok(reading) => {
+                self.free.store(reading.free, Ordering::Relaxed);
+                self.total.store(reading.total, Ordering::Relaxed);
+                self.unreadable.store(false, Ordering::Release);
             }
-        };
-        verdict(reading.map_err(LowSpace::Unreadable)?, self.setting)
+            Err(error) => {
+                *self.error.lock().unwrap_or_else(PoisonError::into_inner) = error.to_string();
+                self.unreadable.store(true, Ordering::Release);
+            }
+        }
     }
 }
 
