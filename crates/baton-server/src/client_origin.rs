@@ -238,23 +238,29 @@ pub struct Client {
     pub https: bool,
 }
 
+impl Client {
+    /// The client of a request, from its extensions.
+    pub fn of(extensions: &axum::http::Extensions) -> Self {
+        if let Some(origin) = extensions.get::<ClientOrigin>() {
+            return Client {
+                address: Some(origin.address),
+                https: origin.https,
+            };
+        }
+        Client {
+            address: extensions
+                .get::<ConnectInfo<SocketAddr>>()
+                .map(|ConnectInfo(a)| a.ip().to_canonical()),
+            https: false,
+        }
+    }
+}
+
 impl<S: Send + Sync> FromRequestParts<S> for Client {
     type Rejection = Infallible;
 
     async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
-        if let Some(origin) = parts.extensions.get::<ClientOrigin>() {
-            return Ok(Client {
-                address: Some(origin.address),
-                https: origin.https,
-            });
-        }
-        Ok(Client {
-            address: parts
-                .extensions
-                .get::<ConnectInfo<SocketAddr>>()
-                .map(|ConnectInfo(a)| a.ip().to_canonical()),
-            https: false,
-        })
+        Ok(Client::of(&parts.extensions))
     }
 }
 

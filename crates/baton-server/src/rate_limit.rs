@@ -14,12 +14,12 @@
 //! and [`limit`] is the axum middleware.
 
 use std::collections::HashMap;
-use std::net::{IpAddr, Ipv6Addr, SocketAddr};
+use std::net::{IpAddr, Ipv6Addr};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use axum::Json;
-use axum::extract::{ConnectInfo, Request, State};
+use axum::extract::{Request, State};
 use axum::http::{HeaderValue, Method, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
@@ -276,18 +276,8 @@ pub async fn limit(
         request.uri().path(),
         request.uri().query(),
     );
-    // Behind a trusted proxy the edge layer has put the forwarded client address here; otherwise
-    // it is the TCP peer.
-    let ip = request
-        .extensions()
-        .get::<crate::client_origin::ClientOrigin>()
-        .map(|origin| origin.address)
-        .or_else(|| {
-            request
-                .extensions()
-                .get::<ConnectInfo<SocketAddr>>()
-                .map(|ConnectInfo(a)| a.ip())
-        });
+    // Behind a trusted proxy, the forwarded client address; otherwise the TCP peer.
+    let ip = crate::client_origin::Client::of(request.extensions()).address;
     if let (Some(class), Some(ip)) = (class, ip)
         && let Err(retry_after) = limiter.check(class, ip)
     {
