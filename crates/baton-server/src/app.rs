@@ -20,15 +20,17 @@ use axum::routing::{get, put};
 use baton_store::Collection;
 
 use crate::admin;
+use crate::client_origin::Edge;
 use crate::config::MetricsAuth;
 use crate::device_identity::DeviceRequest;
 use crate::device_reply::DeviceReply;
 use crate::error_response::DeviceError;
+use crate::gate::{Gate, GateLayer};
 use crate::identity::SIGNATURE_HEADER;
 use crate::metrics::Endpoint;
 use crate::state::{AppState, Services};
 use crate::tls::PeerCertificate;
-use crate::{checkin, command_channel, disk_floor, rate_limit};
+use crate::{checkin, command_channel};
 
 /// Content type of check-in messages.
 pub const CHECKIN_CONTENT_TYPE: &str = "application/x-apple-aspen-mdm-checkin";
@@ -42,11 +44,17 @@ pub fn router(state: AppState) -> Router {
 /// request metrics, with `/metrics` open to anyone (see [`router_for`]); the anonymous ones
 /// rate-limited per source ([`rate_limit`]).
 pub fn router_with(state: AppState, extra: Router) -> Router {
-    router_for(state, extra, MetricsAuth::None)
+    router_for(state, extra, MetricsAuth::None, None)
 }
 
-/// [`router_with`], with `/metrics` readable as `metrics_auth` says.
-pub fn router_for(state: AppState, extra: Router, metrics_auth: MetricsAuth) -> Router {
+/// [`router_with`], with `/metrics` readable as `metrics_auth` says, behind the [`gate`] (client
+/// origin from `edge`, rate limits, free-space floor, request counting).
+pub fn router_for(
+    state: AppState,
+    extra: Router,
+    metrics_auth: MetricsAuth,
+    edge: Option<Edge>,
+) -> Router {
     let device_limit = DefaultBodyLimit::max(state.body_limits.device);
     let device = Router::new()
         .route("/mdm/checkin", put(checkin_route))
@@ -66,15 +74,12 @@ pub fn router_for(state: AppState, extra: Router, metrics_auth: MetricsAuth) -> 
         )
         .with_state(state.clone())
         .merge(extra)
-        .layer(middleware::from_fn_with_state(
-            state.clone(),
-            disk_floor::refuse_writes_below_floor,
-        ))
-        .layer(middleware::from_fn_with_state(
-            Arc::clone(&state.rate_limits),
-            rate_limit::limit,
-        ))
-        .layer(middleware::from_fn_with_state(state, count_requests))
+        .layer(GateLayer::new(Gate {
+            edge,
+            rate_limits: Arc::clone(&state.rate_limits),
+            disk_floor: Arc::clone(&state.disk_floor),
+            metrics: Arc::clone(&state.metrics),
+        }))
 }
 
 /// `/metrics` as `--metrics-auth` says: open, or behind the admin API key.
@@ -87,16 +92,6 @@ async fn metrics_access(
         MetricsAuth::ApiKey => admin::require_api_key(State(state), request, next).await,
         _ => next.run(request).await,
     }
-}
-
-/// Counts every answered request by endpoint and status.
-async fn count_requests(State(state): State<AppState>, request: Request, next: Next) -> Response {
-    let endpoint = Endpoint::of_path(request.uri().path());
-    let response = next.run(request).await;
-    state
-        .metrics
-        .record_request(endpoint, response.status().as_u16());
-    response
 }
 
 /// How long the `/healthz` and `/readyz` write probe may take.

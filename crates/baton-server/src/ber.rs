@@ -146,7 +146,13 @@ fn convert<'a>(
             max: limits.max_input,
         });
     }
-    // First pass: is anything to be rewritten? (No allocation: the DER fast path.)
+    // What devices send most is either already DER (borrowed as is, after one flat scan) or
+    // BER from its first element on (iOS streams the outermost SEQUENCE with an indefinite
+    // length, so the scan gives up at once). Anything else, malformed input included, takes the
+    // measuring passes, which also name the error.
+    if is_unchanged_der(input, limits, canonical) {
+        return Ok(Cow::Borrowed(input));
+    }
     let mut scan = Walker::new(input, limits, canonical, None);
     let top = scan.measure(0, input.len(), 1)?;
     if top.next != input.len() {
@@ -155,8 +161,8 @@ fn convert<'a>(
     if !top.changed {
         return Ok(Cow::Borrowed(input));
     }
-    // Second pass records each element's converted content length in pre-order; the third
-    // writes the output with those lengths.
+    // One pass records each element's converted content length in pre-order; the next writes
+    // the output with those lengths.
     let mut plan = Walker::new(input, limits, canonical, Some(Vec::new()));
     let top = plan.measure(0, input.len(), 1)?;
     let lengths = plan.lengths.unwrap_or_default();
@@ -304,6 +310,84 @@ fn push_header(out: &mut Vec<u8>, tag: u8, len: usize) {
 /// Universal string types whose constructed form is flattened (BIT STRING excluded).
 fn is_flattened_string(tag: u8) -> bool {
     tag & 0xC0 == 0 && matches!(tag & 0x1F, 0x04 | 0x0C | 0x12..=0x16 | 0x19..=0x1E)
+}
+
+/// Deepest nesting [`is_unchanged_der`] tracks; deeper limits take the measuring passes.
+const FLAT_SCAN_DEPTH: usize = 64;
+
+/// Whether `input` is one well-formed element that the conversion would leave byte for byte
+/// as it is: definite lengths only (minimal ones too when `canonical`), no constructed
+/// strings, within `limits`. A loop with an explicit stack instead of the recursive
+/// [`Walker::measure`], so the common DER case costs one cheap pass; `false` for anything
+/// else (BER, malformed), which the caller then measures properly.
+fn is_unchanged_der(input: &[u8], limits: &BerLimits, canonical: bool) -> bool {
+    if limits.max_depth > FLAT_SCAN_DEPTH || input.is_empty() {
+        return false;
+    }
+    // Ends of the open containers (the innermost on top) and the current one's end.
+    let mut parents = [0usize; FLAT_SCAN_DEPTH];
+    let mut depth = 0usize;
+    let mut end = input.len();
+    let mut pos = 0usize;
+    let mut elements = 0usize;
+    loop {
+        if pos == end {
+            if depth == 0 {
+                return true;
+            }
+            depth -= 1;
+            end = parents[depth];
+            continue;
+        }
+        // A second element at the top is trailing data.
+        if depth == 0 && elements > 0 {
+            return false;
+        }
+        elements += 1;
+        if elements > limits.max_elements || depth >= limits.max_depth {
+            return false;
+        }
+        let (Some(&tag), Some(&first)) = (input.get(pos), input.get(pos + 1)) else {
+            return false;
+        };
+        if tag == 0 || tag & 0x1F == 0x1F || pos + 2 > end {
+            return false;
+        }
+        let (len, header) = if first < 0x80 {
+            (usize::from(first), 2)
+        } else {
+            let count = usize::from(first & 0x7F);
+            // 0x80 (indefinite) and 0xFF (reserved) both end up here.
+            if count == 0 || count > 8 || pos + 2 + count > end {
+                return false;
+            }
+            let bytes = &input[pos + 2..pos + 2 + count];
+            if canonical && (bytes[0] == 0 || (count == 1 && bytes[0] < 0x80)) {
+                return false;
+            }
+            let value = bytes.iter().fold(0u64, |acc, &b| (acc << 8) | u64::from(b));
+            let Ok(value) = usize::try_from(value) else {
+                return false;
+            };
+            (value, 2 + count)
+        };
+        let contents = pos + header;
+        if len > end - contents {
+            return false;
+        }
+        if tag & 0x20 == 0 {
+            pos = contents + len;
+        } else {
+            // Constructed strings are flattened; a constructed BIT STRING is refused.
+            if is_flattened_string(tag) || (tag & 0xC0 == 0 && tag & 0x1F == 0x03) {
+                return false;
+            }
+            parents[depth] = end;
+            depth += 1;
+            end = contents + len;
+            pos = contents;
+        }
+    }
 }
 
 /// What measuring one element found.
@@ -732,6 +816,57 @@ mod tests {
         assert_eq!(&ber[..4], &[0x30, 0x80, 0xA0, 0x80]);
         assert!(ber.len() > input.len());
         assert_eq!(der(&ber).unwrap(), input);
+    }
+
+    /// The flat scan says "unchanged" exactly when the measuring passes would borrow the input.
+    fn agrees_with_measure(input: &[u8], canonical: bool) {
+        let limits = BerLimits::default();
+        let mut walker = Walker::new(input, &limits, canonical, None);
+        let measured = walker
+            .measure(0, input.len(), 1)
+            .is_ok_and(|top| top.next == input.len() && !top.changed);
+        assert_eq!(
+            is_unchanged_der(input, &limits, canonical),
+            measured,
+            "{input:02x?} canonical={canonical}"
+        );
+    }
+
+    #[test]
+    fn the_flat_scan_agrees_with_the_measuring_passes() {
+        let samples: [&[u8]; 6] = [
+            &[0x30, 0x06, 0x02, 0x01, 0x05, 0x04, 0x01, 0xAA],
+            &[0x30, 0x81, 0x03, 0x02, 0x01, 0x05],
+            &[0x30, 0x80, 0x02, 0x01, 0x05, 0x00, 0x00],
+            &[0x24, 0x04, 0x04, 0x02, b'a', b'b'],
+            &[
+                0x30, 0x0C, 0xA0, 0x04, 0x04, 0x02, b'a', b'b', 0x31, 0x81, 0x03, 0x02, 0x01, 0x07,
+            ],
+            &[0x30, 0x00, 0x05, 0x00],
+        ];
+        for sample in samples {
+            for canonical in [false, true] {
+                agrees_with_measure(sample, canonical);
+                for end in 0..sample.len() {
+                    agrees_with_measure(&sample[..end], canonical);
+                }
+                for i in 0..sample.len() {
+                    for flip in [0x01, 0x02, 0x20, 0x7F, 0x80, 0xFF] {
+                        let mut mutated = sample.to_vec();
+                        mutated[i] ^= flip;
+                        agrees_with_measure(&mutated, canonical);
+                    }
+                }
+            }
+        }
+        // Limits: too deep and too many elements fall back to the measuring passes.
+        let tight = BerLimits {
+            max_input: 1024,
+            max_depth: 1,
+            max_elements: 1,
+        };
+        assert!(!is_unchanged_der(samples[0], &tight, false));
+        assert!(is_unchanged_der(&[0x04, 0x01, 0xAA], &tight, false));
     }
 
     #[test]

@@ -16,21 +16,18 @@
 //! From anyone else both headers are ignored. The standard `Forwarded` header is not read.
 //!
 //! Every response to an HTTPS request carries `Strict-Transport-Security` ([`HSTS`]). The
-//! decision ([`resolve`]) is pure; [`apply`] is the axum layer that runs it and puts the
-//! [`ClientOrigin`] into the request's extensions, where handlers extract it.
+//! decision ([`resolve`]) is pure; [`crate::gate`], the one middleware of the router, runs it
+//! ([`Edge::origin`]) and puts the [`ClientOrigin`] into the request's extensions, where handlers
+//! extract it.
 
 use std::convert::Infallible;
 use std::fmt;
 use std::net::{IpAddr, SocketAddr};
 use std::str::FromStr;
-use std::sync::Arc;
 
-use axum::Router;
-use axum::extract::{ConnectInfo, FromRequestParts, Request, State};
+use axum::extract::{ConnectInfo, FromRequestParts, Request};
 use axum::http::request::Parts;
-use axum::http::{HeaderMap, HeaderName, HeaderValue};
-use axum::middleware::{self, Next};
-use axum::response::Response;
+use axum::http::{HeaderMap, HeaderName};
 
 /// The `Strict-Transport-Security` value sent over HTTPS: one year, this host only.
 pub const HSTS: &str = "max-age=31536000";
@@ -194,41 +191,27 @@ pub fn resolve(
     }
 }
 
-/// What the edge layer knows about its listener.
-#[derive(Debug)]
-struct Edge {
-    tls: bool,
-    trusted: TrustedProxies,
+/// What the edge of the HTTP shell knows about its listener: whether it speaks TLS and which
+/// peers are trusted proxies. [`crate::gate`] runs it once per request.
+#[derive(Debug, Clone, Default)]
+pub struct Edge {
+    /// The listener speaks TLS.
+    pub tls: bool,
+    /// Peers whose forwarding headers are believed.
+    pub trusted: TrustedProxies,
 }
 
-/// `router` with the edge layer: each request gets its [`ClientOrigin`] (from the TCP peer in
-/// `ConnectInfo`, on a listener speaking TLS when `tls`), and each response to an HTTPS
-/// request the [`HSTS`] header.
-pub fn apply(router: Router, tls: bool, trusted: TrustedProxies) -> Router {
-    let edge = Arc::new(Edge { tls, trusted });
-    router.layer(middleware::from_fn_with_state(edge, edge_layer))
-}
-
-async fn edge_layer(State(edge): State<Arc<Edge>>, mut request: Request, next: Next) -> Response {
-    let origin = request
-        .extensions()
-        .get::<ConnectInfo<SocketAddr>>()
-        .map(|ConnectInfo(peer)| resolve(peer.ip(), edge.tls, request.headers(), &edge.trusted));
-    if let Some(origin) = origin {
-        request.extensions_mut().insert(origin);
+impl Edge {
+    /// The origin of `request`, from the TCP peer in its `ConnectInfo` (`None` without one).
+    pub fn origin(&self, request: &Request) -> Option<ClientOrigin> {
+        request
+            .extensions()
+            .get::<ConnectInfo<SocketAddr>>()
+            .map(|ConnectInfo(peer)| resolve(peer.ip(), self.tls, request.headers(), &self.trusted))
     }
-    let https = origin.map_or(edge.tls, |o| o.https);
-    let mut response = next.run(request).await;
-    if https {
-        response.headers_mut().insert(
-            axum::http::header::STRICT_TRANSPORT_SECURITY,
-            HeaderValue::from_static(HSTS),
-        );
-    }
-    response
 }
 
-/// A handler's view of the client: the [`ClientOrigin`] the edge layer decided or, without
+/// A handler's view of the client: the [`ClientOrigin`] the gate decided or, without
 /// that layer, the TCP peer over plain HTTP. `None` address only without `ConnectInfo`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Client {

@@ -3,7 +3,7 @@
 //! sled 0.34 does not recover from a write that failed with ENOSPC (its log and flusher can stay
 //! stuck until the process restarts: docs/decisions/0012-full-disk.md), so the server must never
 //! let the store reach a full disk. [`DiskFloor`] reads the data directory's filesystem with
-//! `statvfs`, at most once a second, and [`refuse_writes_below_floor`] answers every request
+//! `statvfs`, at most once a second, and [`refusal`] (run by [`crate::gate`]) answers every request
 //! that may write (anything but GET, HEAD and OPTIONS) with 503 (devices, portal: never 401,
 //! which makes iOS unenroll) or 507 (admin API) while the free space is below the floor. Reads
 //! keep working. When space returns the next reading passes and writes are taken again.
@@ -17,12 +17,9 @@ use std::sync::{Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use axum::Json;
-use axum::extract::{Request, State};
+use axum::extract::Request;
 use axum::http::{HeaderValue, Method, StatusCode, header};
-use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
-
-use crate::state::AppState;
 
 /// The default floor: 256 MiB, or 5% of the filesystem when that is smaller.
 pub const DEFAULT_MIN_FREE_BYTES: u64 = 256 * 1024 * 1024;
@@ -189,22 +186,20 @@ fn read_space(dir: &Path) -> std::io::Result<SpaceReading> {
     })
 }
 
-/// Middleware: refuses requests that may write while free space is below the floor.
-pub async fn refuse_writes_below_floor(
-    State(state): State<AppState>,
-    request: Request,
-    next: Next,
-) -> Response {
+/// The refusal for a request that may write while free space is below the floor (507 with JSON
+/// on the admin API, 503 with `Retry-After` elsewhere, so a device retries and never unenrolls);
+/// `None` lets it through. Run by [`crate::gate`].
+pub fn refusal(floor: &DiskFloor, request: &Request) -> Option<Response> {
     let method = request.method();
     if method == Method::GET || method == Method::HEAD || method == Method::OPTIONS {
-        return next.run(request).await;
+        return None;
     }
-    let Err(low) = state.disk_floor.check() else {
-        return next.run(request).await;
+    let Err(low) = floor.check() else {
+        return None;
     };
     let path = request.uri().path();
     tracing::warn!(path, reason = %low, "write refused: low disk space");
-    if path.starts_with("/api/") {
+    Some(if path.starts_with("/api/") {
         (
             StatusCode::INSUFFICIENT_STORAGE,
             Json(serde_json::json!({
@@ -223,7 +218,7 @@ pub async fn refuse_writes_below_floor(
             "storage_unavailable\n",
         )
             .into_response()
-    }
+    })
 }
 
 #[cfg(test)]

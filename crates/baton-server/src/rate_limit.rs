@@ -15,13 +15,12 @@
 
 use std::collections::HashMap;
 use std::net::{IpAddr, Ipv6Addr};
-use std::sync::{Arc, Mutex};
+use std::sync::Mutex;
 use std::time::Instant;
 
 use axum::Json;
-use axum::extract::{Request, State};
+use axum::extract::Request;
 use axum::http::{HeaderValue, Method, StatusCode, header};
-use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 
 /// Most sources tracked at once.
@@ -264,39 +263,34 @@ impl RateLimiter {
     }
 }
 
-/// The middleware: answers 429 (`Retry-After`, JSON `{"error":"rate_limited"}`) to a source
-/// over its limit on a limited endpoint; everything else passes through.
-pub async fn limit(
-    State(limiter): State<Arc<RateLimiter>>,
-    request: Request,
-    next: Next,
-) -> Response {
+/// The refusal for a request from a source over its limit on a limited endpoint: 429 with
+/// `Retry-After` and JSON `{"error":"rate_limited"}`; `None` lets the request through. Run by
+/// [`crate::gate`] after the client origin is decided.
+pub fn refusal(limiter: &RateLimiter, request: &Request) -> Option<Response> {
     let class = Limited::of(
         request.method(),
         request.uri().path(),
         request.uri().query(),
-    );
+    )?;
     // Behind a trusted proxy, the forwarded client address; otherwise the TCP peer.
-    let ip = crate::client_origin::Client::of(request.extensions()).address;
-    if let (Some(class), Some(ip)) = (class, ip)
-        && let Err(retry_after) = limiter.check(class, ip)
-    {
-        tracing::warn!(endpoint = class.label(), source = %source_of(ip), retry_after,
-            "rate limit: request refused");
-        let mut response = (
-            StatusCode::TOO_MANY_REQUESTS,
-            Json(serde_json::json!({
-                "error": "rate_limited",
-                "message": format!("too many requests from this address; retry in {retry_after} s"),
-            })),
-        )
-            .into_response();
-        if let Ok(value) = HeaderValue::from_str(&retry_after.to_string()) {
-            response.headers_mut().insert(header::RETRY_AFTER, value);
-        }
-        return response;
+    let ip = crate::client_origin::Client::of(request.extensions()).address?;
+    let Err(retry_after) = limiter.check(class, ip) else {
+        return None;
+    };
+    tracing::warn!(endpoint = class.label(), source = %source_of(ip), retry_after,
+        "rate limit: request refused");
+    let mut response = (
+        StatusCode::TOO_MANY_REQUESTS,
+        Json(serde_json::json!({
+            "error": "rate_limited",
+            "message": format!("too many requests from this address; retry in {retry_after} s"),
+        })),
+    )
+        .into_response();
+    if let Ok(value) = HeaderValue::from_str(&retry_after.to_string()) {
+        response.headers_mut().insert(header::RETRY_AFTER, value);
     }
-    next.run(request).await
+    Some(response)
 }
 
 #[cfg(test)]

@@ -502,9 +502,12 @@ async fn start_inner(
         stop_rx.clone(),
     )));
     let extra = extra.merge(crate::portal::router_with(&portal));
-    let router = crate::app::router_for(Arc::clone(&state), extra, config.metrics_auth);
+    let edge = crate::client_origin::Edge {
+        tls: tls_enabled,
+        trusted: config.trusted_proxies.clone(),
+    };
     let mut router =
-        crate::client_origin::apply(router, tls_enabled, config.trusted_proxies.clone());
+        crate::app::router_for(Arc::clone(&state), extra, config.metrics_auth, Some(edge));
     if let Some(settings) = &config.capture {
         let capture = crate::capture::DeviceCapture::new(settings.clone())
             .map_err(io_error(&settings.dir))?;
