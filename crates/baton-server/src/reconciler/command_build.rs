@@ -177,11 +177,23 @@ pub fn command_request(intent: &Intent) -> Result<CommandRequest, BuildError> {
             configuration,
             ..
         } => {
+            let mut purchase_method = None;
+            let mut change_management_state = None;
             let source = match source {
-                EngineSource::AppStore { itunes_store_id } => AppSource::ITunesStoreId(
-                    i64::try_from(*itunes_store_id)
-                        .map_err(|_| BuildError::StoreId(*itunes_store_id))?,
-                ),
+                EngineSource::AppStore {
+                    itunes_store_id,
+                    licensing,
+                    take_over_user_installed,
+                } => {
+                    purchase_method = Some(licensing.purchase_method());
+                    if *take_over_user_installed {
+                        change_management_state = Some("Managed".to_owned());
+                    }
+                    AppSource::ITunesStoreId(
+                        i64::try_from(*itunes_store_id)
+                            .map_err(|_| BuildError::StoreId(*itunes_store_id))?,
+                    )
+                }
                 EngineSource::Manifest { url } => AppSource::ManifestUrl(url.clone()),
                 other => {
                     return Err(BuildError::Plist(format!(
@@ -191,6 +203,8 @@ pub fn command_request(intent: &Intent) -> Result<CommandRequest, BuildError> {
             };
             let mut install = InstallApplication::new(source);
             install.management_flags = Some(1);
+            install.purchase_method = purchase_method;
+            install.change_management_state = change_management_state;
             install.configuration = configuration.as_deref().map(dictionary).transpose()?;
             CommandRequest::InstallApplication(install)
         }
