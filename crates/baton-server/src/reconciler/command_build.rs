@@ -252,6 +252,36 @@ mod tests {
     use crate::reconciler::certificate_issuer::BuiltInCaIssuer;
 
     #[test]
+    fn store_apps_carry_their_purchase_method_and_take_over() {
+        let intent = |licensing, take_over| Intent::InstallApplication {
+            channel: Channel::Device,
+            item: ItemId::new("ward").unwrap(),
+            bundle_id: "com.example.ward".into(),
+            source: EngineSource::AppStore {
+                itunes_store_id: 361_309_726,
+                licensing,
+                take_over_user_installed: take_over,
+            },
+            configuration: None,
+            config_hash: None,
+        };
+        let CommandRequest::InstallApplication(vpp) =
+            command_request(&intent(baton_assign::AppLicensing::Vpp, true)).unwrap()
+        else {
+            panic!("not InstallApplication");
+        };
+        assert_eq!(vpp.purchase_method, Some(1));
+        assert_eq!(vpp.change_management_state.as_deref(), Some("Managed"));
+        let CommandRequest::InstallApplication(apple_id) =
+            command_request(&intent(baton_assign::AppLicensing::AppleId, false)).unwrap()
+        else {
+            panic!("not InstallApplication");
+        };
+        assert_eq!(apple_id.purchase_method, Some(0));
+        assert_eq!(apple_id.change_management_state, None);
+    }
+
+    #[test]
     fn web_clip_becomes_a_profile_with_a_web_clip_payload() {
         let intent = Intent::InstallWebClip {
             channel: Channel::Device,

@@ -199,7 +199,9 @@ impl Reconciler {
 
     /// The stored configuration, uncompiled.
     pub fn config(&self) -> Result<Config, ReconcileError> {
-        Ok(assignment_config::load(self.store.as_ref())?)
+        let mut config = assignment_config::load(self.store.as_ref())?;
+        config.retry = self.settings.retry;
+        Ok(config)
     }
 
     /// The compiled configuration (cached until [`Self::invalidate`]).
@@ -694,6 +696,10 @@ impl Reconciler {
         let id = device.parent();
         let store = self.store.as_ref();
         batch.delete(&collection(OBSERVED_COLLECTION)?, id.as_str().as_bytes());
+        batch.delete(
+            &collection(APP_INSTALLS_COLLECTION)?,
+            id.as_str().as_bytes(),
+        );
         let in_flight = collection(IN_FLIGHT_COLLECTION)?;
         for k in device_state::in_flight_keys(store, &id)? {
             batch.delete(&in_flight, k.as_bytes());

@@ -13,6 +13,8 @@ pub struct AssignmentSettings {
     pub app_install_poll_interval: Duration,
     /// An acknowledged app install still not `Managed` after this long counts as failed.
     pub app_install_timeout: Duration,
+    /// How often a failed item is retried and after how many failures it is given up.
+    pub retry: baton_assign::RetryPolicy,
 }
 
 impl Default for AssignmentSettings {
@@ -21,6 +23,7 @@ impl Default for AssignmentSettings {
             sign_in_clip_label: Some("Sign in".to_owned()),
             app_install_poll_interval: Duration::from_secs(30),
             app_install_timeout: Duration::from_secs(30 * 60),
+            retry: baton_assign::RetryPolicy::default(),
         }
     }
 }
