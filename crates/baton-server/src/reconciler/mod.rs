@@ -918,6 +918,11 @@ impl Reconciler {
                             }
                         }
                         _ => {
+                            // A removed app is no longer waited for (e.g. signed out while
+                            // still installing).
+                            if let Intent::RemoveApplication { bundle_id, .. } = intent {
+                                installs.apps.remove(&**bundle_id);
+                            }
                             if let Some(item) = intent.item() {
                                 batch.delete(
                                     &collection(FAILURES_COLLECTION)?,
