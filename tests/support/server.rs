@@ -68,6 +68,7 @@ impl Default for ServerOptions {
             enrollment: baton_server::enrollment::EnrollmentSettings::default(),
             assignment: baton_server::reconciler::AssignmentSettings {
                 sign_in_clip_label: None,
+                ..Default::default()
             },
             session: baton_server::session_policy::SessionSettings::default(),
             lockout: baton_server::lockout::LockoutSettings::default(),
@@ -131,6 +132,12 @@ impl TestServer {
         config.push = options.push;
         config.enrollment = options.enrollment;
         config.assignment = options.assignment;
+        // Pending app installs are checked every 30 s in production; tests poll faster.
+        if config.assignment.app_install_poll_interval
+            == baton_server::reconciler::AssignmentSettings::default().app_install_poll_interval
+        {
+            config.assignment.app_install_poll_interval = std::time::Duration::from_millis(200);
+        }
         config.session = options.session;
         config.lockout = options.lockout;
         config.capture = options.capture;

@@ -125,9 +125,7 @@ fn organisation(seed: u64) -> Config {
             },
             37..=44 => ItemContent::App {
                 bundle_id: format!("com.example.app{i}"),
-                source: AppSource::AppStore {
-                    itunes_store_id: i as u64,
-                },
+                source: AppSource::app_store(i as u64),
                 configuration: (i % 2 == 0).then(|| xml("<key>user</key><string>$USER.username</string>")),
             },
             45..=48 => ItemContent::WebClip {

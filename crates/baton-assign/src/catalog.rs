@@ -39,12 +39,54 @@ pub enum AppSource {
     AppStore {
         /// The store id.
         itunes_store_id: u64,
+        /// How the app is licensed (sent as `Options.PurchaseMethod`).
+        #[serde(default)]
+        licensing: AppLicensing,
+        /// Take over the app when the person installed it themselves (sends
+        /// `ChangeManagementState: Managed`; else iOS refuses with `AppAlreadyInstalled`).
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        take_over_user_installed: bool,
     },
     /// An enterprise app by manifest URL (`ManifestURL`).
     Manifest {
         /// The manifest URL.
         url: String,
     },
+}
+
+impl AppSource {
+    /// An App Store app licensed through the device's Apple ID, not taken over.
+    pub fn app_store(itunes_store_id: u64) -> Self {
+        AppSource::AppStore {
+            itunes_store_id,
+            licensing: AppLicensing::default(),
+            take_over_user_installed: false,
+        }
+    }
+}
+
+/// How an App Store app is licensed on the device.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum AppLicensing {
+    /// The device's own Apple ID (`PurchaseMethod` 0, what iOS assumes without `Options`):
+    /// a device with no Apple ID signed in prompts whoever holds it, and a Shared iPad
+    /// refuses it (`PurchaseMethodNotSupportedInMultiUser`).
+    #[default]
+    AppleId,
+    /// An Apps and Books (VPP) licence assigned to the device (`PurchaseMethod` 1): no prompt.
+    Vpp,
+}
+
+impl AppLicensing {
+    /// The `Options.PurchaseMethod` value.
+    pub fn purchase_method(self) -> i64 {
+        match self {
+            AppLicensing::AppleId => 0,
+            AppLicensing::Vpp => 1,
+        }
+    }
 }
 
 /// What an item is.

@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
-use crate::catalog::{ItemContent, ItemKind, Scope};
+use crate::catalog::{AppLicensing, AppSource, ItemContent, ItemKind, Scope};
 use crate::compiled::{Bits, Body, CompiledConfig, CompiledItem};
 use crate::device::{Channel, Device, DeviceKind};
 use crate::directory::User;
@@ -47,6 +47,9 @@ pub enum Problem {
         /// The certificate item (as written in the profile item).
         certificate: String,
     },
+    /// An App Store app licensed through an Apple ID (`PurchaseMethod` 0) on a Shared iPad:
+    /// iOS refuses it (`PurchaseMethodNotSupportedInMultiUser`, 12008); it needs `vpp`.
+    StoreAppNeedsVpp,
 }
 
 /// A wanted item that cannot be put on the device, and why.
@@ -194,6 +197,18 @@ impl CompiledConfig {
             .collect();
         if !missing.is_empty() {
             return Some(Problem::MissingVariables { variables: missing });
+        }
+        if ctx.device.kind == DeviceKind::SharedIpad
+            && let ItemContent::App {
+                source:
+                    AppSource::AppStore {
+                        licensing: AppLicensing::AppleId,
+                        ..
+                    },
+                ..
+            } = &it.item.content
+        {
+            return Some(Problem::StoreAppNeedsVpp);
         }
         if let ItemContent::Profile { certificates, .. } = &it.item.content {
             for (name, idx) in certificates.iter().zip(&it.certificates) {

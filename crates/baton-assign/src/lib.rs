@@ -38,7 +38,9 @@ mod rule;
 mod template;
 
 pub use attribute::AttrValue;
-pub use catalog::{AppSource, Catalog, CatalogItem, IssuedPer, ItemContent, ItemKind, Scope};
+pub use catalog::{
+    AppLicensing, AppSource, Catalog, CatalogItem, IssuedPer, ItemContent, ItemKind, Scope,
+};
 pub use change::ConfigChange;
 pub use compiled::CompiledConfig;
 pub use config::{CompileError, Config, DEFAULT_IDENTIFIER_PREFIX, ItemFailures, RetryPolicy};

@@ -7,7 +7,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use serde::{Deserialize, Serialize};
 
-use crate::catalog::ItemContent;
+use crate::catalog::{AppLicensing, AppSource, ItemContent};
 use crate::compiled::{CompiledConfig, CompiledTarget, GroupEval};
 use crate::config::Config;
 use crate::directory::{GroupKind, MULTI_USER_OWNER, Membership, NOBODY_USERNAME};
@@ -69,6 +69,10 @@ pub enum LintCode {
     UnknownMember,
     /// Two app items have the same bundle id.
     DuplicateBundleId,
+    /// A distributed App Store app is licensed through an Apple ID, not VPP: a shared device
+    /// with no Apple ID signed in prompts whoever holds it or refuses, and a Shared iPad
+    /// refuses it (the planner reports it as a problem there).
+    StoreAppWithoutVpp,
 }
 
 /// One finding.
@@ -298,8 +302,29 @@ impl CompiledConfig {
             }
             match &it.item.content {
                 ItemContent::WebClip { sign_in: true, .. } => sign_in_clips.push((id, reach)),
-                ItemContent::App { bundle_id, .. } => {
+                ItemContent::App {
+                    bundle_id, source, ..
+                } => {
                     bundles.entry(bundle_id).or_default().push(id);
+                    if delivered(idx)
+                        && let AppSource::AppStore {
+                            licensing: AppLicensing::AppleId,
+                            ..
+                        } = source
+                    {
+                        out.push(
+                            Lint::new(
+                                Warning,
+                                C::StoreAppWithoutVpp,
+                                format!(
+                                    "app {id} is licensed through the device's Apple ID: on a \
+                                     shared device with no Apple ID the install prompts or fails, \
+                                     and a Shared iPad refuses it; use licensing \"vpp\""
+                                ),
+                            )
+                            .item(id),
+                        );
+                    }
                 }
                 ItemContent::Profile { certificates, .. } => {
                     for (name, ci) in certificates.iter().zip(&it.certificates) {

@@ -175,10 +175,12 @@ impl Observed {
                 config_hash,
                 ..
             } => {
+                // Accepted, not installed: only ManagedApplicationList says `Managed`
+                // [Y application.install].
                 inv.apps.insert(
                     bundle_id.to_string(),
                     ObservedApp {
-                        status: AppStatus::Managed,
+                        status: AppStatus::InProgress("Queued".to_owned()),
                         baton_managed: true,
                         config_hash: config_hash.clone(),
                     },

@@ -139,9 +139,7 @@ fn world(seed: u64) -> World {
             },
             2 => ItemContent::App {
                 bundle_id: format!("com.example.app{i}"),
-                source: AppSource::AppStore {
-                    itunes_store_id: i as u64,
-                },
+                source: AppSource::app_store(i as u64),
                 configuration: g
                     .chance(50)
                     .then(|| profile_xml(g.pick_str(PROFILE_BODIES))),
@@ -521,7 +519,7 @@ fn edited(cfg: &Config, seed: u64) -> Config {
             Scope::Device,
             ItemContent::App {
                 bundle_id: "com.example.added".into(),
-                source: AppSource::AppStore { itunes_store_id: 1 },
+                source: AppSource::app_store(1),
                 configuration: None,
             },
         ));

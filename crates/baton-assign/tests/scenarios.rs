@@ -530,3 +530,63 @@ fn groups_of_lists_user_groups_then_device_groups() {
     assert_eq!(names(cfg.groups_of(&ipad, "nobody")), ["owners"]);
     assert!(cfg.groups_of(&ipad, "mallory").is_empty());
 }
+
+/// Shared iPads refuse App Store installs with PurchaseMethod 0
+/// (`PurchaseMethodNotSupportedInMultiUser`, 12008 [P `_installApplication:…`]): the planner
+/// reports a store app licensed through an Apple ID as a problem there and sends nothing, and
+/// the lint warns about it wherever it is distributed.
+#[test]
+fn shared_ipad_store_app_without_vpp_is_a_problem_not_an_install() {
+    let mut config = hospital();
+    for item in &mut config.catalog.items {
+        if let ItemContent::App {
+            source: AppSource::AppStore { licensing, .. },
+            ..
+        } = &mut item.content
+        {
+            *licensing = AppLicensing::AppleId;
+        }
+    }
+    let cfg = config.compile().unwrap();
+    let ipad = device("S1", "iPad", DeviceKind::SharedIpad, "alice");
+    let mut obs = Observed::default();
+    let p = converge(&cfg, &ipad, &mut obs);
+    assert!(
+        !describe(&p)
+            .iter()
+            .any(|d| d.starts_with("install_application com.example.teams")),
+        "{:?}",
+        describe(&p)
+    );
+    assert!(
+        p.problems
+            .iter()
+            .any(|pr| pr.item.as_str() == "teams" && pr.problem == Problem::StoreAppNeedsVpp)
+    );
+    // The same item on an ordinary iPhone is planned (PurchaseMethod 0 is valid there).
+    let phone = device("P1", "iPhone", DeviceKind::Ordinary, "alice");
+    let p = converge(&cfg, &phone, &mut Observed::default());
+    assert!(p.problems.iter().all(|pr| pr.item.as_str() != "teams"));
+    assert!(
+        lint(&config)
+            .iter()
+            .any(|l| l.code == LintCode::StoreAppWithoutVpp
+                && l.item.as_ref().is_some_and(|i| i.as_str() == "teams"))
+    );
+}
+
+/// An acknowledged InstallApplication is "accepted", not installed [Y application.install]:
+/// the observed app is on its way (not re-sent), and only ManagedApplicationList's `Managed`
+/// makes it installed.
+#[test]
+fn an_acknowledged_install_is_on_its_way_not_managed() {
+    let cfg = compiled();
+    let ipad = device("S1", "iPad", DeviceKind::SharedIpad, "alice");
+    let mut obs = Observed::default();
+    converge(&cfg, &ipad, &mut obs);
+    let app = &obs.device.apps["com.example.teams"];
+    assert_ne!(app.status, AppStatus::Managed);
+    assert!(app.status.is_present());
+    let again = converge(&cfg, &ipad, &mut obs);
+    assert!(again.intents.is_empty(), "{:?}", describe(&again));
+}

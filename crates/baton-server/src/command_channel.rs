@@ -103,6 +103,10 @@ pub fn handle(
             );
         }
     }
+    if report.status == Status::Idle {
+        // A new session: with app installs pending, ask how they are doing.
+        services.reconciler.session_started(&id, now);
+    }
     match store.next_command(&id)? {
         Some(command) => {
             tracing::debug!(enrollment_id = %id, command_uuid = %command.uuid,

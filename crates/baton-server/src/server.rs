@@ -424,6 +424,13 @@ async fn start_inner(
         stop_rx.clone(),
     )));
 
+    // Acknowledged app installs are checked with ManagedApplicationList until they settle.
+    tasks.push(tokio::spawn(crate::reconciler::poll_app_installs(
+        Arc::clone(&state.reconciler),
+        state.reconciler.settings().app_install_poll_interval,
+        stop_rx.clone(),
+    )));
+
     tasks.push(tokio::spawn(crate::retention::run(
         Arc::clone(&store),
         state.events.outbox().cloned(),

@@ -43,11 +43,61 @@ pub enum NotNowPolicy {
 #[serde(rename_all = "snake_case")]
 #[non_exhaustive]
 pub enum AppInstallTiming {
-    /// At once: InstallApplication leaves the app Managed.
+    /// At once: InstallApplication leaves the app Managed (lenient, not iOS).
     Immediate,
-    /// The app reports Installing until the next command-channel session starts.
-    #[default]
+    /// The app reports Installing until the next command-channel session starts (lenient).
     NextSession,
+    /// Like iOS: the Ack says `Queued`; each later command-channel session start moves the
+    /// install one step (`Queued` -> `Installing` -> how it ends, see
+    /// [`AppInstallOutcome`]); only ManagedApplicationList shows the progress
+    /// [Y application.install, application.managed.list; P `_performInstallApplication…`].
+    /// How many sessions a real install takes is the simulator's choice.
+    #[default]
+    Asynchronous,
+}
+
+/// How a pending app install ends (the knob for installs that settle to a failure).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum AppInstallOutcome {
+    /// `Managed`.
+    #[default]
+    Managed,
+    /// `Failed`: reported once by ManagedApplicationList, then gone [Y application.managed.list].
+    Failed,
+    /// `UserRejected`: the person declined; reported once, then gone [Y application.managed.list].
+    UserRejected,
+}
+
+/// The App Store account of the device, for `PurchaseMethod` 0 installs.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum AppStoreAccount {
+    /// No Apple ID signed in (a shared iPhone): iOS prompts the person to sign in and a
+    /// refusal answers `Error` 12040 [P `_installApplication:…`,
+    /// `promptUserToLoginToiTunesIfNeeded`]. The sim models the person refusing at once;
+    /// that iOS holds the answer until the person responds is UNCONFIRMED and not modelled.
+    #[default]
+    SignedOut,
+    /// An Apple ID is signed in: PurchaseMethod 0 installs (lenient for shared devices).
+    SignedIn,
+}
+
+/// Which Apps and Books (VPP) licences the device's assignment has, for `PurchaseMethod` 1.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum VppLicences {
+    /// A licence for every store id of [`SimOptions::app_store`] (the apps the test declares);
+    /// others give `LicenseNotFound` 12064 [P `_performInstallApplication…`].
+    #[default]
+    AppStoreMap,
+    /// A licence for every store id.
+    All,
+    /// No licence at all: every PurchaseMethod 1 install gives 12064.
+    Missing,
 }
 
 /// The device's behaviour settings.
@@ -78,6 +128,15 @@ pub struct SimOptions {
     /// RemoveApplication. Store ids not listed install as `store.app<id>`.
     #[serde(default)]
     pub app_store: BTreeMap<String, String>,
+    /// How pending app installs end.
+    #[serde(default)]
+    pub app_install_outcome: AppInstallOutcome,
+    /// The App Store account (PurchaseMethod 0 installs).
+    #[serde(default)]
+    pub app_store_account: AppStoreAccount,
+    /// The VPP licences (PurchaseMethod 1 installs).
+    #[serde(default)]
+    pub vpp_licences: VppLicences,
 }
 
 impl Default for SimOptions {
@@ -90,14 +149,33 @@ impl Default for SimOptions {
             latency: Duration::ZERO,
             fail_request_types: BTreeMap::new(),
             shared_ipad: false,
-            app_install: AppInstallTiming::NextSession,
+            app_install: AppInstallTiming::Asynchronous,
             max_commands_per_session: 10_000,
             app_store: BTreeMap::new(),
+            app_install_outcome: AppInstallOutcome::Managed,
+            app_store_account: AppStoreAccount::SignedOut,
+            vpp_licences: VppLicences::AppStoreMap,
         }
     }
 }
 
 impl SimOptions {
+    /// The old, kind simulator: every behaviour where the sim used to say yes to everything.
+    #[must_use]
+    pub fn lenient() -> Self {
+        let mut o = Self::default();
+        o.lenient_apps();
+        o
+    }
+
+    /// App installs as the sim used to do them: any store id installs with any PurchaseMethod,
+    /// and the app is Managed at the next session.
+    pub fn lenient_apps(&mut self) {
+        self.app_install = AppInstallTiming::NextSession;
+        self.app_store_account = AppStoreAccount::SignedIn;
+        self.vpp_licences = VppLicences::All;
+    }
+
     /// Fails every `request_type` command with one ErrorChain item.
     #[must_use]
     pub fn failing(mut self, request_type: &str, domain: &str, code: i64, text: &str) -> Self {

@@ -14,11 +14,13 @@ use http::Method;
 use openssl::pkcs12::Pkcs12;
 use serde::{Deserialize, Serialize};
 
-use crate::behaviour::{AppInstallTiming, SimOptions};
+use crate::behaviour::{AppInstallOutcome, AppInstallTiming, SimOptions};
 use crate::enrollment_profile::{
     EnrollmentSettings, IdentitySource, ServerEndpoints, read_enrollment_profile,
 };
-use crate::inventory::{InstalledCertificate, InstalledProfile, Inventory, ManagedApp, WebClip};
+use crate::inventory::{
+    AppStatus, InstalledCertificate, InstalledProfile, Inventory, ManagedApp, WebClip,
+};
 use crate::ios_commands::{self, ChannelContext, DeviceFacts, ScepResult, SharedUser, answer};
 use crate::scep::{self, ScepRequest};
 use crate::{SimError, SimIdentity, Transport};
@@ -351,6 +353,28 @@ impl SimDevice {
         self.record.inventory.apps.values().collect()
     }
 
+    /// The person installs an app from the App Store themselves (device channel): it is
+    /// listed by InstalledApplicationList and makes InstallApplication answer
+    /// `AppAlreadyInstalled` unless management is taken over [F32400].
+    pub fn install_user_app(&mut self, bundle_id: &str) {
+        self.record
+            .inventory
+            .user_apps
+            .insert(bundle_id.to_owned(), bundle_id.to_owned());
+    }
+
+    /// The person deletes a managed app (device channel): it stays in ManagedApplicationList
+    /// as `ManagedButUninstalled` [Y application.managed.list]. False when it is not managed.
+    pub fn delete_app(&mut self, bundle_id: &str) -> bool {
+        match self.record.inventory.apps.get_mut(bundle_id) {
+            Some(app) => {
+                app.status = AppStatus::ManagedButUninstalled;
+                true
+            }
+            None => false,
+        }
+    }
+
     /// Web clips (device channel).
     pub fn web_clips(&self) -> &[WebClip] {
         &self.record.inventory.web_clips
@@ -648,8 +672,20 @@ impl SimDevice {
     }
 
     async fn session(&mut self, user: Option<&str>) -> Result<Vec<ProcessedCommand>, SimError> {
-        if self.record.options.app_install == AppInstallTiming::NextSession {
-            self.inventory_mut(user)?.settle_apps();
+        match self.record.options.app_install {
+            AppInstallTiming::NextSession => {
+                self.inventory_mut(user)?.settle_apps();
+            }
+            AppInstallTiming::Asynchronous => {
+                // Time passes between sessions; installs move on (see `AppInstallTiming`).
+                let outcome = match self.record.options.app_install_outcome {
+                    AppInstallOutcome::Failed => AppStatus::Failed,
+                    AppInstallOutcome::UserRejected => AppStatus::UserRejected,
+                    _ => AppStatus::Managed,
+                };
+                self.inventory_mut(user)?.advance_apps(outcome);
+            }
+            _ => {}
         }
         let enrollment = self.enrollment(user)?;
         let url = self.record.endpoints.server_url.clone();

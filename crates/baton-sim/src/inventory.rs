@@ -53,8 +53,12 @@ pub enum AppStatus {
     Installing,
     /// `Managed`: installed and managed.
     Managed,
-    /// `Failed`: the installation failed.
+    /// `Failed`: the installation failed (reported once, then gone).
     Failed,
+    /// `UserRejected`: the person declined (reported once, then gone).
+    UserRejected,
+    /// `ManagedButUninstalled`: managed, but the person deleted the app [Y application.managed.list].
+    ManagedButUninstalled,
 }
 
 impl AppStatus {
@@ -65,7 +69,20 @@ impl AppStatus {
             AppStatus::Installing => "Installing",
             AppStatus::Managed => "Managed",
             AppStatus::Failed => "Failed",
+            AppStatus::UserRejected => "UserRejected",
+            AppStatus::ManagedButUninstalled => "ManagedButUninstalled",
         }
+    }
+
+    /// iOS reports these once in ManagedApplicationList; the entry is gone from the next list
+    /// [Y application.managed.list; P `_managedApplicationList:` `advanceTransientStates:1`].
+    pub fn is_transient(self) -> bool {
+        matches!(self, AppStatus::Failed | AppStatus::UserRejected)
+    }
+
+    /// Still on its way (`Queued`, `Installing`).
+    pub fn is_pending(self) -> bool {
+        matches!(self, AppStatus::Queued | AppStatus::Installing)
     }
 }
 
@@ -129,6 +146,10 @@ pub struct Inventory {
     pub certificates: Vec<InstalledCertificate>,
     /// Web clips from profiles.
     pub web_clips: Vec<WebClip>,
+    /// Apps the person installed from the App Store themselves (not managed), by bundle
+    /// identifier: their names.
+    #[serde(default)]
+    pub user_apps: BTreeMap<String, String>,
 }
 
 impl Inventory {
@@ -158,6 +179,22 @@ impl Inventory {
                 app.status = AppStatus::Managed;
                 moved += 1;
             }
+        }
+        moved
+    }
+
+    /// Moves every pending install one step, as time passes between sessions on a device:
+    /// `Queued` -> `Installing` -> `outcome`. Returns how many apps moved.
+    pub fn advance_apps(&mut self, outcome: AppStatus) -> usize {
+        let mut moved = 0;
+        for app in self.apps.values_mut() {
+            let next = match app.status {
+                AppStatus::Queued => AppStatus::Installing,
+                AppStatus::Installing => outcome,
+                _ => continue,
+            };
+            app.status = next;
+            moved += 1;
         }
         moved
     }

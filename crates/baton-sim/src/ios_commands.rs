@@ -15,8 +15,7 @@ use std::collections::BTreeMap;
 
 use baton_proto::plist::{Dictionary, Value};
 use baton_proto::{
-    AppSource, Command, CommandRequest, ErrorChainItem, InstallApplication, Limits, Payload,
-    Profile, ProfileError, Status,
+    Command, CommandRequest, ErrorChainItem, Limits, Payload, Profile, ProfileError, Status,
 };
 use openssl::pkcs7::{Pkcs7, Pkcs7Flags};
 use openssl::pkcs12::Pkcs12;
@@ -25,12 +24,12 @@ use openssl::x509::X509;
 use openssl::x509::store::X509StoreBuilder;
 use serde::{Deserialize, Serialize};
 
-use crate::behaviour::{AppInstallTiming, DEFERRED_WHILE_LOCKED, NotNowPolicy, SimOptions};
+use crate::behaviour::{DEFERRED_WHILE_LOCKED, NotNowPolicy, SimOptions};
 use crate::identity::common_name;
 use crate::inventory::{
-    AppStatus, InstalledCertificate, InstalledPayload, InstalledProfile, Inventory, ManagedApp,
-    WebClip,
+    InstalledCertificate, InstalledPayload, InstalledProfile, Inventory, WebClip,
 };
+use crate::ios_apps;
 
 /// `MCInstallationErrorDomain`.
 pub const INSTALLATION_DOMAIN: &str = "MCInstallationErrorDomain";
@@ -135,7 +134,7 @@ impl CommandAnswer {
         Self::ack_with(Dictionary::new())
     }
 
-    fn ack_with(response: Dictionary) -> Self {
+    pub(crate) fn ack_with(response: Dictionary) -> Self {
         Self {
             status: Status::Acknowledged,
             error_chain: None,
@@ -252,13 +251,20 @@ pub fn answer(ctx: &mut ChannelContext<'_>, command: &Command) -> CommandAnswer 
         CommandRequest::InstallProfile { payload } => install_profile(ctx, payload),
         CommandRequest::RemoveProfile { identifier } => remove_profile(ctx, identifier),
         CommandRequest::ProfileList => profile_list(ctx),
-        CommandRequest::InstallApplication(app) => install_application(ctx, app),
-        CommandRequest::RemoveApplication { identifier } => remove_application(ctx, identifier),
-        CommandRequest::InstalledApplicationList { identifiers, .. } => {
-            installed_application_list(ctx, identifiers.as_deref())
+        CommandRequest::InstallApplication(app) => ios_apps::install_application(ctx, app),
+        CommandRequest::RemoveApplication { identifier } => {
+            ios_apps::remove_application(ctx, identifier)
         }
+        CommandRequest::InstalledApplicationList {
+            identifiers,
+            managed_apps_only,
+        } => ios_apps::installed_application_list(
+            ctx,
+            identifiers.as_deref(),
+            managed_apps_only.unwrap_or(false),
+        ),
         CommandRequest::ManagedApplicationList { identifiers } => {
-            managed_application_list(ctx, identifiers.as_deref())
+            ios_apps::managed_application_list(ctx, identifiers.as_deref())
         }
         CommandRequest::CertificateList { .. } => certificate_list(ctx),
         CommandRequest::DeviceInformation { queries } => device_information(ctx, queries),
@@ -753,136 +759,7 @@ fn profile_list(ctx: &ChannelContext<'_>) -> CommandAnswer {
     CommandAnswer::ack_with(response)
 }
 
-// ---- apps ----
-
-fn install_application(ctx: &mut ChannelContext<'_>, app: &InstallApplication) -> CommandAnswer {
-    let (identifier, source) = match &app.source {
-        AppSource::Identifier(id) => (id.clone(), id.clone()),
-        AppSource::ITunesStoreId(n) => (
-            ctx.options
-                .app_store
-                .get(&n.to_string())
-                .cloned()
-                .unwrap_or_else(|| format!("store.app{n}")),
-            format!("iTunesStoreID {n}"),
-        ),
-        AppSource::ManifestUrl(url) => {
-            let stem = url
-                .rsplit('/')
-                .next()
-                .unwrap_or_default()
-                .trim_end_matches(".plist");
-            (format!("enterprise.{stem}"), url.clone())
-        }
-        _ => {
-            return answer_undecodable(Some("InstallApplication"), "unsupported app source");
-        }
-    };
-    let status = match ctx.options.app_install {
-        AppInstallTiming::Immediate => AppStatus::Managed,
-        AppInstallTiming::NextSession => AppStatus::Installing,
-    };
-    let status = match ctx.inventory.apps.get(&identifier) {
-        Some(existing) if existing.status == AppStatus::Managed => AppStatus::Managed,
-        _ => status,
-    };
-    let name = identifier
-        .rsplit('.')
-        .next()
-        .unwrap_or(&identifier)
-        .to_owned();
-    ctx.inventory.apps.insert(
-        identifier.clone(),
-        ManagedApp {
-            identifier: identifier.clone(),
-            name,
-            version: "1.0".into(),
-            status,
-            management_flags: app.management_flags.unwrap_or(0),
-            has_configuration: app.configuration.is_some(),
-            source,
-        },
-    );
-    let mut response = Dictionary::new();
-    response.insert("Identifier".into(), Value::String(identifier));
-    response.insert("State".into(), Value::String(status.as_str().into()));
-    CommandAnswer::ack_with(response)
-}
-
-fn remove_application(ctx: &mut ChannelContext<'_>, identifier: &str) -> CommandAnswer {
-    if ctx.inventory.apps.remove(identifier).is_some() {
-        CommandAnswer::ack()
-    } else {
-        CommandAnswer::error(vec![chain_item(
-            MCMDM_DOMAIN,
-            SIM_CHOSEN_APP_NOT_MANAGED,
-            format!("The app \u{201c}{identifier}\u{201d} is not managed."),
-        )])
-    }
-}
-
-fn wanted(filter: Option<&[String]>, id: &str) -> bool {
-    filter.is_none_or(|ids| ids.iter().any(|i| i == id))
-}
-
-fn installed_application_list(
-    ctx: &ChannelContext<'_>,
-    filter: Option<&[String]>,
-) -> CommandAnswer {
-    let items = ctx
-        .inventory
-        .apps
-        .values()
-        .filter(|a| wanted(filter, &a.identifier))
-        .map(|a| {
-            let mut d = Dictionary::new();
-            d.insert("Identifier".into(), Value::String(a.identifier.clone()));
-            d.insert("Name".into(), Value::String(a.name.clone()));
-            d.insert("Version".into(), Value::String(a.version.clone()));
-            d.insert("ShortVersion".into(), Value::String(a.version.clone()));
-            d.insert("BundleSize".into(), Value::Integer(10_485_760u64.into()));
-            d.insert("DynamicSize".into(), Value::Integer(1_048_576u64.into()));
-            d.insert(
-                "Installing".into(),
-                Value::Boolean(a.status != AppStatus::Managed),
-            );
-            d.insert("IsValidated".into(), Value::Boolean(true));
-            d.insert("HasUpdateAvailable".into(), Value::Boolean(false));
-            d.insert("IsAppClip".into(), Value::Boolean(false));
-            Value::Dictionary(d)
-        })
-        .collect();
-    let mut response = Dictionary::new();
-    response.insert("InstalledApplicationList".into(), Value::Array(items));
-    CommandAnswer::ack_with(response)
-}
-
-fn managed_application_list(ctx: &ChannelContext<'_>, filter: Option<&[String]>) -> CommandAnswer {
-    let mut apps = Dictionary::new();
-    for a in ctx
-        .inventory
-        .apps
-        .values()
-        .filter(|a| wanted(filter, &a.identifier))
-    {
-        let mut d = Dictionary::new();
-        d.insert("Status".into(), Value::String(a.status.as_str().into()));
-        d.insert(
-            "ManagementFlags".into(),
-            Value::Integer(a.management_flags.into()),
-        );
-        d.insert(
-            "HasConfiguration".into(),
-            Value::Boolean(a.has_configuration),
-        );
-        d.insert("HasFeedback".into(), Value::Boolean(false));
-        d.insert("IsValidated".into(), Value::Boolean(true));
-        apps.insert(a.identifier.clone(), Value::Dictionary(d));
-    }
-    let mut response = Dictionary::new();
-    response.insert("ManagedApplicationList".into(), Value::Dictionary(apps));
-    CommandAnswer::ack_with(response)
-}
+// ---- apps: see `ios_apps` ----
 
 // ---- certificates, device facts ----
 

@@ -39,13 +39,17 @@ mod fleet;
 pub mod html_form;
 mod identity;
 mod inventory;
+pub mod ios_apps;
 pub mod ios_commands;
 mod push;
 pub mod scep;
 mod transport;
 
 pub use admin_api::AdminApi;
-pub use behaviour::{AppInstallTiming, DEFERRED_WHILE_LOCKED, NotNowPolicy, SimOptions};
+pub use behaviour::{
+    AppInstallOutcome, AppInstallTiming, AppStoreAccount, DEFERRED_WHILE_LOCKED, NotNowPolicy,
+    SimOptions, VppLicences,
+};
 pub use device::{
     CHECKIN_CONTENT_TYPE, DeviceRecord, ProcessedCommand, SimDevice, UserChannel, random_udid,
     random_uuid,

@@ -226,7 +226,9 @@ fn same_identifier_replaces_and_profile_list_reports_it() {
 
 #[test]
 fn apps_go_installing_then_managed_and_remove_of_unknown_app_errors() {
-    let mut ch = Channel::new(SimOptions::default());
+    // The lenient sim (every install succeeds, Managed at the next session); iOS's own
+    // asynchronous installs and App Store refusals are in `ios_apps.rs`.
+    let mut ch = Channel::new(SimOptions::lenient());
     let mut app = InstallApplication::new(AppSource::Identifier("com.example.app".into()));
     app.management_flags = Some(1);
     let a = ch.run(CommandRequest::InstallApplication(app));
@@ -260,7 +262,7 @@ fn apps_go_installing_then_managed_and_remove_of_unknown_app_errors() {
     assert_eq!(a.status, Status::Error);
     let mut ch = Channel::new(SimOptions {
         app_install: AppInstallTiming::Immediate,
-        ..SimOptions::default()
+        ..SimOptions::lenient()
     });
     ch.run(CommandRequest::InstallApplication(InstallApplication::new(
         AppSource::ITunesStoreId(42),
@@ -268,7 +270,7 @@ fn apps_go_installing_then_managed_and_remove_of_unknown_app_errors() {
     assert_eq!(ch.inventory.apps["store.app42"].status, AppStatus::Managed);
     // With the App Store's answer for the id, the app carries its bundle id and can be removed
     // by it, as on iOS.
-    let mut options = SimOptions::default();
+    let mut options = SimOptions::lenient();
     options
         .app_store
         .insert("43".into(), "com.example.store43".into());

@@ -126,6 +126,25 @@ pub struct ServeArgs {
     /// [default: 30]. Known lease ends are also acted on when they come.
     #[arg(long, env = "BATON_LEASE_CHECK_INTERVAL", value_name = "SECONDS")]
     lease_check_interval: Option<u64>,
+    /// While an accepted app install has not shown Managed in the device's
+    /// ManagedApplicationList, ask for that list and push this often, in seconds (1 to 3600)
+    /// [default: 30]. It is also asked at the start of each session of the device.
+    #[arg(
+        long,
+        env = "BATON_APP_INSTALL_POLL_INTERVAL",
+        value_name = "SECONDS",
+        value_parser = clap::value_parser!(u64).range(1..=3600)
+    )]
+    app_install_poll_interval: Option<u64>,
+    /// An accepted app install still not Managed after this many seconds counts as a failed
+    /// attempt (60 to 86400) [default: 1800].
+    #[arg(
+        long,
+        env = "BATON_APP_INSTALL_TIMEOUT",
+        value_name = "SECONDS",
+        value_parser = clap::value_parser!(u64).range(60..=86400)
+    )]
+    app_install_timeout: Option<u64>,
     /// Failed portal sign-ins of one username within 15 minutes that lock it (1 to 500)
     /// [default: 5]. A device locks after twice as many.
     #[arg(
@@ -221,6 +240,10 @@ struct FileConfig {
     default_lease: Option<u64>,
     #[serde(alias = "lease_check_interval")]
     lease_check_interval: Option<u64>,
+    #[serde(alias = "app_install_poll_interval")]
+    app_install_poll_interval: Option<u64>,
+    #[serde(alias = "app_install_timeout")]
+    app_install_timeout: Option<u64>,
     #[serde(alias = "lockout_threshold")]
     lockout_threshold: Option<u32>,
     #[serde(alias = "lockout_seconds")]
@@ -371,6 +394,22 @@ fn build_config(args: ServeArgs) -> anyhow::Result<ServerConfig> {
     }
     if let Some(secs) = args.lease_check_interval.or(file.lease_check_interval) {
         config.session.lease_check_interval = Duration::from_secs(secs);
+    }
+    // Flags are range-checked by clap; the file's values here, with the same bounds.
+    if let Some(secs) = args
+        .app_install_poll_interval
+        .or(file.app_install_poll_interval)
+    {
+        if !(1..=3600).contains(&secs) {
+            bail!("app-install-poll-interval must be between 1 and 3600 seconds, got {secs}");
+        }
+        config.assignment.app_install_poll_interval = Duration::from_secs(secs);
+    }
+    if let Some(secs) = args.app_install_timeout.or(file.app_install_timeout) {
+        if !(60..=86_400).contains(&secs) {
+            bail!("app-install-timeout must be between 60 and 86400 seconds, got {secs}");
+        }
+        config.assignment.app_install_timeout = Duration::from_secs(secs);
     }
     config.session.validate()?;
     // Flags and variables are range-checked by clap; the file's values here, with the same

@@ -154,8 +154,11 @@ pub fn hospital() -> Config {
                 Scope::Device,
                 ItemContent::App {
                     bundle_id: "com.example.teams".into(),
+                    // Shared iPads refuse App Store apps without a VPP licence.
                     source: AppSource::AppStore {
                         itunes_store_id: 42,
+                        licensing: AppLicensing::Vpp,
+                        take_over_user_installed: false,
                     },
                     configuration: Some(profile_xml(
                         "<key>login</key><string>$USER.username</string>",

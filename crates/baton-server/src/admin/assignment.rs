@@ -158,6 +158,16 @@ pub async fn preview(
     .await
 }
 
+/// `GET /api/v1/devices/{id}/progress`: each item of the assignee's desired state (installed,
+/// pending or failed, with the reason and whether Baton gave up), pending removals, ready.
+pub async fn progress(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<Json<crate::reconciler::progress::DeviceProgress>, ApiError> {
+    let id = parse_id(&id)?;
+    blocking(move || Ok(Json(state.reconciler.progress(&id, SystemTime::now())?))).await
+}
+
 /// `GET /api/v1/devices/{id}/sessions`.
 pub async fn sessions(
     State(state): State<AppState>,

@@ -152,6 +152,7 @@ fn assignment_routes(state: &AppState) -> Router<AppState> {
         .route("/api/v1/devices/{id}/sign-out", post(assignment::sign_out))
         .route("/api/v1/devices/{id}/preview", get(assignment::preview))
         .route("/api/v1/devices/{id}/sessions", get(assignment::sessions))
+        .route("/api/v1/devices/{id}/progress", get(assignment::progress))
         .route("/api/v1/lint", get(assignment::lint))
         .route(
             "/api/v1/session-policy",

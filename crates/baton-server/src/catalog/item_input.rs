@@ -2,7 +2,7 @@
 //! clip, a certificate or Settings, turned into the engine's [`CatalogItem`].
 
 use base64::Engine;
-use baton_assign::{AppSource, CatalogItem, IssuedPer, ItemContent, ItemId, Scope};
+use baton_assign::{AppLicensing, AppSource, CatalogItem, IssuedPer, ItemContent, ItemId, Scope};
 use baton_proto::plist::Value;
 use openssl::pkcs7::{Pkcs7, Pkcs7Flags};
 use openssl::stack::Stack;
@@ -54,6 +54,14 @@ pub struct ItemInput {
     /// app: App Store id.
     #[serde(default)]
     pub itunes_store_id: Option<u64>,
+    /// app (App Store): `apple_id` (default; `PurchaseMethod` 0) or `vpp` (an Apps and Books
+    /// licence; `PurchaseMethod` 1).
+    #[serde(default)]
+    pub licensing: Option<AppLicensing>,
+    /// app (App Store): take over the app when the person installed it themselves
+    /// (`ChangeManagementState: Managed`).
+    #[serde(default)]
+    pub take_over_user_installed: bool,
     /// app: enterprise manifest URL.
     #[serde(default)]
     pub manifest_url: Option<String>,
@@ -182,6 +190,8 @@ impl ItemInput {
                 let source = match (self.itunes_store_id, &self.manifest_url) {
                     (Some(id), None) => AppSource::AppStore {
                         itunes_store_id: id,
+                        licensing: self.licensing.unwrap_or_default(),
+                        take_over_user_installed: self.take_over_user_installed,
                     },
                     (None, Some(url)) => AppSource::Manifest { url: url.clone() },
                     _ => {

@@ -146,9 +146,14 @@ fn state_label(state: ItemState) -> &'static str {
 fn item_list(progress: &DeviceProgress) -> String {
     let mut list = String::from("<ul class=\"items\">\n");
     for item in &progress.items {
+        let reason = item
+            .reason
+            .as_deref()
+            .map(|r| format!(" <span class=\"reason\">{}</span>", escape(r)))
+            .unwrap_or_default();
         let _ = writeln!(
             list,
-            "<li><span>{}</span><span class=\"state\">{}</span></li>",
+            "<li><span>{}</span><span class=\"state\">{}</span>{reason}</li>",
             escape(&item.name),
             state_label(item.state)
         );
@@ -173,13 +178,22 @@ pub fn progress(base: &str, progress: &DeviceProgress, end: Option<SessionEnd>) 
     );
     body.push_str(&item_list(progress));
     let _ = write!(body, "\n<p><a href=\"{}\">Back</a></p>", escape(base));
+    // Items Baton gave up on will not change by waiting: stop refreshing once only they are
+    // left.
+    let settled = progress
+        .items
+        .iter()
+        .all(|i| i.state == ItemState::Installed || i.given_up)
+        && progress.removals_pending == 0;
     let heading = if progress.ready {
         "Your device is ready"
+    } else if settled {
+        "Some items could not be installed"
     } else {
         "Setting up your device…"
     };
     let mut page = Page::new(heading, body);
-    page.refresh = !progress.ready;
+    page.refresh = !progress.ready && !settled;
     page
 }
 
@@ -236,6 +250,8 @@ mod tests {
                 item: "mail".into(),
                 name: "Mail <corp>".into(),
                 state: ItemState::Pending,
+                given_up: false,
+                reason: None,
             }],
             removals_pending: 0,
             ready: false,
@@ -245,6 +261,16 @@ mod tests {
         assert!(html.contains("http-equiv=\"refresh\""));
         assert!(html.contains("Mail &lt;corp&gt;"));
         assert!(html.contains("Pending"));
+        // Given up: shown with its reason, no more refreshing, never "ready".
+        p.items[0].state = ItemState::Failed;
+        p.items[0].given_up = true;
+        p.items[0].reason = Some("LicenseNotFound <12064>".into());
+        let html = progress("tok", &p, None).render(&b);
+        assert!(!html.contains("http-equiv=\"refresh\""));
+        assert!(html.contains("LicenseNotFound &lt;12064&gt;"));
+        assert!(!html.contains("Your device is ready"));
+        p.items[0].given_up = false;
+        p.items[0].reason = None;
         p.items[0].state = ItemState::Installed;
         p.ready = true;
         let html = progress("tok", &p, None).render(&b);

@@ -177,11 +177,23 @@ pub fn command_request(intent: &Intent) -> Result<CommandRequest, BuildError> {
             configuration,
             ..
         } => {
+            let mut purchase_method = None;
+            let mut change_management_state = None;
             let source = match source {
-                EngineSource::AppStore { itunes_store_id } => AppSource::ITunesStoreId(
-                    i64::try_from(*itunes_store_id)
-                        .map_err(|_| BuildError::StoreId(*itunes_store_id))?,
-                ),
+                EngineSource::AppStore {
+                    itunes_store_id,
+                    licensing,
+                    take_over_user_installed,
+                } => {
+                    purchase_method = Some(licensing.purchase_method());
+                    if *take_over_user_installed {
+                        change_management_state = Some("Managed".to_owned());
+                    }
+                    AppSource::ITunesStoreId(
+                        i64::try_from(*itunes_store_id)
+                            .map_err(|_| BuildError::StoreId(*itunes_store_id))?,
+                    )
+                }
                 EngineSource::Manifest { url } => AppSource::ManifestUrl(url.clone()),
                 other => {
                     return Err(BuildError::Plist(format!(
@@ -191,6 +203,8 @@ pub fn command_request(intent: &Intent) -> Result<CommandRequest, BuildError> {
             };
             let mut install = InstallApplication::new(source);
             install.management_flags = Some(1);
+            install.purchase_method = purchase_method;
+            install.change_management_state = change_management_state;
             install.configuration = configuration.as_deref().map(dictionary).transpose()?;
             CommandRequest::InstallApplication(install)
         }
@@ -236,6 +250,36 @@ mod tests {
     use crate::enrollment::ca::{CaConfig, CertificateAuthority};
     use crate::enrollment::registry::InMemoryCertificateRegistry;
     use crate::reconciler::certificate_issuer::BuiltInCaIssuer;
+
+    #[test]
+    fn store_apps_carry_their_purchase_method_and_take_over() {
+        let intent = |licensing, take_over| Intent::InstallApplication {
+            channel: Channel::Device,
+            item: ItemId::new("ward").unwrap(),
+            bundle_id: "com.example.ward".into(),
+            source: EngineSource::AppStore {
+                itunes_store_id: 361_309_726,
+                licensing,
+                take_over_user_installed: take_over,
+            },
+            configuration: None,
+            config_hash: None,
+        };
+        let CommandRequest::InstallApplication(vpp) =
+            command_request(&intent(baton_assign::AppLicensing::Vpp, true)).unwrap()
+        else {
+            panic!("not InstallApplication");
+        };
+        assert_eq!(vpp.purchase_method, Some(1));
+        assert_eq!(vpp.change_management_state.as_deref(), Some("Managed"));
+        let CommandRequest::InstallApplication(apple_id) =
+            command_request(&intent(baton_assign::AppLicensing::AppleId, false)).unwrap()
+        else {
+            panic!("not InstallApplication");
+        };
+        assert_eq!(apple_id.purchase_method, Some(0));
+        assert_eq!(apple_id.change_management_state, None);
+    }
 
     #[test]
     fn web_clip_becomes_a_profile_with_a_web_clip_payload() {

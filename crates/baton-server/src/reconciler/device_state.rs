@@ -5,7 +5,7 @@
 
 use std::collections::BTreeMap;
 
-use baton_assign::{Intent, ItemFailures, ItemId, Observed};
+use baton_assign::{Intent, ItemFailures, ItemId, Observed, UnixTime};
 use baton_proto::{CommandUuid, EnrollmentId};
 use baton_store::Keyspace;
 use serde::{Deserialize, Serialize};
@@ -36,6 +36,33 @@ pub enum InFlight {
     },
 }
 
+/// An item failure record as stored: [`ItemFailures`] (the same JSON fields) plus why the last
+/// attempt failed, for the operator and the portal.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FailureRecord {
+    /// Failed attempts.
+    pub attempts: u32,
+    /// When the last attempt failed.
+    pub last_failure: UnixTime,
+    /// Why the last attempt failed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+}
+
+/// The device's item failure records with their reasons.
+pub fn failure_records(
+    store: &dyn Keyspace,
+    device: &EnrollmentId,
+) -> Result<BTreeMap<String, FailureRecord>, RecordError> {
+    let prefix = key(device, "");
+    Ok(
+        scan_json::<FailureRecord>(store, FAILURES_COLLECTION, &prefix)?
+            .into_iter()
+            .filter_map(|(k, f)| Some((k.strip_prefix(&prefix)?.to_owned(), f)))
+            .collect(),
+    )
+}
+
 /// `device|suffix`.
 pub fn key(device: &EnrollmentId, suffix: &str) -> String {
     format!("{}|{suffix}", device.as_str())
@@ -61,6 +88,21 @@ pub fn in_flight(store: &dyn Keyspace, device: &EnrollmentId) -> Result<Vec<Inte
                 InFlight::Inventory { .. } => None,
             })
             .collect(),
+    )
+}
+
+/// True when an inventory query of `request_type` is queued and unanswered for the device.
+pub fn inventory_in_flight(
+    store: &dyn Keyspace,
+    device: &EnrollmentId,
+    request_type: &str,
+) -> Result<bool, RecordError> {
+    Ok(
+        scan_json::<InFlight>(store, IN_FLIGHT_COLLECTION, &key(device, ""))?
+            .into_iter()
+            .any(
+                |(_, f)| matches!(f, InFlight::Inventory { request_type: t } if t == request_type),
+            ),
     )
 }
 

@@ -20,6 +20,7 @@
 //! install is refused or replaced, or the device re-enrolls. Without an issuer such intents are
 //! reported in [`ReconcileOutcome::not_built`] and nothing is sent.
 
+pub mod app_installs;
 pub mod certificate_issuer;
 pub mod certificate_subject;
 pub mod command_build;
@@ -37,9 +38,10 @@ use std::time::SystemTime;
 
 use baton_assign::{
     AttrValue, Channel, CompileError, CompiledConfig, Config, DesiredError, Device, DeviceKind,
-    GaveUp, ItemFailures, ItemProblem, Lint, NOBODY_USERNAME, ObservedApp, ObservedProfile,
+    GaveUp, Intent, ItemFailures, ItemProblem, Lint, NOBODY_USERNAME, ObservedApp, ObservedProfile,
     Preview, UnixTime, plan,
 };
+use baton_proto::plist::Value;
 use baton_proto::{
     CheckinMessage, Command, CommandReport, CommandRequest, CommandUuid, EnrollmentId, IdError,
     Limits, Status, Udid,
@@ -54,9 +56,12 @@ use crate::admin::devices::ASSIGNEE_COLLECTION;
 use crate::catalog::assignment_config::{self, RecordError, collection, encode, read_json};
 use crate::metrics::Metrics;
 use crate::push::PushSink;
+use app_installs::APP_INSTALLS_COLLECTION;
 pub use certificate_issuer::{BuiltInCaIssuer, CertificateIssuer};
 use command_build::{BuildError, build_command};
-use device_state::{FAILURES_COLLECTION, IN_FLIGHT_COLLECTION, InFlight, OBSERVED_COLLECTION};
+use device_state::{
+    FAILURES_COLLECTION, FailureRecord, IN_FLIGHT_COLLECTION, InFlight, OBSERVED_COLLECTION,
+};
 pub use settings::AssignmentSettings;
 
 /// The session log's `ended_how` when the device authenticated again (re-enrolled).
@@ -194,7 +199,9 @@ impl Reconciler {
 
     /// The stored configuration, uncompiled.
     pub fn config(&self) -> Result<Config, ReconcileError> {
-        Ok(assignment_config::load(self.store.as_ref())?)
+        let mut config = assignment_config::load(self.store.as_ref())?;
+        config.retry = self.settings.retry;
+        Ok(config)
     }
 
     /// The compiled configuration (cached until [`Self::invalidate`]).
@@ -689,6 +696,10 @@ impl Reconciler {
         let id = device.parent();
         let store = self.store.as_ref();
         batch.delete(&collection(OBSERVED_COLLECTION)?, id.as_str().as_bytes());
+        batch.delete(
+            &collection(APP_INSTALLS_COLLECTION)?,
+            id.as_str().as_bytes(),
+        );
         let in_flight = collection(IN_FLIGHT_COLLECTION)?;
         for k in device_state::in_flight_keys(store, &id)? {
             batch.delete(&in_flight, k.as_bytes());
@@ -749,13 +760,26 @@ impl Reconciler {
         }
         let store = self.store.as_ref();
         let desired = compiled.desired(&engine)?;
-        Ok(progress::measure(
+        let mut measured = progress::measure(
             &compiled,
             &desired,
             &device_state::observed(store, &id)?,
             &device_state::failures(store, &id)?,
             unix_time(now),
-        ))
+        );
+        if measured
+            .items
+            .iter()
+            .any(|i| i.state == progress::ItemState::Failed)
+        {
+            let records = device_state::failure_records(store, &id)?;
+            for i in &mut measured.items {
+                if i.state == progress::ItemState::Failed {
+                    i.reason = records.get(&i.item).and_then(|r| r.reason.clone());
+                }
+            }
+        }
+        Ok(measured)
     }
 
     /// When the device's open session has no ready time yet and the device is ready, records
@@ -821,11 +845,17 @@ impl Reconciler {
             None => store.command(uuid)?.map(|c| c.request_type),
         };
         let mut replaced = false;
+        let mut list_wanted = false;
+        let now_ms = unix_millis(now);
         {
             let _serial = lock(&self.serial);
             let mut batch = KeyspaceBatch::new();
             let mut observed = device_state::observed(store, &id)?;
             let before = observed.clone();
+            let mut installs: app_installs::PendingInstalls =
+                read_json(store, APP_INSTALLS_COLLECTION, id.as_str())?.unwrap_or_default();
+            let installs_before = installs.clone();
+            let mut timed_out: BTreeSet<String> = BTreeSet::new();
             if record.is_some() {
                 batch.delete(&collection(IN_FLIGHT_COLLECTION)?, key.as_bytes());
             }
@@ -838,29 +868,74 @@ impl Reconciler {
             match (report.status, &record) {
                 (Status::Acknowledged, Some(InFlight::Intent { intent })) => {
                     observed.apply(intent);
-                    if let Some(item) = intent.item() {
-                        batch.delete(
-                            &collection(FAILURES_COLLECTION)?,
-                            device_state::key(&id, item.as_str()).as_bytes(),
-                        );
+                    match intent {
+                        // The Ack means "accepted", not installed [Y application.install]: the
+                        // app waits for ManagedApplicationList, and its failures stay counted.
+                        Intent::InstallApplication {
+                            item, bundle_id, ..
+                        } if channel == Channel::Device => {
+                            let state = report
+                                .response
+                                .get("State")
+                                .and_then(Value::as_string)
+                                .unwrap_or("Queued")
+                                .to_owned();
+                            let identifier =
+                                report.response.get("Identifier").and_then(Value::as_string);
+                            let inv = observed.channel_mut(&channel);
+                            if let Some(other) = identifier.filter(|i| *i != &**bundle_id) {
+                                inv.apps.remove(&**bundle_id);
+                                tracing::warn!(enrollment_id = %id, item = %item, catalog = %bundle_id,
+                                    device = other, "InstallApplication installed another bundle id");
+                                count_failure(
+                                    store,
+                                    &mut batch,
+                                    &id,
+                                    item.as_str(),
+                                    format!(
+                                        "the device installs {other} for this item, but the \
+                                         catalog says {bundle_id}: check the item's bundle id"
+                                    ),
+                                    now,
+                                )?;
+                            } else {
+                                if let Some(app) = inv.apps.get_mut(&**bundle_id) {
+                                    app.status = baton_assign::AppStatus::InProgress(state.clone());
+                                }
+                                if installs.apps.is_empty() {
+                                    installs.next_poll_at =
+                                        now_ms.saturating_add(self.poll_interval_ms());
+                                }
+                                installs.apps.insert(
+                                    bundle_id.to_string(),
+                                    app_installs::PendingInstall {
+                                        item: item.to_string(),
+                                        acknowledged_at: now_ms,
+                                        state,
+                                    },
+                                );
+                                list_wanted = true;
+                            }
+                        }
+                        _ => {
+                            // A removed app is no longer waited for (e.g. signed out while
+                            // still installing).
+                            if let Intent::RemoveApplication { bundle_id, .. } = intent {
+                                installs.apps.remove(&**bundle_id);
+                            }
+                            if let Some(item) = intent.item() {
+                                batch.delete(
+                                    &collection(FAILURES_COLLECTION)?,
+                                    device_state::key(&id, item.as_str()).as_bytes(),
+                                );
+                            }
+                        }
                     }
                 }
                 (Status::Error | Status::CommandFormatError, Some(InFlight::Intent { intent })) => {
                     if let Some(item) = intent.item() {
-                        let k = device_state::key(&id, item.as_str());
-                        let mut f: ItemFailures = read_json(store, FAILURES_COLLECTION, &k)?
-                            .unwrap_or(ItemFailures {
-                                attempts: 0,
-                                last_failure: UnixTime(0),
-                            });
-                        f.attempts += 1;
-                        f.last_failure = unix_time(now);
-                        batch.put(
-                            &collection(FAILURES_COLLECTION)?,
-                            k.as_bytes(),
-                            &encode(&f)?,
-                        );
-                        tracing::info!(enrollment_id = %id, item = %item, attempts = f.attempts, "item failed on the device");
+                        let reason = refusal_reason(report, intent_request_type(intent));
+                        count_failure(store, &mut batch, &id, item.as_str(), reason, now)?;
                     }
                 }
                 _ => {}
@@ -899,6 +974,16 @@ impl Reconciler {
                     }
                     Some("ManagedApplicationList") => {
                         if let Ok(Some(list)) = report.managed_application_list() {
+                            if channel == Channel::Device {
+                                timed_out = self.settle_installs(
+                                    store,
+                                    &mut batch,
+                                    &id,
+                                    &mut installs,
+                                    &list,
+                                    now,
+                                )?;
+                            }
                             let inv = observed.channel_mut(&channel);
                             let old = std::mem::take(&mut inv.apps);
                             inv.apps = list
@@ -915,6 +1000,11 @@ impl Reconciler {
                                     (a.identifier, app)
                                 })
                                 .collect();
+                            // An install that never settled is re-planned (within the retry
+                            // policy), not left "on its way" for ever.
+                            if channel == Channel::Device {
+                                inv.apps.retain(|bundle, _| !timed_out.contains(bundle));
+                            }
                             replaced = true;
                         }
                     }
@@ -928,9 +1018,28 @@ impl Reconciler {
                     &encode(&observed)?,
                 );
             }
+            if installs != installs_before {
+                if installs.apps.is_empty() {
+                    batch.delete(
+                        &collection(APP_INSTALLS_COLLECTION)?,
+                        id.as_str().as_bytes(),
+                    );
+                } else {
+                    batch.put(
+                        &collection(APP_INSTALLS_COLLECTION)?,
+                        id.as_str().as_bytes(),
+                        &encode(&installs)?,
+                    );
+                }
+            }
             if !batch.ops.is_empty() {
                 store.apply(&batch)?;
             }
+        }
+        // At the end of the session that accepted installs (FIFO: after the commands queued
+        // before it), ask how they are doing.
+        if list_wanted {
+            self.ask_app_list(&id, now, false)?;
         }
         if replaced {
             let outcome = self.reconcile(&id, now)?;
@@ -939,4 +1048,247 @@ impl Reconciler {
         }
         Ok(())
     }
+}
+
+/// App installs: waiting for ManagedApplicationList to say `Managed` (see [`app_installs`]).
+impl Reconciler {
+    fn poll_interval_ms(&self) -> u64 {
+        u64::try_from(self.settings.app_install_poll_interval.as_millis()).unwrap_or(u64::MAX)
+    }
+
+    /// Settles the pending installs of `installs` from an (unfiltered) ManagedApplicationList:
+    /// `Managed` clears the item's failures, a failure state, absence or the timeout counts
+    /// one. Returns the bundle ids that timed out while still on their way.
+    fn settle_installs(
+        &self,
+        store: &dyn Store,
+        batch: &mut KeyspaceBatch,
+        id: &EnrollmentId,
+        installs: &mut app_installs::PendingInstalls,
+        list: &[baton_proto::ManagedApplication],
+        now: SystemTime,
+    ) -> Result<BTreeSet<String>, ReconcileError> {
+        let now_ms = unix_millis(now);
+        let timeout_ms =
+            u64::try_from(self.settings.app_install_timeout.as_millis()).unwrap_or(u64::MAX);
+        let mut timed_out = BTreeSet::new();
+        let mut settled = Vec::new();
+        for (bundle, pending) in &installs.apps {
+            let status = list
+                .iter()
+                .find(|a| &a.identifier == bundle)
+                .map(|a| a.status.as_deref().unwrap_or(""));
+            match app_installs::judge(status, pending, now_ms, timeout_ms) {
+                app_installs::Verdict::Pending => {}
+                app_installs::Verdict::Installed => {
+                    batch.delete(
+                        &collection(FAILURES_COLLECTION)?,
+                        device_state::key(id, &pending.item).as_bytes(),
+                    );
+                    settled.push(bundle.clone());
+                }
+                app_installs::Verdict::Failed(reason) => {
+                    if status.is_some_and(|s| baton_assign::AppStatus::from_report(s).is_present())
+                    {
+                        timed_out.insert(bundle.clone());
+                    }
+                    count_failure(store, batch, id, &pending.item, reason, now)?;
+                    settled.push(bundle.clone());
+                }
+            }
+        }
+        for bundle in settled {
+            installs.apps.remove(&bundle);
+        }
+        installs.next_poll_at = now_ms.saturating_add(self.poll_interval_ms());
+        Ok(timed_out)
+    }
+
+    /// Queues a ManagedApplicationList for the device channel unless one is in flight; pushes
+    /// when `push`. Returns whether one was queued.
+    fn ask_app_list(
+        &self,
+        id: &EnrollmentId,
+        now: SystemTime,
+        push: bool,
+    ) -> Result<bool, ReconcileError> {
+        let store = self.store.as_ref();
+        if device_state::inventory_in_flight(store, id, "ManagedApplicationList")? {
+            return Ok(false);
+        }
+        let (command, _) = self.new_command(
+            id,
+            CommandRequest::ManagedApplicationList { identifiers: None },
+            None,
+            false,
+        )?;
+        let mut batch = KeyspaceBatch::new();
+        batch.put(
+            &collection(IN_FLIGHT_COLLECTION)?,
+            device_state::in_flight_key(id, &command.uuid).as_bytes(),
+            &encode(&InFlight::Inventory {
+                request_type: command.request_type.clone(),
+            })?,
+        );
+        let enqueue = Enqueue {
+            command,
+            to: vec![id.clone()],
+        };
+        match store.apply_with_enqueue(&batch, &[enqueue], now)? {
+            CasOutcome::Applied => {}
+            _ => return Err(ReconcileError::Conflict),
+        }
+        self.metrics.add_queue_depth(1);
+        if push {
+            self.push.commands_enqueued(std::slice::from_ref(id));
+        }
+        Ok(true)
+    }
+
+    /// Hook for the command channel when a channel starts a session (Idle): with app installs
+    /// pending, ask ManagedApplicationList in this session. One read when nothing is pending.
+    pub fn session_started(&self, channel: &EnrollmentId, now: SystemTime) {
+        if channel.is_user_channel() {
+            return;
+        }
+        let pending = read_json::<app_installs::PendingInstalls>(
+            self.store.as_ref(),
+            APP_INSTALLS_COLLECTION,
+            channel.as_str(),
+        );
+        let result = match pending {
+            Ok(Some(p)) if !p.apps.is_empty() => self.ask_app_list(channel, now, false).map(drop),
+            Ok(_) => Ok(()),
+            Err(e) => Err(e.into()),
+        };
+        if let Err(error) = result {
+            tracing::warn!(enrollment_id = %channel, %error, "asking for the app list failed");
+        }
+    }
+
+    /// The timed poll: for every device whose pending installs were not listed for a poll
+    /// interval, queue ManagedApplicationList and push. Returns how many devices were asked.
+    pub fn poll_app_installs(&self, now: SystemTime) -> Result<usize, ReconcileError> {
+        let now_ms = unix_millis(now);
+        let store = self.store.as_ref();
+        let mut asked = 0;
+        for (key, mut p) in assignment_config::scan_json::<app_installs::PendingInstalls>(
+            store,
+            APP_INSTALLS_COLLECTION,
+            "",
+        )? {
+            if p.apps.is_empty() || p.next_poll_at > now_ms {
+                continue;
+            }
+            let Ok(id) = EnrollmentId::parse(&key) else {
+                continue;
+            };
+            if self.ask_app_list(&id, now, true)? {
+                asked += 1;
+            }
+            p.next_poll_at = now_ms.saturating_add(self.poll_interval_ms());
+            // A lost update here only moves the next poll; the next list rewrites the record.
+            store.put(
+                &collection(APP_INSTALLS_COLLECTION)?,
+                key.as_bytes(),
+                &encode(&p)?,
+            )?;
+        }
+        Ok(asked)
+    }
+}
+
+/// Runs [`Reconciler::poll_app_installs`] every `every` until `stop`.
+pub async fn poll_app_installs(
+    reconciler: Arc<Reconciler>,
+    every: std::time::Duration,
+    mut stop: tokio::sync::watch::Receiver<bool>,
+) {
+    let mut ticker = tokio::time::interval(every);
+    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = ticker.tick() => {}
+            _ = stop.changed() => return,
+        }
+        if *stop.borrow() {
+            return;
+        }
+        let r = Arc::clone(&reconciler);
+        match tokio::task::spawn_blocking(move || r.poll_app_installs(SystemTime::now())).await {
+            Ok(Ok(n)) if n > 0 => tracing::debug!(devices = n, "asked for app lists"),
+            Ok(Ok(_)) => {}
+            Ok(Err(error)) => tracing::warn!(%error, "polling app installs failed"),
+            Err(error) => tracing::warn!(%error, "polling app installs panicked"),
+        }
+    }
+}
+
+/// Counts one failed attempt of `item` on `device`, with the reason.
+fn count_failure(
+    store: &dyn Store,
+    batch: &mut KeyspaceBatch,
+    device: &EnrollmentId,
+    item: &str,
+    reason: String,
+    now: SystemTime,
+) -> Result<(), ReconcileError> {
+    let k = device_state::key(device, item);
+    let mut f: FailureRecord =
+        read_json(store, FAILURES_COLLECTION, &k)?.unwrap_or(FailureRecord {
+            attempts: 0,
+            last_failure: UnixTime(0),
+            reason: None,
+        });
+    f.attempts += 1;
+    f.last_failure = unix_time(now);
+    tracing::info!(enrollment_id = %device, item, attempts = f.attempts, reason = %reason,
+        "item failed on the device");
+    f.reason = Some(reason);
+    batch.put(
+        &collection(FAILURES_COLLECTION)?,
+        k.as_bytes(),
+        &encode(&f)?,
+    );
+    Ok(())
+}
+
+/// The RequestType an intent becomes.
+fn intent_request_type(intent: &Intent) -> Option<&'static str> {
+    Some(match intent {
+        Intent::InstallApplication { .. } => "InstallApplication",
+        Intent::RemoveApplication { .. } => "RemoveApplication",
+        Intent::RemoveProfile { .. } | Intent::RemoveCertificate { .. } => "RemoveProfile",
+        Intent::InstallProfile { .. }
+        | Intent::InstallWebClip { .. }
+        | Intent::InstallCertificate { .. } => "InstallProfile",
+        Intent::ApplySettings { .. } => "Settings",
+        _ => return None,
+    })
+}
+
+/// Why the device refused a command, for people: `RejectionReason` and the ErrorChain.
+fn refusal_reason(report: &CommandReport, request_type: Option<&str>) -> String {
+    let mut text = format!(
+        "{} refused ({})",
+        request_type.unwrap_or("the command"),
+        report.status
+    );
+    if let Some(r) = report
+        .response
+        .get("RejectionReason")
+        .and_then(Value::as_string)
+    {
+        text.push_str(": ");
+        text.push_str(r);
+    }
+    for e in report.error_chain.iter().flatten().take(2) {
+        text.push_str(&format!(
+            "; {} {}: {}",
+            e.domain,
+            e.code,
+            e.localized_description.as_deref().unwrap_or("")
+        ));
+    }
+    text
 }

@@ -5,7 +5,10 @@
 
 use std::collections::BTreeSet;
 
-use baton_assign::{CompiledConfig, DesiredState, ItemFailures, ItemId, Observed, UnixTime, plan};
+use baton_assign::{
+    AppStatus, CompiledConfig, DesiredEntry, DesiredState, ItemFailures, ItemId, ItemKind,
+    Observed, UnixTime, plan,
+};
 use serde::Serialize;
 use std::collections::BTreeMap;
 
@@ -31,6 +34,12 @@ pub struct ItemProgress {
     pub name: String,
     /// Where it stands.
     pub state: ItemState,
+    /// Failed: Baton gave up on it (no retry until the failures are cleared).
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub given_up: bool,
+    /// Failed: why the last attempt failed, when known.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
 }
 
 /// The progress of a device towards its assignee's desired state.
@@ -67,12 +76,20 @@ pub fn measure(
             (false, None) => {}
         }
     }
-    let failed: BTreeSet<&ItemId> = planned
-        .gave_up
+    let given_up: BTreeSet<&ItemId> = planned.gave_up.iter().map(|g| &g.item).collect();
+    let failed: BTreeSet<&ItemId> = given_up
         .iter()
-        .map(|g| &g.item)
+        .copied()
         .chain(planned.deferred.iter().map(|d| &d.item))
         .collect();
+    // An app is installed only when the device's ManagedApplicationList says `Managed`; an
+    // acknowledged InstallApplication only means "accepted" [Y application.install].
+    let app_managed = |e: &DesiredEntry<'_>| {
+        observed
+            .channel(&e.channel)
+            .and_then(|c| c.apps.get(e.key))
+            .is_some_and(|a| a.status == AppStatus::Managed)
+    };
     let catalog = &compiled.config().catalog;
     let items: Vec<ItemProgress> = desired
         .entries
@@ -84,11 +101,13 @@ pub fn measure(
                 .map_or_else(|| e.item.to_string(), |i| i.name.clone()),
             state: if failed.contains(e.item) {
                 ItemState::Failed
-            } else if installing.contains(e.item) {
+            } else if installing.contains(e.item) || (e.kind == ItemKind::App && !app_managed(e)) {
                 ItemState::Pending
             } else {
                 ItemState::Installed
             },
+            given_up: given_up.contains(e.item),
+            reason: None,
         })
         .collect();
     let ready = removals_pending == 0 && items.iter().all(|i| i.state == ItemState::Installed);

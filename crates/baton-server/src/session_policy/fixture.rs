@@ -35,6 +35,7 @@ impl Fixture {
             Arc::new(Metrics::default()),
             AssignmentSettings {
                 sign_in_clip_label: None,
+                ..Default::default()
             },
         );
         Fixture {

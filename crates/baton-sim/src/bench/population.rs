@@ -103,8 +103,10 @@ pub async fn create(
             let bundle = format!("com.example.{prefix}.app{i}");
             let store_id = store_base + i as u64;
             app_store.push((store_id, bundle.clone()));
+            // VPP: a shared device has no Apple ID to buy with (the sim, like iOS, refuses
+            // PurchaseMethod 0 then); the sim holds licences for the ids it is taught.
             json!({"id": format!("{prefix}-a{i:03}"), "name": format!("App {i}"), "kind": "app",
-                "bundle_id": bundle, "itunes_store_id": store_id})
+                "bundle_id": bundle, "itunes_store_id": store_id, "licensing": "vpp"})
         };
         let item = admin.create_item(&body).await?;
         admin

@@ -8,8 +8,8 @@ use std::time::Duration;
 use anyhow::{Context, bail};
 use baton_sim::bench::{self, ScenarioReport};
 use baton_sim::{
-    AdminApi, DeviceOutcome, Fleet, FleetEnrollment, MessageEncoding, ServerTrust, SignatureDigest,
-    SimOptions, Transport, origin_of,
+    AdminApi, AppInstallOutcome, AppStoreAccount, DeviceOutcome, Fleet, FleetEnrollment,
+    MessageEncoding, ServerTrust, SignatureDigest, SimOptions, Transport, VppLicences, origin_of,
 };
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
@@ -92,6 +92,76 @@ struct EnrollArgs {
     /// Act as Shared iPads.
     #[arg(long)]
     shared_ipad: bool,
+    #[command(flatten)]
+    apps: AppArgs,
+}
+
+/// How enrolled devices install apps: like iOS unless told otherwise.
+#[derive(Debug, Args)]
+struct AppArgs {
+    /// What the App Store installs for a store id: `ID=BUNDLE` (repeatable). The devices hold
+    /// VPP licences for these ids.
+    #[arg(long = "app-store-map", value_name = "ID=BUNDLE", value_parser = parse_store_entry)]
+    app_store_map: Vec<(String, String)>,
+    /// An Apple ID is signed in: PurchaseMethod 0 installs (default: the device refuses them
+    /// with 12040, as a device with nobody's Apple ID does when the prompt is declined).
+    #[arg(long)]
+    apple_id_signed_in: bool,
+    /// VPP licences (PurchaseMethod 1): for the `--app-store-map` ids, every id, or none.
+    #[arg(long, value_enum, default_value_t = VppArg::AppStoreMap)]
+    vpp_licences: VppArg,
+    /// How installs end: managed, failed or user-rejected.
+    #[arg(long, value_enum, default_value_t = OutcomeArg::Managed)]
+    app_install_outcome: OutcomeArg,
+    /// The old lenient app installs: any store id with any PurchaseMethod, Managed at the next
+    /// session.
+    #[arg(long)]
+    lenient_apps: bool,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+enum VppArg {
+    AppStoreMap,
+    All,
+    None,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+enum OutcomeArg {
+    Managed,
+    Failed,
+    UserRejected,
+}
+
+fn parse_store_entry(s: &str) -> Result<(String, String), String> {
+    let (id, bundle) = s
+        .split_once('=')
+        .ok_or_else(|| format!("{s:?} is not ID=BUNDLE"))?;
+    id.parse::<u64>()
+        .map_err(|_| format!("{id:?} is not a store id"))?;
+    Ok((id.to_owned(), bundle.to_owned()))
+}
+
+impl AppArgs {
+    fn apply(&self, o: &mut SimOptions) {
+        o.app_store.extend(self.app_store_map.iter().cloned());
+        if self.apple_id_signed_in {
+            o.app_store_account = AppStoreAccount::SignedIn;
+        }
+        o.vpp_licences = match self.vpp_licences {
+            VppArg::AppStoreMap => VppLicences::AppStoreMap,
+            VppArg::All => VppLicences::All,
+            VppArg::None => VppLicences::Missing,
+        };
+        o.app_install_outcome = match self.app_install_outcome {
+            OutcomeArg::Managed => AppInstallOutcome::Managed,
+            OutcomeArg::Failed => AppInstallOutcome::Failed,
+            OutcomeArg::UserRejected => AppInstallOutcome::UserRejected,
+        };
+        if self.lenient_apps {
+            o.lenient_apps();
+        }
+    }
 }
 
 /// How enrolled devices sign and encode, iOS's way unless told otherwise.
@@ -370,7 +440,11 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                         challenge: args.challenge,
                         count: args.count,
                         concurrency: args.concurrency,
-                        options: options(&args.cms, args.shared_ipad),
+                        options: {
+                            let mut o = options(&args.cms, args.shared_ipad);
+                            args.apps.apply(&mut o);
+                            o
+                        },
                     },
                     progress,
                 )
