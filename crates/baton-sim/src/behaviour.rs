@@ -50,6 +50,38 @@ pub enum AppInstallTiming {
     NextSession,
 }
 
+/// How the device answers InstallProfile and RemoveProfile of its MDM (enrollment) profile.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum MdmProfileCommands {
+    /// As iOS: InstallProfile with the same identifier replaces the MDM profile and the
+    /// identity when the replacement-invariant fields match (else 12012, or 4015 without an
+    /// MDM payload); RemoveProfile of it is acknowledged, then the device unenrolls (CheckOut
+    /// when `CheckOutWhenRemoved`). [I; M903; P `processRequest:`]
+    #[default]
+    Ios,
+    /// The old simulator: both refused (InstallProfile 4001, RemoveProfile 12075).
+    Refuse,
+}
+
+/// Which codes the device's refusals carry.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum RefusalCodes {
+    /// As iOS (decompiled MDM.framework [P]): unknown or unsupported RequestType Error 12021,
+    /// CommandFormatError for a missing Payload/Identifier/Settings/UserName, 12008 for a
+    /// malformed InstallApplication, Identifiers or ManagedOnly, RemoveProfile 12075/12013,
+    /// DeleteUser 12071-12074.
+    #[default]
+    Ios,
+    /// The old simulator's codes: CommandFormatError for unknown request types, 12021 for any
+    /// undecodable command, 12075 for every RemoveProfile refusal, 12070 for DeleteUser,
+    /// supervised-only commands acknowledged everywhere.
+    Lenient,
+}
+
 /// The device's behaviour settings.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SimOptions {
@@ -78,6 +110,16 @@ pub struct SimOptions {
     /// RemoveApplication. Store ids not listed install as `store.app<id>`.
     #[serde(default)]
     pub app_store: BTreeMap<String, String>,
+    /// InstallProfile/RemoveProfile of the MDM profile.
+    #[serde(default)]
+    pub mdm_profile_commands: MdmProfileCommands,
+    /// The codes of refusals.
+    #[serde(default)]
+    pub refusal_codes: RefusalCodes,
+    /// Supervised (a Shared iPad always is): supervised-only commands run, RemoveProfile
+    /// removes any profile.
+    #[serde(default)]
+    pub supervised: bool,
 }
 
 impl Default for SimOptions {
@@ -93,11 +135,29 @@ impl Default for SimOptions {
             app_install: AppInstallTiming::NextSession,
             max_commands_per_session: 10_000,
             app_store: BTreeMap::new(),
+            mdm_profile_commands: MdmProfileCommands::Ios,
+            refusal_codes: RefusalCodes::Ios,
+            supervised: false,
         }
     }
 }
 
 impl SimOptions {
+    /// The old, lenient simulator where it differs from iOS.
+    #[must_use]
+    pub fn lenient() -> Self {
+        Self {
+            mdm_profile_commands: MdmProfileCommands::Refuse,
+            refusal_codes: RefusalCodes::Lenient,
+            ..Self::default()
+        }
+    }
+
+    /// Supervised, or a Shared iPad (always supervised).
+    pub fn is_supervised(&self) -> bool {
+        self.supervised || self.shared_ipad
+    }
+
     /// Fails every `request_type` command with one ErrorChain item.
     #[must_use]
     pub fn failing(mut self, request_type: &str, domain: &str, code: i64, text: &str) -> Self {
