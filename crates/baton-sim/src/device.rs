@@ -754,7 +754,17 @@ impl SimDevice {
         // SCEP payloads of an InstallProfile enroll first (network IO), unless deferred.
         let mut scep_results: BTreeMap<String, ScepResult> = BTreeMap::new();
         let mut scep_identities: BTreeMap<String, SimIdentity> = BTreeMap::new();
-        for req in ios_commands::scep_payloads(&command) {
+        let refused = ios_commands::refuses_mdm_replacement(
+            self.record.enrollment_profile.as_ref(),
+            &self.record.options,
+            &command,
+        );
+        let scep_requests = if refused {
+            Vec::new()
+        } else {
+            ios_commands::scep_payloads(&command)
+        };
+        for req in scep_requests {
             let outcome = scep::enroll(
                 &self.transport,
                 &ScepRequest {

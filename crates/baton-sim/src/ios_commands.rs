@@ -782,6 +782,28 @@ fn replace_mdm_profile(
     }
 }
 
+/// True when `command` is an InstallProfile replacing the MDM profile `enrollment` that iOS
+/// refuses on its invariant fields (12012, 4015) before installing any payload: the device then
+/// runs none of its SCEP payloads.
+pub fn refuses_mdm_replacement(
+    enrollment: Option<&InstalledProfile>,
+    options: &SimOptions,
+    command: &Command,
+) -> bool {
+    let CommandRequest::InstallProfile { payload } = &command.request else {
+        return false;
+    };
+    let (Some(installed), MdmProfileCommands::Ios) = (enrollment, options.mdm_profile_commands)
+    else {
+        return false;
+    };
+    let (Some(terms), Ok(profile)) = (&installed.mdm, read_profile(payload)) else {
+        return false;
+    };
+    profile.identifier == installed.identifier
+        && crate::mdm_profile::check_replacement(terms, &profile).is_err()
+}
+
 /// The inventory record of a parsed profile.
 pub fn installed_profile(profile: &Profile, managed: bool) -> InstalledProfile {
     InstalledProfile {

@@ -15,6 +15,8 @@ use baton_proto::{
     MdmPayload, Payload, Pkcs12Payload, Profile, RootCertificatePayload, ScepPayload,
 };
 
+use super::enrollment_terms::EnrollmentTerms;
+
 /// The device identity the profile carries.
 #[derive(Clone, PartialEq, Eq)]
 #[non_exhaustive]
@@ -68,6 +70,10 @@ pub struct EnrollmentProfileSpec {
     pub identity: IdentityPayload,
     /// DER of a root certificate devices must trust to reach the server, if any.
     pub root_certificate: Option<Vec<u8>>,
+    /// A renewal's: the replacement-invariant fields of the profile the device enrolled with,
+    /// which the MDM payload keeps instead of `public_url` and `topic` (iOS refuses a changed
+    /// MDM profile with 12012). The SCEP URL still follows `public_url`.
+    pub kept: Option<EnrollmentTerms>,
 }
 
 /// Payload UUIDs of one profile download.
@@ -185,12 +191,20 @@ impl EnrollmentProfileSpec {
                     .with_display_name("Device identity")
             }
         };
-        let mdm = MdmPayload::new(
+        let terms = self
+            .kept
+            .unwrap_or_else(|| EnrollmentTerms::issued_now(base, &self.topic));
+        let mut mdm = MdmPayload::new(
             uuids.identity.clone(),
-            self.topic,
-            format!("{base}/mdm/connect"),
-            format!("{base}/mdm/checkin"),
+            terms.topic,
+            terms.server_url,
+            terms.check_in_url,
         );
+        mdm.access_rights = terms.access_rights;
+        if !terms.per_user_connections {
+            mdm.server_capabilities
+                .retain(|c| c != baton_proto::CAPABILITY_PER_USER_CONNECTIONS);
+        }
         profile
             .with_payload(identity)
             .with_payload(mdm.into_payload(format!("{id}.mdm"), uuids.mdm.clone()))
@@ -211,6 +225,7 @@ mod tests {
             topic: "com.apple.mgmt.External.abc".into(),
             identity,
             root_certificate: root,
+            kept: None,
         }
     }
 
