@@ -70,7 +70,7 @@ pub enum MdmProfileCommands {
 #[serde(rename_all = "snake_case")]
 #[non_exhaustive]
 pub enum RefusalCodes {
-    /// As iOS (decompiled MDM.framework [P]): unknown or unsupported RequestType Error 12021,
+    /// As iOS (decompiled MDM.framework \[P\]): unknown or unsupported RequestType Error 12021,
     /// CommandFormatError for a missing Payload/Identifier/Settings/UserName, 12008 for a
     /// malformed InstallApplication, Identifiers or ManagedOnly, RemoveProfile 12075/12013,
     /// DeleteUser 12071-12074.

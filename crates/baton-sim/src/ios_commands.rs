@@ -4,9 +4,12 @@
 //! ErrorChain and response keys, mutating the inventory. Refusals follow iOS: a malformed
 //! profile is refused with `MCInstallationErrorDomain` 4000 over `MCProfileErrorDomain`
 //! 1000/1002/1003, a RemoveProfile of a profile that is not installed with `MDMErrorDomain`
-//! 12075 (captured from an iPhone). Where no device capture was available the code is the
-//! simulator's own choice and marked so (`SIM_CHOSEN_*`): tests should check the domain and
-//! status, not those numbers.
+//! 12075 (captured from an iPhone); the codes read from decompiled iOS MDM.framework \[P\] and
+//! profiled \[I\] (12012/4015 for the MDM profile's replacement, 12013, 12021, 12008,
+//! 12071-12074, CommandFormatError for missing keys) carry their source where they are made.
+//! Where no source was available the code is the simulator's own choice and marked so
+//! (`SIM_CHOSEN_*`): tests should check the domain and status, not those numbers.
+//! [`RefusalCodes::Lenient`] and [`MdmProfileCommands::Refuse`] give the old simulator's answers.
 //!
 //! SCEP payloads inside InstallProfile need network IO; the device runs them first
 //! ([`scep_payloads`]) and passes the outcomes in [`ChannelContext::scep_results`].
@@ -385,7 +388,7 @@ pub fn answer(ctx: &mut ChannelContext<'_>, command: &Command) -> CommandAnswer 
     }
 }
 
-/// Commands iOS runs only on supervised devices (`_commandSetSupervised` [P]).
+/// Commands iOS runs only on supervised devices (`_commandSetSupervised` \[P\]).
 pub const SUPERVISED_ONLY: &[&str] = &[
     "RestartDevice",
     "ShutDownDevice",

@@ -2,7 +2,7 @@
 //! identifier may change when it replaces the installed MDM profile (Baton's identity renewal).
 //!
 //! iOS's profiled (`-[MCInstaller _validateMDMReplacementNewProfile:oldProfile:client:]`,
-//! decompiled iOS 18.0 [I]; peers' reports [M903]) replaces the MDM profile, and with it the
+//! decompiled iOS 18.0 \[I\]; peers' reports \[M903\]) replaces the MDM profile, and with it the
 //! device identity, only when `Topic`, `ServerURL`, `CheckInURL`, `EnrollmentMode`,
 //! `ManagedAppleID`, `RequiredAppIDForMDM` and the per-user-connections server capability are
 //! unchanged and `AccessRights` does not grow; otherwise it answers `MCMDMErrorDomain` 12012
@@ -19,10 +19,10 @@ use crate::ios_commands::{INSTALLATION_DOMAIN, MCMDM_DOMAIN, chain_item};
 pub const MDM_PAYLOAD_TYPE: &str = "com.apple.mdm";
 
 /// iOS's code for a replacement MDM profile that changes an invariant field or adds access
-/// rights [I].
+/// rights \[I\].
 pub const REPLACEMENT_MISMATCH: i64 = 12012;
 
-/// iOS's code for replacing the MDM profile with a profile that has no MDM payload [I].
+/// iOS's code for replacing the MDM profile with a profile that has no MDM payload \[I\].
 pub const REPLACEMENT_WITHOUT_MDM: i64 = 4015;
 
 /// What an installed MDM payload says, as far as a replacement and removal care.
@@ -130,7 +130,7 @@ pub fn mdm_terms(profile: &Profile) -> Option<MdmTerms> {
     })
 }
 
-/// Whether `new` may replace an MDM profile installed with `installed` [I]: the new terms, or
+/// Whether `new` may replace an MDM profile installed with `installed` \[I\]: the new terms, or
 /// the refusal.
 pub fn check_replacement(
     installed: &MdmTerms,
