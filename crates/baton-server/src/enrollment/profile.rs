@@ -281,6 +281,46 @@ mod tests {
     }
 
     #[test]
+    fn a_renewal_profile_keeps_the_enrolled_terms() {
+        let mut renewal = spec(
+            IdentityPayload::Scep {
+                url: "https://new.example/scep".into(),
+                challenge: "one-time".into(),
+                subject: Vec::new(),
+            },
+            None,
+        );
+        renewal.kept = Some(EnrollmentTerms {
+            server_url: "https://old.example/mdm/connect".into(),
+            check_in_url: "https://old.example/mdm/checkin".into(),
+            topic: "com.apple.mgmt.External.old".into(),
+            access_rights: 4095,
+            per_user_connections: false,
+        });
+        let profile = renewal.build(&ProfileUuids::random());
+        let mdm = &profile.payloads[1].content;
+        assert_eq!(
+            mdm["ServerURL"].as_string(),
+            Some("https://old.example/mdm/connect")
+        );
+        assert_eq!(
+            mdm["CheckInURL"].as_string(),
+            Some("https://old.example/mdm/checkin")
+        );
+        assert_eq!(
+            mdm["Topic"].as_string(),
+            Some("com.apple.mgmt.External.old")
+        );
+        assert_eq!(mdm["AccessRights"].as_signed_integer(), Some(4095));
+        assert!(!mdm.contains_key("ServerCapabilities"));
+        // The SCEP URL follows the current configuration.
+        let scep = profile.payloads[0].content["PayloadContent"]
+            .as_dictionary()
+            .unwrap();
+        assert_eq!(scep["URL"].as_string(), Some("https://new.example/scep"));
+    }
+
+    #[test]
     fn trust_profile_is_the_root_alone() {
         let uuids = ProfileUuids::random();
         let profile = TrustProfileSpec {
