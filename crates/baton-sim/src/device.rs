@@ -747,7 +747,7 @@ impl SimDevice {
             .and_then(|c| c.get("RequestType"))
             .and_then(Value::as_string)
             .map(str::to_owned);
-        let command = match ios_commands::decode_command(&dict) {
+        let command = match ios_commands::decode_command_for(&dict, &self.record.options) {
             Ok(c) => c,
             Err(answer) => return Ok((uuid, request_type.unwrap_or_default(), answer)),
         };
