@@ -78,6 +78,10 @@ pub fn handle(
                     tracing::info!(enrollment_id = %id, "check-out: enrollment disabled");
                     if !id.is_user_channel() {
                         revoke_identity(services, &identity, &id, now)?;
+                        let cancelled = cancel_queued(services, &id, now)?;
+                        end_session(services, &id, now, Ending::CheckedOut);
+                        tracing::info!(enrollment_id = %id, cancelled_commands = cancelled,
+                            "check-out: the device left management; its queue and session ended");
                     }
                     DeviceReply::empty()
                 }
@@ -159,7 +163,8 @@ fn authenticate(
     if admitted.records_token() {
         record_token(services, id, admitted.token.as_ref(), now);
     }
-    end_session(services, id, now);
+    record_terms(services, id, &m.topic, admitted.allowed);
+    end_session(services, id, now, Ending::ReEnrolled);
     tracing::info!(
         enrollment_id = %id,
         serial = m.serial_number.as_deref().unwrap_or(""),
@@ -171,6 +176,28 @@ fn authenticate(
         "authenticate: enrollment created, disabled until TokenUpdate"
     );
     Ok(DeviceReply::empty())
+}
+
+/// Records the terms the device enrolled with (what a profile issued now says, with the topic it
+/// reports), which its renewal profiles keep. A renewal or a repeated Authenticate with the same
+/// certificate installed no new enrollment profile: the recorded terms stay. Failures are
+/// logged: the enrollment itself stands (the renewal then uses the current values).
+fn record_terms(
+    services: &Services,
+    id: &EnrollmentId,
+    topic: &baton_proto::Topic,
+    allowed: Allowed,
+) {
+    if matches!(allowed, Allowed::Renewal | Allowed::SameCertificate) {
+        return;
+    }
+    let terms = crate::enrollment::enrollment_terms::EnrollmentTerms::issued_now(
+        services.enrollment_tokens.public_url(),
+        topic.as_str(),
+    );
+    if let Err(error) = crate::enrollment::store_terms::put(services.store.as_ref(), id, &terms) {
+        tracing::warn!(enrollment_id = %id, %error, "authenticate: recording the enrollment terms failed");
+    }
 }
 
 /// After another certificate's binding was replaced: revoke that certificate (a no-op for other
@@ -231,7 +258,43 @@ fn record_token(
 /// Ends the device's session like a sign-out (`re_enrolled`): lease deleted, a sign-in log
 /// entry for whoever was signed in, assignment state forgotten and the portal token rotated,
 /// in one transaction; then the sign-in log's webhook event.
-fn end_session(services: &Services, id: &EnrollmentId, now: SystemTime) {
+/// Why a device's session and assignment state are reset.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Ending {
+    /// Authenticate: the device enrolled (again).
+    ReEnrolled,
+    /// CheckOut: the device left management.
+    CheckedOut,
+}
+
+/// After a device channel's CheckOut: cancels every command still queued on the device's
+/// channels (nobody will fetch them); returns how many.
+fn cancel_queued(
+    services: &Services,
+    id: &EnrollmentId,
+    now: SystemTime,
+) -> Result<i64, DeviceError> {
+    let store = services.store.as_ref();
+    let mut cancelled = 0i64;
+    for channel in store.device_channels(id)? {
+        for result in store.list(&channel.id)? {
+            if result.state.is_queued() && store.cancel(&channel.id, &result.uuid, now)? {
+                cancelled += 1;
+            }
+        }
+    }
+    services.metrics.add_queue_depth(-cancelled);
+    Ok(cancelled)
+}
+
+fn end_session(services: &Services, id: &EnrollmentId, now: SystemTime, ending: Ending) {
+    let (reason, detail) = match ending {
+        Ending::ReEnrolled => (ReasonCode::ReEnrolled, "the device enrolled again"),
+        Ending::CheckedOut => (
+            ReasonCode::CheckedOut,
+            "the device left management (CheckOut)",
+        ),
+    };
     let device = id.parent();
     let ended = (|| -> Result<Option<SignInEntry>, String> {
         let mut batch = KeyspaceBatch::new();
@@ -247,28 +310,33 @@ fn end_session(services: &Services, id: &EnrollmentId, now: SystemTime) {
                 device.as_str(),
                 SignInHow::Automatic,
                 SignInResult::SignedOut,
-                ReasonCode::ReEnrolled,
+                reason,
             )
-            .with_detail("the device enrolled again")
+            .with_detail(detail)
         });
         if let Some(entry) = &entry {
             crate::sign_in_log::append_to_batch(&mut batch, entry).map_err(|e| e.to_string())?;
         }
-        services
-            .reconciler
-            .device_authenticated_with(&device, now, batch)
-            .map_err(|e| e.to_string())?;
+        match ending {
+            Ending::ReEnrolled => services
+                .reconciler
+                .device_authenticated_with(&device, now, batch),
+            Ending::CheckedOut => services
+                .reconciler
+                .device_checked_out_with(&device, now, batch),
+        }
+        .map_err(|e| e.to_string())?;
         Ok(entry)
     })();
     match ended {
         Ok(Some(entry)) => {
             tracing::info!(enrollment_id = %device, username = %entry.username,
-                reason = ReasonCode::ReEnrolled.as_str(), "automatic sign-out");
+                reason = reason.as_str(), "automatic sign-out");
             crate::sign_in_log::publish(&services.events, &entry);
         }
         Ok(None) => {}
         Err(error) => {
-            tracing::warn!(enrollment_id = %device, %error, "authenticate: resetting assignment state failed");
+            tracing::warn!(enrollment_id = %device, %error, ?ending, "resetting assignment state failed");
         }
     }
 }

@@ -164,6 +164,7 @@ pub struct Metrics {
     identities_expiring: AtomicI64,
     identities_expired: AtomicI64,
     renewals: [AtomicI64; RenewalState::ALL.len()],
+    identity_renewal_refusals: AtomicU64,
     /// Unix seconds of the served TLS certificate's NotAfter; `i64::MIN` without TLS.
     tls_not_after: AtomicI64,
     /// Open, refused and timed-out connections, kept by the listener.
@@ -205,6 +206,7 @@ impl Default for Metrics {
             identities_expiring: AtomicI64::new(0),
             identities_expired: AtomicI64::new(0),
             renewals: std::array::from_fn(|_| AtomicI64::new(0)),
+            identity_renewal_refusals: AtomicU64::new(0),
             tls_not_after: AtomicI64::new(i64::MIN),
             connections: Arc::default(),
         }
@@ -319,6 +321,12 @@ impl Metrics {
         if let Some(i) = RETENTION_KINDS.iter().position(|k| *k == kind) {
             self.retention_pruned[i].fetch_add(n, Ordering::Relaxed);
         }
+    }
+
+    /// Counts a renewal profile a device refused to install in place of its MDM profile (12012).
+    pub fn identity_renewal_refused(&self) {
+        self.identity_renewal_refusals
+            .fetch_add(1, Ordering::Relaxed);
     }
 
     /// Sets the device identity gauges (after each renewal pass).
@@ -502,6 +510,17 @@ impl Metrics {
                 n.load(Ordering::Relaxed)
             );
         }
+        out.push_str(
+            "# HELP baton_identity_renewal_refusals_total Renewal profiles devices refused to \
+             install in place of their MDM profile (iOS 12012: it differs from the profile they \
+             enrolled with).\n",
+        );
+        out.push_str("# TYPE baton_identity_renewal_refusals_total counter\n");
+        let _ = writeln!(
+            out,
+            "baton_identity_renewal_refusals_total {}",
+            self.identity_renewal_refusals.load(Ordering::Relaxed)
+        );
         out.push_str("# HELP baton_connections_open Client connections open now.\n");
         out.push_str("# TYPE baton_connections_open gauge\n");
         let _ = writeln!(out, "baton_connections_open {}", self.connections.open());

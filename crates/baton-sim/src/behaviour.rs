@@ -100,6 +100,38 @@ pub enum VppLicences {
     Missing,
 }
 
+/// How the device answers InstallProfile and RemoveProfile of its MDM (enrollment) profile.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum MdmProfileCommands {
+    /// As iOS: InstallProfile with the same identifier replaces the MDM profile and the
+    /// identity when the replacement-invariant fields match (else 12012, or 4015 without an
+    /// MDM payload); RemoveProfile of it is acknowledged, then the device unenrolls (CheckOut
+    /// when `CheckOutWhenRemoved`). [I; M903; P `processRequest:`]
+    #[default]
+    Ios,
+    /// The old simulator: both refused (InstallProfile 4001, RemoveProfile 12075).
+    Refuse,
+}
+
+/// Which codes the device's refusals carry.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum RefusalCodes {
+    /// As iOS (decompiled MDM.framework \[P\]): unknown or unsupported RequestType Error 12021,
+    /// CommandFormatError for a missing Payload/Identifier/Settings/UserName, 12008 for a
+    /// malformed InstallApplication, Identifiers or ManagedOnly, RemoveProfile 12075/12013,
+    /// DeleteUser 12071-12074.
+    #[default]
+    Ios,
+    /// The old simulator's codes: CommandFormatError for unknown request types, 12021 for any
+    /// undecodable command, 12075 for every RemoveProfile refusal, 12070 for DeleteUser,
+    /// supervised-only commands acknowledged everywhere.
+    Lenient,
+}
+
 /// The device's behaviour settings.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SimOptions {
@@ -137,6 +169,16 @@ pub struct SimOptions {
     /// The VPP licences (PurchaseMethod 1 installs).
     #[serde(default)]
     pub vpp_licences: VppLicences,
+    /// InstallProfile/RemoveProfile of the MDM profile.
+    #[serde(default)]
+    pub mdm_profile_commands: MdmProfileCommands,
+    /// The codes of refusals.
+    #[serde(default)]
+    pub refusal_codes: RefusalCodes,
+    /// Supervised (a Shared iPad always is): supervised-only commands run, RemoveProfile
+    /// removes any profile.
+    #[serde(default)]
+    pub supervised: bool,
 }
 
 impl Default for SimOptions {
@@ -155,6 +197,9 @@ impl Default for SimOptions {
             app_install_outcome: AppInstallOutcome::Managed,
             app_store_account: AppStoreAccount::SignedOut,
             vpp_licences: VppLicences::AppStoreMap,
+            mdm_profile_commands: MdmProfileCommands::Ios,
+            refusal_codes: RefusalCodes::Ios,
+            supervised: false,
         }
     }
 }
@@ -163,7 +208,11 @@ impl SimOptions {
     /// The old, kind simulator: every behaviour where the sim used to say yes to everything.
     #[must_use]
     pub fn lenient() -> Self {
-        let mut o = Self::default();
+        let mut o = Self {
+            mdm_profile_commands: MdmProfileCommands::Refuse,
+            refusal_codes: RefusalCodes::Lenient,
+            ..Self::default()
+        };
         o.lenient_apps();
         o
     }
@@ -174,6 +223,11 @@ impl SimOptions {
         self.app_install = AppInstallTiming::NextSession;
         self.app_store_account = AppStoreAccount::SignedIn;
         self.vpp_licences = VppLicences::All;
+    }
+
+    /// Supervised, or a Shared iPad (always supervised).
+    pub fn is_supervised(&self) -> bool {
+        self.supervised || self.shared_ipad
     }
 
     /// Fails every `request_type` command with one ErrorChain item.

@@ -6,8 +6,9 @@ use std::path::{Path, PathBuf};
 
 use baton_proto::plist::{Dictionary, Value};
 use baton_proto::{
-    Authenticate, CheckOut, CheckinMessage, CommandReport, CommandUuid, Enrollment, EnrollmentKeys,
-    ErrorChainItem, Limits, PushMagic, PushToken, Status, TokenUpdate, Topic, read_dictionary,
+    Authenticate, CheckOut, CheckinMessage, CommandReport, CommandRequest, CommandUuid, Enrollment,
+    EnrollmentKeys, ErrorChainItem, Limits, PushMagic, PushToken, Status, TokenUpdate, Topic,
+    read_dictionary,
 };
 use bytes::Bytes;
 use http::Method;
@@ -81,6 +82,18 @@ pub struct DeviceRecord {
     pub authenticated: bool,
     /// A device-channel TokenUpdate was accepted.
     pub token_updated: bool,
+    /// The MDM profile was removed (RemoveProfile): the device no longer talks to the server.
+    #[serde(default)]
+    pub unenrolled: bool,
+}
+
+/// What the device does once the report of the current command is sent.
+#[derive(Debug, Clone)]
+enum AfterReport {
+    /// The MDM profile was replaced: use its identity (and settings) from now on.
+    ReplaceMdmProfile(Box<(SimIdentity, EnrollmentSettings)>),
+    /// The MDM profile was removed: unenroll.
+    Unenroll,
 }
 
 fn random_bytes(n: usize) -> Result<Vec<u8>, SimError> {
@@ -135,6 +148,24 @@ impl DeviceFacts {
     }
 }
 
+/// The identity in a PKCS#12 payload.
+fn pkcs12_identity(der: &[u8], password: &str) -> Result<SimIdentity, SimError> {
+    let parsed = Pkcs12::from_der(der)?.parse2(password)?;
+    match (parsed.cert, parsed.pkey) {
+        (Some(cert), Some(key)) => Ok(SimIdentity {
+            cert,
+            key,
+            chain: parsed
+                .ca
+                .map(|s| s.into_iter().collect())
+                .unwrap_or_default(),
+        }),
+        _ => Err(SimError::EnrollmentProfile(
+            "PKCS#12 has no certificate and key".into(),
+        )),
+    }
+}
+
 /// A simulated device.
 #[derive(Debug, Clone)]
 pub struct SimDevice {
@@ -144,6 +175,8 @@ pub struct SimDevice {
     limits: Limits,
     /// The web app of each installed web clip (its cookie jar), by [`web_app_key`].
     web_apps: BTreeMap<String, crate::browser::Browser>,
+    /// Work after the current command's report.
+    after_report: Option<AfterReport>,
 }
 
 /// A web clip's web app is that clip: the same profile, payload and URL.
@@ -195,11 +228,13 @@ impl SimDevice {
                 locked: false,
                 authenticated: false,
                 token_updated: false,
+                unenrolled: false,
             },
             identity,
             transport,
             limits: Limits::default(),
             web_apps: BTreeMap::new(),
+            after_report: None,
         })
     }
 
@@ -232,24 +267,7 @@ impl SimDevice {
                 .await?;
                 SimIdentity::new(cert, key)
             }
-            IdentitySource::Pkcs12 { der, password } => {
-                let parsed = Pkcs12::from_der(der)?.parse2(password)?;
-                match (parsed.cert, parsed.pkey) {
-                    (Some(cert), Some(key)) => SimIdentity {
-                        cert,
-                        key,
-                        chain: parsed
-                            .ca
-                            .map(|s| s.into_iter().collect())
-                            .unwrap_or_default(),
-                    },
-                    _ => {
-                        return Err(SimError::EnrollmentProfile(
-                            "PKCS#12 has no certificate and key".into(),
-                        ));
-                    }
-                }
-            }
+            IdentitySource::Pkcs12 { der, password } => pkcs12_identity(der, password)?,
         };
         let mut device = Self::with_udid(&udid, settings.endpoints, identity, options, transport)?;
         device.record.enrollment_profile = Some(settings.profile);
@@ -564,6 +582,7 @@ impl SimDevice {
         let url = self.record.endpoints.check_in_url.clone();
         self.put_signed(&url, body).await?;
         self.record.authenticated = true;
+        self.record.unenrolled = false;
         Ok(())
     }
 
@@ -672,6 +691,9 @@ impl SimDevice {
     }
 
     async fn session(&mut self, user: Option<&str>) -> Result<Vec<ProcessedCommand>, SimError> {
+        if self.record.unenrolled {
+            return Ok(Vec::new());
+        }
         match self.record.options.app_install {
             AppInstallTiming::NextSession => {
                 self.inventory_mut(user)?.settle_apps();
@@ -693,6 +715,17 @@ impl SimDevice {
         let mut processed = Vec::new();
         loop {
             let reply = self.put_signed(&url, report.encode()?).await?;
+            match self.after_report.take() {
+                None => {}
+                Some(AfterReport::ReplaceMdmProfile(replacement)) => {
+                    let (identity, settings) = *replacement;
+                    self.use_replaced_mdm_profile(identity, settings)?;
+                }
+                Some(AfterReport::Unenroll) => {
+                    self.unenroll_after_removal().await?;
+                    return Ok(processed);
+                }
+            }
             if reply.is_empty() {
                 return Ok(processed);
             }
@@ -750,13 +783,24 @@ impl SimDevice {
             .and_then(|c| c.get("RequestType"))
             .and_then(Value::as_string)
             .map(str::to_owned);
-        let command = match ios_commands::decode_command(&dict) {
+        let command = match ios_commands::decode_command_for(&dict, &self.record.options) {
             Ok(c) => c,
             Err(answer) => return Ok((uuid, request_type.unwrap_or_default(), answer)),
         };
         // SCEP payloads of an InstallProfile enroll first (network IO), unless deferred.
         let mut scep_results: BTreeMap<String, ScepResult> = BTreeMap::new();
-        for req in ios_commands::scep_payloads(&command) {
+        let mut scep_identities: BTreeMap<String, SimIdentity> = BTreeMap::new();
+        let refused = ios_commands::refuses_mdm_replacement(
+            self.record.enrollment_profile.as_ref(),
+            &self.record.options,
+            &command,
+        );
+        let scep_requests = if refused {
+            Vec::new()
+        } else {
+            ios_commands::scep_payloads(&command)
+        };
+        for req in scep_requests {
             let outcome = scep::enroll(
                 &self.transport,
                 &ScepRequest {
@@ -768,7 +812,11 @@ impl SimDevice {
                 },
             )
             .await
-            .and_then(|(cert, _key)| Ok(cert.to_der()?))
+            .and_then(|(cert, key)| {
+                let der = cert.to_der()?;
+                scep_identities.insert(req.payload_uuid.clone(), SimIdentity::new(cert, key));
+                Ok(der)
+            })
             .map_err(|e| e.to_string());
             scep_results.insert(req.payload_uuid, outcome);
         }
@@ -796,8 +844,101 @@ impl SimDevice {
             options: &record.options,
             scep_results: &scep_results,
         };
+        let removes_mdm_profile = match &command.request {
+            CommandRequest::RemoveProfile { identifier } => {
+                ios_commands::removes_mdm_profile(&ctx, identifier)
+            }
+            _ => false,
+        };
         let answer = answer(&mut ctx, &command);
+        if answer.status == Status::Acknowledged && !user_channel {
+            if removes_mdm_profile {
+                self.after_report = Some(AfterReport::Unenroll);
+            } else if let CommandRequest::InstallProfile { payload } = &command.request {
+                self.after_report = self.replaced_mdm_profile(payload, &mut scep_identities)?;
+            }
+        }
         Ok((uuid, command.request_type().to_owned(), answer))
+    }
+
+    /// After an acknowledged InstallProfile: when it replaced the MDM profile (same identifier
+    /// as the enrollment profile, [`crate::MdmProfileCommands::Ios`]), the identity and settings
+    /// the device switches to once the report is sent. [I; M903]
+    fn replaced_mdm_profile(
+        &self,
+        payload: &[u8],
+        scep_identities: &mut BTreeMap<String, SimIdentity>,
+    ) -> Result<Option<AfterReport>, SimError> {
+        if self.record.options.mdm_profile_commands != crate::MdmProfileCommands::Ios {
+            return Ok(None);
+        }
+        let Some(installed) = &self.record.enrollment_profile else {
+            return Ok(None);
+        };
+        let Ok(profile) = ios_commands::parse_profile(payload) else {
+            return Ok(None);
+        };
+        if profile.identifier != installed.identifier {
+            return Ok(None);
+        }
+        let settings = read_enrollment_profile(payload)?;
+        let identity = match &settings.identity {
+            IdentitySource::Pkcs12 { der, password } => pkcs12_identity(der, password)?,
+            IdentitySource::Scep { .. } => {
+                let identity_uuid = profile
+                    .payloads
+                    .iter()
+                    .find(|p| p.payload_type == crate::mdm_profile::MDM_PAYLOAD_TYPE)
+                    .and_then(|p| p.content.get("IdentityCertificateUUID"))
+                    .and_then(Value::as_string)
+                    .unwrap_or_default();
+                scep_identities.remove(identity_uuid).ok_or_else(|| {
+                    SimError::Scep("the replacement MDM profile's SCEP identity is missing".into())
+                })?
+            }
+        };
+        Ok(Some(AfterReport::ReplaceMdmProfile(Box::new((
+            identity, settings,
+        )))))
+    }
+
+    /// Uses the identity and settings of a replacement MDM profile.
+    fn use_replaced_mdm_profile(
+        &mut self,
+        identity: SimIdentity,
+        settings: EnrollmentSettings,
+    ) -> Result<(), SimError> {
+        self.record.cert_chain_pem = identity.cert_chain_pem()?;
+        self.identity = identity;
+        self.record.endpoints = settings.endpoints;
+        self.record.options.sign_messages = settings.sign_message;
+        self.record.enrollment_profile = Some(settings.profile);
+        Ok(())
+    }
+
+    /// The MDM profile was removed: CheckOut when its payload asks for it
+    /// (`CheckOutWhenRemoved`), then what the MDM installed goes and the device stops talking to
+    /// the server. [P `processRequest:`, managing-profile branch]
+    async fn unenroll_after_removal(&mut self) -> Result<(), SimError> {
+        let check_out = self
+            .record
+            .enrollment_profile
+            .as_ref()
+            .and_then(|p| p.mdm.as_ref())
+            .is_some_and(|m| m.check_out_when_removed);
+        if check_out {
+            self.check_out().await?;
+        } else {
+            self.record.inventory.unenroll();
+        }
+        for channel in self.record.user_channels.values_mut() {
+            channel.inventory.unenroll();
+        }
+        self.record.enrollment_profile = None;
+        self.record.authenticated = false;
+        self.record.token_updated = false;
+        self.record.unenrolled = true;
+        Ok(())
     }
 
     // ---- persistence ----
@@ -832,6 +973,7 @@ impl SimDevice {
             transport,
             limits: Limits::default(),
             web_apps: BTreeMap::new(),
+            after_report: None,
         })
     }
 }

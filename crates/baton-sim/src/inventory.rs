@@ -41,6 +41,9 @@ pub struct InstalledProfile {
     pub managed: bool,
     /// The payloads.
     pub payloads: Vec<InstalledPayload>,
+    /// What its `com.apple.mdm` payload says (the MDM profile only).
+    #[serde(default)]
+    pub mdm: Option<crate::mdm_profile::MdmTerms>,
 }
 
 /// The state of a managed app, as ManagedApplicationList reports it.
@@ -230,6 +233,7 @@ mod tests {
             removal_disallowed: false,
             managed,
             payloads: Vec::new(),
+            mdm: None,
         }
     }
 

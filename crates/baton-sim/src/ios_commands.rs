@@ -4,9 +4,12 @@
 //! ErrorChain and response keys, mutating the inventory. Refusals follow iOS: a malformed
 //! profile is refused with `MCInstallationErrorDomain` 4000 over `MCProfileErrorDomain`
 //! 1000/1002/1003, a RemoveProfile of a profile that is not installed with `MDMErrorDomain`
-//! 12075 (captured from an iPhone). Where no device capture was available the code is the
-//! simulator's own choice and marked so (`SIM_CHOSEN_*`): tests should check the domain and
-//! status, not those numbers.
+//! 12075 (captured from an iPhone); the codes read from decompiled iOS MDM.framework \[P\] and
+//! profiled \[I\] (12012/4015 for the MDM profile's replacement, 12013, 12021, 12008,
+//! 12071-12074, CommandFormatError for missing keys) carry their source where they are made.
+//! Where no source was available the code is the simulator's own choice and marked so
+//! (`SIM_CHOSEN_*`): tests should check the domain and status, not those numbers.
+//! [`RefusalCodes::Lenient`] and [`MdmProfileCommands::Refuse`] give the old simulator's answers.
 //!
 //! SCEP payloads inside InstallProfile need network IO; the device runs them first
 //! ([`scep_payloads`]) and passes the outcomes in [`ChannelContext::scep_results`].
@@ -24,7 +27,9 @@ use openssl::x509::X509;
 use openssl::x509::store::X509StoreBuilder;
 use serde::{Deserialize, Serialize};
 
-use crate::behaviour::{DEFERRED_WHILE_LOCKED, NotNowPolicy, SimOptions};
+use crate::behaviour::{
+    DEFERRED_WHILE_LOCKED, MdmProfileCommands, NotNowPolicy, RefusalCodes, SimOptions,
+};
 use crate::identity::common_name;
 use crate::inventory::{
     InstalledCertificate, InstalledPayload, InstalledProfile, Inventory, WebClip,
@@ -187,6 +192,21 @@ pub fn answer_undecodable(request_type: Option<&str>, reason: &str) -> CommandAn
 /// read (missing or mistyped key, e.g. InstallApplication without an app) gives the answer the
 /// device sends instead: Error with an ErrorChain.
 pub fn decode_command(dict: &Dictionary) -> Result<Command, CommandAnswer> {
+    decode_command_for(dict, &SimOptions::default())
+}
+
+/// [`decode_command`] for a device with `options`: with [`RefusalCodes::Ios`], a request iOS
+/// reads as malformed gets iOS's answer ([`malformed_request`]).
+pub fn decode_command_for(
+    dict: &Dictionary,
+    options: &SimOptions,
+) -> Result<Command, CommandAnswer> {
+    if options.refusal_codes == RefusalCodes::Ios
+        && let Some(request) = dict.get("Command").and_then(Value::as_dictionary)
+        && let Some(answer) = malformed_request(request)
+    {
+        return Err(answer);
+    }
     Command::from_dictionary(dict).map_err(|e| {
         let request_type = dict
             .get("Command")
@@ -195,6 +215,76 @@ pub fn decode_command(dict: &Dictionary) -> Result<Command, CommandAnswer> {
             .and_then(Value::as_string);
         answer_undecodable(request_type, &e.to_string())
     })
+}
+
+/// iOS's code for a malformed request ("bad request") [P `_installApplication:…`, list
+/// commands].
+pub const MALFORMED_REQUEST: i64 = 12008;
+
+/// What iOS answers a command whose keys it cannot use, by decompiled MDM.framework [P
+/// `processRequest:` and the command methods]: `CommandFormatError` for InstallProfile without
+/// a data `Payload`, RemoveProfile without a string `Identifier`, Settings without an array and
+/// DeleteUser without `UserName` (and without `DeleteAllUsers`); Error 12008 for
+/// InstallApplication with no or several sources or a source of the wrong type, an `Identifiers`
+/// that is not an array of strings, and a `ManagedOnly` that is not a boolean. `None`: not one
+/// of these.
+pub fn malformed_request(request: &Dictionary) -> Option<CommandAnswer> {
+    let request_type = request.get("RequestType").and_then(Value::as_string)?;
+    let format_error = || Some(CommandAnswer::status(Status::CommandFormatError));
+    let malformed = |what: &str| {
+        // Domain: MDMErrorDomain as on iOS 26 (UNCONFIRMED for this code).
+        Some(CommandAnswer::error(vec![chain_item(
+            MDM_DOMAIN,
+            MALFORMED_REQUEST,
+            format!("Malformed {request_type} request: {what}"),
+        )]))
+    };
+    let is = |key: &str, ok: fn(&Value) -> bool| request.get(key).is_some_and(ok);
+    let absent_or = |key: &str, ok: fn(&Value) -> bool| request.get(key).is_none_or(ok);
+    match request_type {
+        "InstallProfile" if !is("Payload", |v| v.as_data().is_some()) => format_error(),
+        "RemoveProfile" if !is("Identifier", |v| v.as_string().is_some()) => format_error(),
+        "Settings" if !is("Settings", |v| v.as_array().is_some()) => format_error(),
+        "DeleteUser"
+            if !is("UserName", |v| v.as_string().is_some())
+                && !is("DeleteAllUsers", |v| v.as_boolean() == Some(true)) =>
+        {
+            format_error()
+        }
+        "InstallApplication" => {
+            type Check = fn(&Value) -> bool;
+            let sources: [(&str, Check); 3] = [
+                ("iTunesStoreID", |v| v.as_signed_integer().is_some()),
+                ("ManifestURL", |v| v.as_string().is_some()),
+                ("Identifier", |v| v.as_string().is_some()),
+            ];
+            let present = sources
+                .iter()
+                .filter(|(k, _)| request.contains_key(k))
+                .count();
+            if present != 1 {
+                return malformed("exactly one of iTunesStoreID, ManifestURL, Identifier");
+            }
+            if sources.iter().any(|(k, ok)| !absent_or(k, *ok)) {
+                return malformed("the app source has the wrong type");
+            }
+            None
+        }
+        "InstalledApplicationList" | "ManagedApplicationList"
+            if !absent_or("Identifiers", |v| {
+                v.as_array()
+                    .is_some_and(|a| a.iter().all(|i| i.as_string().is_some()))
+            }) =>
+        {
+            malformed("Identifiers must be an array of strings")
+        }
+        "ProfileList" | "CertificateList"
+            if !absent_or("ManagedOnly", |v| v.as_boolean().is_some()) =>
+        {
+            malformed("ManagedOnly must be a boolean")
+        }
+        _ => None,
+    }
 }
 
 /// The SCEP payloads of an InstallProfile command (empty for anything else or a bad profile).
@@ -288,25 +378,58 @@ pub fn answer(ctx: &mut ChannelContext<'_>, command: &Command) -> CommandAnswer 
         CommandRequest::DeleteUser {
             user_name,
             delete_all_users,
-            ..
+            force_deletion,
         } => {
             let user_name = user_name.clone();
             let all = delete_all_users.unwrap_or(false);
-            shared_only(ctx, |ctx| delete_user(ctx, user_name.as_deref(), all))
+            let force = force_deletion.unwrap_or(false);
+            shared_only(ctx, |ctx| {
+                delete_user(ctx, user_name.as_deref(), all, force)
+            })
         }
         CommandRequest::DeviceConfigured | CommandRequest::UserConfigured => CommandAnswer::ack(),
-        CommandRequest::Raw { request_type, .. } => match request_type.as_str() {
-            "RestartDevice"
-            | "ShutDownDevice"
-            | "DeviceLock"
-            | "ClearPasscode"
-            | "RequestMirroring"
-            | "StopMirroring"
-            | "ClearRestrictionsPassword" => CommandAnswer::ack(),
-            _ => CommandAnswer::status(Status::CommandFormatError),
-        },
-        _ => CommandAnswer::status(Status::CommandFormatError),
+        CommandRequest::Raw { request_type, .. } => raw_command(ctx, request_type),
+        _ => unknown_request_type(ctx, request_type),
     }
+}
+
+/// Commands iOS runs only on supervised devices (`_commandSetSupervised` \[P\]).
+pub const SUPERVISED_ONLY: &[&str] = &[
+    "RestartDevice",
+    "ShutDownDevice",
+    "StopMirroring",
+    "ClearRestrictionsPassword",
+];
+
+/// iOS's code for a RequestType it does not know or does not run on this device
+/// (`_invalidRequestTypeError` [P `processRequest:`]).
+pub const INVALID_REQUEST_TYPE: i64 = 12021;
+
+/// Commands the simulator has no model of but acknowledges (with [`SUPERVISED_ONLY`] only when
+/// supervised).
+fn raw_command(ctx: &ChannelContext<'_>, request_type: &str) -> CommandAnswer {
+    let lenient = ctx.options.refusal_codes == RefusalCodes::Lenient;
+    match request_type {
+        "DeviceLock" | "ClearPasscode" | "RequestMirroring" => CommandAnswer::ack(),
+        t if SUPERVISED_ONLY.contains(&t) && (lenient || ctx.options.is_supervised()) => {
+            CommandAnswer::ack()
+        }
+        t => unknown_request_type(ctx, t),
+    }
+}
+
+/// An unknown RequestType, or one outside the device's command set: Error 12021 [P]
+/// (the old simulator: CommandFormatError).
+fn unknown_request_type(ctx: &ChannelContext<'_>, request_type: &str) -> CommandAnswer {
+    if ctx.options.refusal_codes == RefusalCodes::Lenient {
+        return CommandAnswer::status(Status::CommandFormatError);
+    }
+    // Domain: MDM.framework's constant, MDMErrorDomain on iOS 26 (UNCONFIRMED for this code).
+    CommandAnswer::error(vec![chain_item(
+        MDM_DOMAIN,
+        INVALID_REQUEST_TYPE,
+        format!("The request type \u{201c}{request_type}\u{201d} is not supported."),
+    )])
 }
 
 fn defers(ctx: &ChannelContext<'_>, request_type: &str) -> bool {
@@ -610,16 +733,11 @@ fn install_profile(ctx: &mut ChannelContext<'_>, payload: &[u8]) -> CommandAnswe
             .chain(),
         );
     }
-    if ctx
+    if let Some(enrollment) = ctx
         .enrollment_profile
-        .is_some_and(|e| e.identifier == profile.identifier)
+        .filter(|e| e.identifier == profile.identifier)
     {
-        return CommandAnswer::error(
-            Refusal::NotOwned {
-                profile: profile.identifier.clone(),
-            }
-            .chain(),
-        );
+        return replace_mdm_profile(ctx, enrollment, &profile);
     }
     let installed = match install_payloads(ctx, &profile) {
         Ok(i) => i,
@@ -633,6 +751,65 @@ fn install_profile(ctx: &mut ChannelContext<'_>, payload: &[u8]) -> CommandAnswe
     ctx.inventory.certificates.extend(installed.certificates);
     ctx.inventory.web_clips.extend(installed.web_clips);
     CommandAnswer::ack()
+}
+
+/// InstallProfile with the MDM profile's identifier. iOS replaces the MDM profile, and the
+/// identity with it, when the replacement keeps the invariant fields and does not add access
+/// rights; else `MCMDMErrorDomain` 12012, or `MCInstallationErrorDomain` 4015 without an MDM
+/// payload [I `_validateMDMReplacementNewProfile:`; M903]. The answer is Acknowledged once the
+/// identity payload produced a certificate (SCEP ran before, see [`scep_payloads`]); the device
+/// ([`crate::SimDevice`]) then switches to the new identity. The inventory is not touched: the
+/// MDM profile's payloads are not part of it. With [`MdmProfileCommands::Refuse`] (the old
+/// simulator), refused as a profile not installed by this MDM.
+fn replace_mdm_profile(
+    ctx: &ChannelContext<'_>,
+    installed: &InstalledProfile,
+    profile: &Profile,
+) -> CommandAnswer {
+    let refuse = || {
+        CommandAnswer::error(
+            Refusal::NotOwned {
+                profile: profile.identifier.clone(),
+            }
+            .chain(),
+        )
+    };
+    if ctx.options.mdm_profile_commands == MdmProfileCommands::Refuse || ctx.user_channel {
+        return refuse();
+    }
+    let Some(terms) = &installed.mdm else {
+        // Not an MDM profile the device knows the terms of: nothing to compare with.
+        return refuse();
+    };
+    if let Err(refusal) = crate::mdm_profile::check_replacement(terms, profile) {
+        return CommandAnswer::error(refusal.chain());
+    }
+    match install_payloads(ctx, profile) {
+        Ok(_) => CommandAnswer::ack(),
+        Err(refusal) => CommandAnswer::error(refusal.chain()),
+    }
+}
+
+/// True when `command` is an InstallProfile replacing the MDM profile `enrollment` that iOS
+/// refuses on its invariant fields (12012, 4015) before installing any payload: the device then
+/// runs none of its SCEP payloads.
+pub fn refuses_mdm_replacement(
+    enrollment: Option<&InstalledProfile>,
+    options: &SimOptions,
+    command: &Command,
+) -> bool {
+    let CommandRequest::InstallProfile { payload } = &command.request else {
+        return false;
+    };
+    let (Some(installed), MdmProfileCommands::Ios) = (enrollment, options.mdm_profile_commands)
+    else {
+        return false;
+    };
+    let (Some(terms), Ok(profile)) = (&installed.mdm, read_profile(payload)) else {
+        return false;
+    };
+    profile.identifier == installed.identifier
+        && crate::mdm_profile::check_replacement(terms, &profile).is_err()
 }
 
 /// The inventory record of a parsed profile.
@@ -657,42 +834,60 @@ pub fn installed_profile(profile: &Profile, managed: bool) -> InstalledProfile {
                 display_name: p.display_name.clone(),
             })
             .collect(),
+        mdm: crate::mdm_profile::mdm_terms(profile),
     }
 }
 
+/// Code for RemoveProfile of a profile that is installed but not by this MDM, on an unsupervised
+/// device [P `_removeProfileWithIdentifier:…`].
+pub const PROFILE_NOT_OWNED: i64 = 12013;
+/// Code for RemoveProfile of a profile that is not installed [P; captured from an iPhone].
+pub const PROFILE_NOT_INSTALLED: i64 = 12075;
+
+/// True when `request` is a RemoveProfile the device answers Acknowledged and then unenrolls
+/// for: its MDM profile, on the device channel, with [`MdmProfileCommands::Ios`]
+/// [P `processRequest:`, managing-profile branch].
+pub fn removes_mdm_profile(ctx: &ChannelContext<'_>, identifier: &str) -> bool {
+    ctx.options.mdm_profile_commands == MdmProfileCommands::Ios
+        && !ctx.user_channel
+        && ctx
+            .enrollment_profile
+            .is_some_and(|e| e.identifier == identifier)
+}
+
 fn remove_profile(ctx: &mut ChannelContext<'_>, identifier: &str) -> CommandAnswer {
-    let not_installed = || {
+    let lenient = ctx.options.refusal_codes == RefusalCodes::Lenient;
+    let not_owned = |code: i64| {
         CommandAnswer::error(vec![chain_item(
             MDM_DOMAIN,
-            12075,
-            format!("The profile \u{201c}{identifier}\u{201d} is not installed."),
+            code,
+            format!(
+                "The profile \u{201c}{identifier}\u{201d} was not installed by MDM and cannot \
+                 be removed with RemoveProfile."
+            ),
         )])
     };
+    if removes_mdm_profile(ctx, identifier) {
+        // Acknowledged; the device unenrolls after sending the report.
+        return CommandAnswer::ack();
+    }
     match ctx.inventory.profile(identifier) {
         None => {
             if ctx
                 .enrollment_profile
                 .is_some_and(|e| e.identifier == identifier)
             {
-                return CommandAnswer::error(vec![chain_item(
-                    MDM_DOMAIN,
-                    12075,
-                    format!(
-                        "The profile \u{201c}{identifier}\u{201d} was not installed by MDM and \
-                         cannot be removed with RemoveProfile."
-                    ),
-                )]);
+                return not_owned(PROFILE_NOT_INSTALLED);
             }
-            not_installed()
+            CommandAnswer::error(vec![chain_item(
+                MDM_DOMAIN,
+                PROFILE_NOT_INSTALLED,
+                format!("The profile \u{201c}{identifier}\u{201d} is not installed."),
+            )])
         }
-        Some(p) if !p.managed => CommandAnswer::error(vec![chain_item(
-            MDM_DOMAIN,
-            12075,
-            format!(
-                "The profile \u{201c}{identifier}\u{201d} was not installed by MDM and cannot \
-                 be removed with RemoveProfile."
-            ),
-        )]),
+        Some(p) if !p.managed && lenient => not_owned(PROFILE_NOT_INSTALLED),
+        // Unsupervised: only what this MDM installed; supervised: any profile [P].
+        Some(p) if !p.managed && !ctx.options.is_supervised() => not_owned(PROFILE_NOT_OWNED),
         Some(_) => {
             ctx.inventory.remove_profile(identifier);
             CommandAnswer::ack()
@@ -887,7 +1082,78 @@ fn user_list(ctx: &mut ChannelContext<'_>) -> CommandAnswer {
     CommandAnswer::ack_with(response)
 }
 
-fn delete_user(ctx: &mut ChannelContext<'_>, user_name: Option<&str>, all: bool) -> CommandAnswer {
+/// DeleteUser codes [P `_deleteUser:`, `_deleteAllUsersWithForceDeletion:`].
+pub mod delete_user_codes {
+    /// The user does not exist on the device.
+    pub const UNKNOWN_USER: i64 = 12071;
+    /// The user is logged in.
+    pub const LOGGED_IN: i64 = 12072;
+    /// The user has data to sync and `ForceDeletion` was not set.
+    pub const DATA_TO_SYNC: i64 = 12073;
+    /// The deletion failed (DeleteAllUsers: some user could not be deleted).
+    pub const FAILED: i64 = 12074;
+}
+
+fn delete_user(
+    ctx: &mut ChannelContext<'_>,
+    user_name: Option<&str>,
+    all: bool,
+    force: bool,
+) -> CommandAnswer {
+    use delete_user_codes::*;
+    if ctx.options.refusal_codes == RefusalCodes::Lenient {
+        return delete_user_lenient(ctx, user_name, all);
+    }
+    // Domain: MDMErrorDomain as on iOS 26 (UNCONFIRMED for these codes).
+    let refuse =
+        |code: i64, text: String| CommandAnswer::error(vec![chain_item(MDM_DOMAIN, code, text)]);
+    let deletable = |u: &SharedUser| !u.logged_in && (force || !u.has_data_to_sync);
+    if all {
+        let before = ctx.users.len();
+        ctx.users.retain(|u| !deletable(u));
+        let kept: Vec<String> = ctx.users.iter().map(|u| u.short_name.clone()).collect();
+        if kept.is_empty() {
+            return CommandAnswer::ack();
+        }
+        return refuse(
+            FAILED,
+            format!(
+                "{} of {before} users could not be deleted: {}",
+                kept.len(),
+                kept.join(", ")
+            ),
+        );
+    }
+    let Some(name) = user_name else {
+        return CommandAnswer::status(Status::CommandFormatError);
+    };
+    match ctx.users.iter().position(|u| u.short_name == name) {
+        None => refuse(
+            UNKNOWN_USER,
+            format!("The user \u{201c}{name}\u{201d} does not exist on this device."),
+        ),
+        Some(i) if ctx.users[i].logged_in => refuse(
+            LOGGED_IN,
+            format!("The user \u{201c}{name}\u{201d} is logged in and cannot be deleted."),
+        ),
+        Some(i) if ctx.users[i].has_data_to_sync && !force => refuse(
+            DATA_TO_SYNC,
+            format!("The user \u{201c}{name}\u{201d} has data that has not been synced."),
+        ),
+        Some(i) => {
+            ctx.users.remove(i);
+            CommandAnswer::ack()
+        }
+    }
+}
+
+/// The old simulator's DeleteUser: 12070 for unknown and logged-in users, data to sync
+/// ignored, DeleteAllUsers acknowledged while the logged-in user stays.
+fn delete_user_lenient(
+    ctx: &mut ChannelContext<'_>,
+    user_name: Option<&str>,
+    all: bool,
+) -> CommandAnswer {
     if all {
         ctx.users.retain(|u| u.logged_in);
         return CommandAnswer::ack();

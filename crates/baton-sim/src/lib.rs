@@ -21,8 +21,11 @@
 //!   reading forms and submitting them with cookies, as the sign-in portal needs.
 //! - [`bench`]: the load scenarios behind `baton-sim bench`.
 //!
+//! - [`mdm_profile`]: the MDM profile as iOS guards it: a replacement (identity renewal) must
+//!   keep the invariant fields (else 12012); removing it unenrolls the device.
+//!
 //! What it is not: a model of iOS beyond the commands listed in [`ios_commands`]; unknown
-//! request types are answered `CommandFormatError`.
+//! request types are answered Error 12021, as iOS does.
 #![cfg_attr(
     not(test),
     warn(clippy::unwrap_used, clippy::expect_used, clippy::panic)
@@ -41,14 +44,15 @@ mod identity;
 mod inventory;
 pub mod ios_apps;
 pub mod ios_commands;
+pub mod mdm_profile;
 mod push;
 pub mod scep;
 mod transport;
 
 pub use admin_api::AdminApi;
 pub use behaviour::{
-    AppInstallOutcome, AppInstallTiming, AppStoreAccount, DEFERRED_WHILE_LOCKED, NotNowPolicy,
-    SimOptions, VppLicences,
+    AppInstallOutcome, AppInstallTiming, AppStoreAccount, DEFERRED_WHILE_LOCKED,
+    MdmProfileCommands, NotNowPolicy, RefusalCodes, SimOptions, VppLicences,
 };
 pub use device::{
     CHECKIN_CONTENT_TYPE, DeviceRecord, ProcessedCommand, SimDevice, UserChannel, random_udid,

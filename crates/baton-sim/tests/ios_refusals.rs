@@ -147,8 +147,10 @@ fn remove_profile_of_unknown_or_non_mdm_profile_errors() {
         domains_and_codes(&a),
         vec![("MDMErrorDomain".into(), 12075)]
     );
-    // The enrollment profile was installed by the user, not by MDM.
-    let a = ch.run(CommandRequest::RemoveProfile {
+    // The old simulator refused RemoveProfile of the enrollment profile (iOS acknowledges it
+    // and unenrolls: tests/ios_codes.rs).
+    let mut lenient = Channel::new(SimOptions::lenient());
+    let a = lenient.run(CommandRequest::RemoveProfile {
         identifier: "com.example.enroll".into(),
     });
     assert_eq!(a.status, Status::Error);
@@ -173,10 +175,17 @@ fn install_application_without_identifier_is_refused_with_an_error_chain() {
     let mut dict = Dictionary::new();
     dict.insert("CommandUUID".into(), Value::String("C-2".into()));
     dict.insert("Command".into(), Value::Dictionary(inner));
+    // iOS: a malformed request, 12008 [P `_installApplication:…`].
     let refused = decode_command(&dict).unwrap_err();
     assert_eq!(refused.status, Status::Error);
     let chain = refused.error_chain.unwrap();
+    assert_eq!(chain[0].code, 12008);
+    // The old simulator's own choice: 12021 under MCMDMErrorDomain.
+    let refused =
+        baton_sim::ios_commands::decode_command_for(&dict, &SimOptions::lenient()).unwrap_err();
+    let chain = refused.error_chain.unwrap();
     assert_eq!(chain[0].domain, "MCMDMErrorDomain");
+    assert_eq!(chain[0].code, 12021);
     assert!(
         chain[0]
             .localized_description
@@ -311,10 +320,17 @@ fn injected_failures_and_unknown_request_types() {
     let mut ch = Channel::new(options);
     let a = ch.run(CommandRequest::SecurityInfo);
     assert_eq!(domains_and_codes(&a), vec![("TestDomain".into(), 7)]);
-    let a = ch.run(CommandRequest::Raw {
+    // iOS answers an unknown RequestType with Error 12021 (`_invalidRequestTypeError`
+    // [P `processRequest:`]), not CommandFormatError.
+    let unknown = CommandRequest::Raw {
         request_type: "NoSuchCommand".into(),
         keys: Dictionary::new(),
-    });
+    };
+    let a = ch.run(unknown.clone());
+    assert_eq!(a.status, Status::Error);
+    assert_eq!(a.error_chain.unwrap()[0].code, 12021);
+    // The old simulator: CommandFormatError.
+    let a = Channel::new(SimOptions::lenient()).run(unknown);
     assert_eq!(a.status, Status::CommandFormatError);
 }
 

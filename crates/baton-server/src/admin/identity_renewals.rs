@@ -9,9 +9,11 @@ use baton_store::Store;
 use serde::{Deserialize, Serialize};
 
 use super::blocking;
+use crate::enrollment::enrollment_terms::EnrollmentTerms;
 use crate::enrollment::renewal;
 use crate::enrollment::renewal_record::{RenewalRecord, RenewalState};
 use crate::enrollment::store_registry::issued_by_hash;
+use crate::enrollment::store_terms;
 use crate::error_response::ApiError;
 use crate::state::AppState;
 use crate::timestamp::{rfc3339, rfc3339_millis};
@@ -54,6 +56,18 @@ pub struct RenewalView {
     pub next_attempt_at: Option<String>,
     /// When the renewal completed or expired.
     pub finished_at: Option<String>,
+    /// The latest failure was the device refusing the renewal profile (iOS 12012): it differs
+    /// from the profile the device enrolled with.
+    pub replacement_refused: bool,
+    /// What the device enrolled with (ServerURL, CheckInURL, Topic, AccessRights, per-user
+    /// connections), which its renewal profiles keep; none for devices enrolled before Baton
+    /// recorded it.
+    pub enrolled_with: Option<EnrollmentTerms>,
+    /// The fields of `enrolled_with` that differ from what the server issues now (the public
+    /// URL or topic changed): the renewal keeps the enrolled values, so the device keeps using
+    /// them until it enrolls again. In `GET /api/v1/identity-renewals` only.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub differs_from_current: Option<Vec<&'static str>>,
 }
 
 impl From<&RenewalRecord> for RenewalView {
@@ -72,7 +86,55 @@ impl From<&RenewalRecord> for RenewalView {
             failed_at: r.failed_at_ms.map(rfc3339_millis),
             next_attempt_at: r.next_attempt_at_ms.map(rfc3339_millis),
             finished_at: r.finished_at_ms.map(rfc3339_millis),
+            replacement_refused: r.replacement_refused,
+            enrolled_with: None,
+            differs_from_current: None,
         }
+    }
+}
+
+impl RenewalView {
+    /// Adds what the device enrolled with, compared with `current` when given (URLs and
+    /// rights from the public URL; the topic only when `current` has one).
+    fn with_terms(
+        mut self,
+        store: &dyn Store,
+        current: Option<&CurrentTerms>,
+    ) -> Result<Self, ApiError> {
+        let Some(enrolled) = store_terms::get(store, &self.device)? else {
+            return Ok(self);
+        };
+        if let Some(current) = current {
+            let now = EnrollmentTerms::issued_now(
+                &current.public_url,
+                current.topic.as_deref().unwrap_or(&enrolled.topic),
+            );
+            self.differs_from_current =
+                Some(enrolled.drift(&now).iter().map(|d| d.field()).collect());
+        }
+        self.enrolled_with = Some(enrolled);
+        Ok(self)
+    }
+}
+
+/// What profiles say now, as far as the admin API knows: the public URL and the stored push
+/// certificate's topic.
+struct CurrentTerms {
+    public_url: String,
+    topic: Option<String>,
+}
+
+impl CurrentTerms {
+    fn of(state: &crate::state::Services) -> Result<Self, ApiError> {
+        Ok(Self {
+            public_url: state.enrollment_tokens.public_url().to_owned(),
+            topic: state
+                .store
+                .push_certificates()?
+                .into_iter()
+                .next()
+                .map(|c| c.topic.as_str().to_owned()),
+        })
     }
 }
 
@@ -95,9 +157,10 @@ pub fn renewal_of(
     store: &dyn Store,
     device: &EnrollmentId,
 ) -> Result<Option<RenewalView>, ApiError> {
-    Ok(renewal::record_of(store, device)?
-        .as_ref()
-        .map(RenewalView::from))
+    let Some(record) = renewal::record_of(store, device)? else {
+        return Ok(None);
+    };
+    Ok(Some(RenewalView::from(&record).with_terms(store, None)?))
 }
 
 /// `?state=failed`.
@@ -124,9 +187,14 @@ pub async fn list(
         })
         .transpose()?;
     let views: Vec<RenewalView> = blocking(move || {
-        let mut records = renewal::records(state.store.as_ref(), filter)?;
+        let store = state.store.as_ref();
+        let mut records = renewal::records(store, filter)?;
         records.sort_by(|a, b| (a.expires_at_ms, &a.device).cmp(&(b.expires_at_ms, &b.device)));
-        Ok(records.iter().map(RenewalView::from).collect())
+        let current = CurrentTerms::of(&state)?;
+        records
+            .iter()
+            .map(|r| RenewalView::from(r).with_terms(store, Some(&current)))
+            .collect::<Result<Vec<_>, ApiError>>()
     })
     .await?;
     Ok(Json(serde_json::json!({ "renewals": views })))

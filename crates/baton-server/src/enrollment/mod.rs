@@ -14,6 +14,9 @@
 //! - [`re_enrollment`] and [`store_re_enrollment`]: when a certificate may replace another's
 //!   binding at Authenticate (decision 0010), operator approvals and refused attempts;
 //!   [`admission`] applies it (and the token's rules) to an Authenticate.
+//! - [`enrollment_terms`] and [`store_terms`]: what each device enrolled with (URLs, topic,
+//!   access rights, capabilities), which its renewal profiles must keep (iOS refuses a changed
+//!   MDM profile with 12012).
 //! - [`renewal`]: re-sends a fresh enrollment profile to devices whose identity nears expiry,
 //!   reads the result and retries failures ([`renewal_record`]: the state machine;
 //!   [`store_renewal`]: its records).
@@ -31,6 +34,7 @@ pub mod challenge;
 pub mod cms;
 pub mod der;
 pub mod enroll_route;
+pub mod enrollment_terms;
 pub mod envelope;
 pub mod oid;
 pub mod profile;
@@ -47,6 +51,7 @@ pub mod store_challenge;
 pub mod store_re_enrollment;
 pub mod store_registry;
 pub mod store_renewal;
+pub mod store_terms;
 pub mod store_token;
 pub mod token;
 

@@ -15,6 +15,8 @@ use baton_proto::{
     MdmPayload, Payload, Pkcs12Payload, Profile, RootCertificatePayload, ScepPayload,
 };
 
+use super::enrollment_terms::EnrollmentTerms;
+
 /// The device identity the profile carries.
 #[derive(Clone, PartialEq, Eq)]
 #[non_exhaustive]
@@ -68,6 +70,10 @@ pub struct EnrollmentProfileSpec {
     pub identity: IdentityPayload,
     /// DER of a root certificate devices must trust to reach the server, if any.
     pub root_certificate: Option<Vec<u8>>,
+    /// A renewal's: the replacement-invariant fields of the profile the device enrolled with,
+    /// which the MDM payload keeps instead of `public_url` and `topic` (iOS refuses a changed
+    /// MDM profile with 12012). The SCEP URL still follows `public_url`.
+    pub kept: Option<EnrollmentTerms>,
 }
 
 /// Payload UUIDs of one profile download.
@@ -185,12 +191,20 @@ impl EnrollmentProfileSpec {
                     .with_display_name("Device identity")
             }
         };
-        let mdm = MdmPayload::new(
+        let terms = self
+            .kept
+            .unwrap_or_else(|| EnrollmentTerms::issued_now(base, &self.topic));
+        let mut mdm = MdmPayload::new(
             uuids.identity.clone(),
-            self.topic,
-            format!("{base}/mdm/connect"),
-            format!("{base}/mdm/checkin"),
+            terms.topic,
+            terms.server_url,
+            terms.check_in_url,
         );
+        mdm.access_rights = terms.access_rights;
+        if !terms.per_user_connections {
+            mdm.server_capabilities
+                .retain(|c| c != baton_proto::CAPABILITY_PER_USER_CONNECTIONS);
+        }
         profile
             .with_payload(identity)
             .with_payload(mdm.into_payload(format!("{id}.mdm"), uuids.mdm.clone()))
@@ -211,6 +225,7 @@ mod tests {
             topic: "com.apple.mgmt.External.abc".into(),
             identity,
             root_certificate: root,
+            kept: None,
         }
     }
 
@@ -263,6 +278,46 @@ mod tests {
         assert_eq!(mdm["SignMessage"], Value::Boolean(true));
         assert_eq!(mdm["AccessRights"].as_signed_integer(), Some(8191));
         assert_eq!(mdm["CheckOutWhenRemoved"], Value::Boolean(true));
+    }
+
+    #[test]
+    fn a_renewal_profile_keeps_the_enrolled_terms() {
+        let mut renewal = spec(
+            IdentityPayload::Scep {
+                url: "https://new.example/scep".into(),
+                challenge: "one-time".into(),
+                subject: Vec::new(),
+            },
+            None,
+        );
+        renewal.kept = Some(EnrollmentTerms {
+            server_url: "https://old.example/mdm/connect".into(),
+            check_in_url: "https://old.example/mdm/checkin".into(),
+            topic: "com.apple.mgmt.External.old".into(),
+            access_rights: 4095,
+            per_user_connections: false,
+        });
+        let profile = renewal.build(&ProfileUuids::random());
+        let mdm = &profile.payloads[1].content;
+        assert_eq!(
+            mdm["ServerURL"].as_string(),
+            Some("https://old.example/mdm/connect")
+        );
+        assert_eq!(
+            mdm["CheckInURL"].as_string(),
+            Some("https://old.example/mdm/checkin")
+        );
+        assert_eq!(
+            mdm["Topic"].as_string(),
+            Some("com.apple.mgmt.External.old")
+        );
+        assert_eq!(mdm["AccessRights"].as_signed_integer(), Some(4095));
+        assert!(!mdm.contains_key("ServerCapabilities"));
+        // The SCEP URL follows the current configuration.
+        let scep = profile.payloads[0].content["PayloadContent"]
+            .as_dictionary()
+            .unwrap();
+        assert_eq!(scep["URL"].as_string(), Some("https://new.example/scep"));
     }
 
     #[test]

@@ -30,6 +30,7 @@ use thiserror::Error;
 use super::ca::{CaError, CertificateAuthority, IssueRequest};
 use super::certificate_profile::CertificateProfile;
 use super::challenge::{ChallengeError, ChallengeHash, challenge_hash};
+use super::enrollment_terms::EnrollmentTerms;
 use super::profile::{
     EnrollmentProfileSpec, IdentityPayload, ProfileUuids, TrustProfileSpec, profile_identifier,
     trust_profile_identifier,
@@ -282,10 +283,13 @@ impl EnrollmentProfiles {
     /// The challenge lives until `challenge_expires_at` (the expiring identity's `notAfter`),
     /// at least `challenge_ttl`: a locked or switched-off device installs the profile hours or
     /// days after it was queued.
+    ///
+    /// The MDM payload keeps `kept`: the replacement-invariant fields of the profile the device
+    /// enrolled with ([`super::enrollment_terms`]), whatever the public URL and topic are now.
     pub fn issue_renewal(
         &self,
         device: &baton_proto::EnrollmentId,
-        topic: Option<String>,
+        kept: EnrollmentTerms,
         challenge_expires_at: SystemTime,
         now: SystemTime,
     ) -> Result<IssuedProfile, EnrollProfileError> {
@@ -294,22 +298,47 @@ impl EnrollmentProfiles {
             .duration_since(now)
             .unwrap_or_default()
             .max(self.settings.challenge_ttl);
-        self.issue_with_hint(IdentityKind::Scep, topic, Some(hint), ttl, now)
+        let topic = kept.topic.clone();
+        self.issue_with_hint(
+            IdentityKind::Scep,
+            Some((topic, Some(kept))),
+            Some(hint),
+            ttl,
+            now,
+        )
     }
 
-    fn issue_with_hint(
-        &self,
-        kind: IdentityKind,
-        topic: Option<String>,
-        hint: Option<String>,
-        challenge_ttl: Duration,
-        now: SystemTime,
-    ) -> Result<IssuedProfile, EnrollProfileError> {
+    /// The terms of a profile issued now with `topic` (none: the default topic).
+    pub fn terms_now(&self, topic: Option<String>) -> Result<EnrollmentTerms, EnrollProfileError> {
         let topic = match topic {
             Some(t) => t,
             None => self
                 .default_topic()?
                 .ok_or(EnrollProfileError::NoPushCertificate)?,
+        };
+        Ok(EnrollmentTerms::issued_now(&self.public_url, &topic))
+    }
+
+    /// The public URL profiles point at.
+    pub fn public_url(&self) -> &str {
+        &self.public_url
+    }
+
+    fn issue_with_hint(
+        &self,
+        kind: IdentityKind,
+        topic: Option<(String, Option<EnrollmentTerms>)>,
+        hint: Option<String>,
+        challenge_ttl: Duration,
+        now: SystemTime,
+    ) -> Result<IssuedProfile, EnrollProfileError> {
+        let (topic, kept) = match topic {
+            Some(t) => t,
+            None => (
+                self.default_topic()?
+                    .ok_or(EnrollProfileError::NoPushCertificate)?,
+                None,
+            ),
         };
         let suffix = random_hex(4)?;
         let common_name = format!("{DEVICE_SUBJECT_PREFIX} {suffix}");
@@ -340,6 +369,7 @@ impl EnrollmentProfiles {
             topic,
             identity,
             root_certificate: self.root_certificate.clone(),
+            kept,
         };
         let xml = spec.build(&ProfileUuids::random()).to_xml()?;
         self.finish(

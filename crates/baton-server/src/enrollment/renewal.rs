@@ -32,11 +32,13 @@ use baton_store::{
 use thiserror::Error;
 use tokio::sync::watch;
 
+use super::enrollment_terms::TermDrift;
 use super::profile_issuer::{EnrollProfileError, EnrollmentProfiles};
 use super::registry::RegistryError;
 use super::renewal_record::{Attempt, ExpiringIdentity, RenewalRecord, RenewalState, Transition};
 use super::store_challenge::StoreChallengeStore;
 use super::store_renewal::{RenewalRecords, StoredRenewal};
+use super::store_terms;
 use crate::metrics::IdentityGauges;
 use crate::state::{AppState, Services};
 use crate::timestamp::rfc3339;
@@ -198,7 +200,16 @@ fn log_change(transition: &Transition, record: &RenewalRecord) {
             "identity renewal completed: the device uses its new identity"),
         Transition::Failed {
             error,
+            replacement_refused: true,
             next_attempt_at,
+        } => tracing::error!(enrollment_id = %device, command_uuid = %uuid,
+            attempt = record.attempts, %error, next_attempt_at = %rfc3339(*next_attempt_at),
+            "identity renewal refused by the device: its MDM profile cannot be replaced with \
+             these values; it will be retried"),
+        Transition::Failed {
+            error,
+            next_attempt_at,
+            ..
         } => tracing::warn!(enrollment_id = %device, command_uuid = %uuid,
             attempt = record.attempts, %error, next_attempt_at = %rfc3339(*next_attempt_at),
             "identity renewal failed; it will be retried"),
@@ -218,8 +229,13 @@ fn new_attempt(
     expires_at: SystemTime,
     now: SystemTime,
 ) -> Result<(Attempt, Enqueue), RenewalError> {
-    let topic = enrollment.topic.as_ref().map(|t| t.as_str().to_owned());
-    let profile = profiles.issue_renewal(&enrollment.id, topic, expires_at, now)?;
+    // The values the device enrolled with: iOS refuses a replacement that changes them (12012).
+    // A device enrolled before they were recorded gets the current public URL and its topic.
+    let kept = match store_terms::get(profiles.store().as_ref(), &enrollment.id)? {
+        Some(terms) => terms,
+        None => profiles.terms_now(enrollment.topic.as_ref().map(|t| t.as_str().to_owned()))?,
+    };
+    let profile = profiles.issue_renewal(&enrollment.id, kept, expires_at, now)?;
     let uuid = CommandUuid::new(uuid::Uuid::new_v4().to_string().to_uppercase())
         .map_err(|e| RenewalError::Command(e.to_string()))?;
     let command = Command::new(
@@ -451,6 +467,9 @@ pub fn event_of(change: &RenewalChange) -> Option<EventPayload> {
             .next_attempt_at_ms
             .map(|ms| rfc3339(from_unix_millis(ms))),
         identity_expires_at: rfc3339(record.expires_at()),
+        reason: record
+            .replacement_refused
+            .then(|| REPLACEMENT_REFUSED_REASON.to_owned()),
     };
     match change.transition {
         Transition::Failed { .. } => Some(EventPayload::IdentityRenewalFailed(event)),
@@ -459,8 +478,19 @@ pub fn event_of(change: &RenewalChange) -> Option<EventPayload> {
     }
 }
 
-/// Records the webhook event of a change, if any.
+/// The `reason` of a failure event when iOS refused to replace the MDM profile (12012).
+pub const REPLACEMENT_REFUSED_REASON: &str = "mdm_profile_replacement_refused";
+
+/// Records the webhook event of a change, if any, and counts replacement refusals
+/// (`baton_identity_renewal_refusals_total`).
 pub fn publish(services: &Services, change: &RenewalChange, now: SystemTime) {
+    if let Transition::Failed {
+        replacement_refused: true,
+        ..
+    } = change.transition
+    {
+        services.metrics.identity_renewal_refused();
+    }
     if let Some(event) = event_of(change) {
         services.events.record(&change.record.device, event, now);
     }
@@ -500,12 +530,60 @@ pub fn pass(
     Ok(done)
 }
 
-/// Runs [`pass`] every `settings.renewal_check_every` (first pass right away) until `stop`.
+/// The start-up check: compares the terms every enabled device enrolled with
+/// ([`store_terms`]) with what a profile issued now says, and logs each change that matters to
+/// renewal with the way out. Renewal profiles keep the enrolled values (iOS refuses to change
+/// them, 12012), so such devices keep talking to the old URL and topic until they enroll again.
+pub fn check_terms(profiles: &EnrollmentProfiles) -> Result<store_terms::TermsDrift, RenewalError> {
+    let current = match profiles.terms_now(None) {
+        Ok(terms) => terms,
+        Err(EnrollProfileError::NoPushCertificate) => return Ok(Default::default()),
+        Err(error) => return Err(error.into()),
+    };
+    let drift = store_terms::drift(profiles.store().as_ref(), &current)?;
+    for (field, devices) in &drift.by_field {
+        let enrolled = drift.examples.get(field).cloned().unwrap_or_default();
+        let now = match field {
+            TermDrift::ServerUrl => current.server_url.clone(),
+            TermDrift::CheckInUrl => current.check_in_url.clone(),
+            TermDrift::Topic => current.topic.clone(),
+            TermDrift::AccessRightsGrew => current.access_rights.to_string(),
+            TermDrift::Capabilities => current.per_user_connections.to_string(),
+        };
+        tracing::warn!(field = field.field(), devices, enrolled = ?enrolled, now = %now,
+            "devices enrolled with another {}: iOS refuses a renewal profile that changes it \
+             (12012), so their renewal profiles keep the enrolled value and the devices keep \
+             using it. Keep the enrolled URL served (and the push certificate of the enrolled \
+             topic) until they are enrolled again, or re-enroll them \
+             (GET /api/v1/identity-renewals shows each device's enrolled_with)",
+            field.field());
+    }
+    if drift.unrecorded > 0 {
+        tracing::info!(
+            devices = drift.unrecorded,
+            "devices enrolled before Baton recorded their enrollment terms: their renewal \
+             profiles carry the current public URL, which they refuse (12012) if it changed \
+             since they enrolled; such a refusal is reported as a failed renewal"
+        );
+    }
+    Ok(drift)
+}
+
+/// Runs [`pass`] every `settings.renewal_check_every` (first pass right away) until `stop`;
+/// [`check_terms`] once before.
 pub async fn run(
     profiles: Arc<EnrollmentProfiles>,
     state: AppState,
     mut stop: watch::Receiver<bool>,
 ) {
+    {
+        let profiles = Arc::clone(&profiles);
+        match tokio::task::spawn_blocking(move || check_terms(&profiles)).await {
+            Ok(Ok(_)) => {}
+            Ok(Err(error)) => tracing::warn!(%error, "checking the enrollment terms failed"),
+            Err(error) => tracing::warn!(%error, "checking the enrollment terms failed"),
+        }
+    }
     let mut tick = tokio::time::interval(profiles.settings().renewal_check_every);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {

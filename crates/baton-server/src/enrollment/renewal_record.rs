@@ -24,6 +24,7 @@ use baton_store::{CommandState, from_unix_millis, unix_millis};
 use serde::{Deserialize, Serialize};
 
 use super::challenge::ChallengeHash;
+use super::enrollment_terms::is_replacement_refusal;
 
 /// Waits before retry number n (1-based index into the list; the last value repeats).
 pub const RETRY_BACKOFF: [Duration; 4] = [
@@ -130,6 +131,9 @@ pub enum Transition {
     Failed {
         /// Why.
         error: String,
+        /// iOS refused to replace the MDM profile (12012): the renewal profile differs from the
+        /// one the device enrolled with.
+        replacement_refused: bool,
         /// When the next attempt is queued.
         next_attempt_at: SystemTime,
     },
@@ -179,6 +183,9 @@ pub struct RenewalRecord {
     /// replaced.
     #[serde(default)]
     pub challenge_sha256: Option<String>,
+    /// The latest failure was iOS refusing to replace the MDM profile (12012, any ErrorDomain).
+    #[serde(default)]
+    pub replacement_refused: bool,
 }
 
 /// The ErrorChain of a failed report as one line (`MCProfileErrorDomain 1001: text; …`), or the
@@ -201,6 +208,25 @@ pub fn describe_failure(status: Status, chain: &[ErrorChainItem]) -> String {
         })
         .collect::<Vec<_>>()
         .join("; ")
+}
+
+/// Why a final report failed the attempt: [`describe_failure`], explained when iOS refused to
+/// replace the MDM profile (12012, recognised by code in any ErrorDomain), and whether it did.
+pub fn failure_of(status: Status, chain: &[ErrorChainItem]) -> (String, bool) {
+    let described = describe_failure(status, chain);
+    if is_replacement_refusal(chain) {
+        (
+            format!(
+                "iOS refused to replace the MDM profile (12012): the renewal profile's ServerURL, \
+                 CheckInURL, Topic or ServerCapabilities differ from the profile the device \
+                 enrolled with, or it asks for more AccessRights; keep serving the enrolled \
+                 values for this device or enroll it again ({described})"
+            ),
+            true,
+        )
+    } else {
+        (described, false)
+    }
 }
 
 /// The delay before the attempt after `attempts` failed ones.
@@ -233,6 +259,7 @@ impl RenewalRecord {
             next_attempt_at_ms: None,
             finished_at_ms: None,
             challenge_sha256: attempt.challenge.map(hex::encode),
+            replacement_refused: false,
         }
     }
 
@@ -273,7 +300,7 @@ impl RenewalRecord {
                 Some(Transition::Acknowledged)
             }
             Status::Error | Status::CommandFormatError => {
-                Some(self.fail(describe_failure(status, chain), now))
+                Some(self.fail(failure_of(status, chain), now))
             }
             _ => None,
         }
@@ -322,13 +349,16 @@ impl RenewalRecord {
                     self.on_result(&uuid, Status::Acknowledged, &[], now)
                 }
                 Some((CommandState::Error, chain)) => {
-                    Some(self.fail(describe_failure(Status::Error, chain), now))
+                    Some(self.fail(failure_of(Status::Error, chain), now))
                 }
                 Some((CommandState::CommandFormatError, chain)) => {
-                    Some(self.fail(describe_failure(Status::CommandFormatError, chain), now))
+                    Some(self.fail(failure_of(Status::CommandFormatError, chain), now))
                 }
                 _ => Some(self.fail(
-                    "the renewal command left the queue unanswered".to_owned(),
+                    (
+                        "the renewal command left the queue unanswered".to_owned(),
+                        false,
+                    ),
                     now,
                 )),
             },
@@ -336,10 +366,13 @@ impl RenewalRecord {
                 let acknowledged = from_unix_millis(self.acknowledged_at_ms.unwrap_or(0));
                 (now >= acknowledged + COMPLETION_TIMEOUT).then(|| {
                     self.fail(
-                        format!(
-                            "profile installed, but the device still uses its old identity {} h \
-                             later",
-                            COMPLETION_TIMEOUT.as_secs() / 3600
+                        (
+                            format!(
+                                "profile installed, but the device still uses its old identity \
+                                 {} h later",
+                                COMPLETION_TIMEOUT.as_secs() / 3600
+                            ),
+                            false,
                         ),
                         now,
                     )
@@ -369,7 +402,11 @@ impl RenewalRecord {
         self.next_attempt_at_ms = None;
     }
 
-    fn fail(&mut self, error: String, now: SystemTime) -> Transition {
+    fn fail(
+        &mut self,
+        (error, replacement_refused): (String, bool),
+        now: SystemTime,
+    ) -> Transition {
         let last_chance = self
             .expires_at()
             .checked_sub(LAST_CHANCE_MARGIN)
@@ -380,8 +417,10 @@ impl RenewalRecord {
         self.last_error = Some(error.clone());
         self.failed_at_ms = Some(unix_millis(now));
         self.next_attempt_at_ms = Some(unix_millis(next));
+        self.replacement_refused = replacement_refused;
         Transition::Failed {
             error,
+            replacement_refused,
             next_attempt_at: next,
         }
     }
@@ -457,6 +496,7 @@ mod tests {
             let Some(Transition::Failed {
                 error,
                 next_attempt_at,
+                ..
             }) = r.on_result(&r.command_uuid.clone(), Status::Error, &[error_item()], now)
             else {
                 panic!("attempt {attempt} should fail");
@@ -539,6 +579,37 @@ mod tests {
             errored.review(false, Some((CommandState::Error, &chain)), t0()),
             Some(Transition::Failed { .. })
         ));
+    }
+
+    #[test]
+    fn a_replacement_refusal_is_a_failure_named_by_code_in_any_domain() {
+        for domain in ["MCMDMErrorDomain", "MDMErrorDomain"] {
+            let mut r = record(10 * 24 * HOUR);
+            let chain = [ErrorChainItem {
+                code: 12012,
+                domain: domain.into(),
+                localized_description: None,
+                us_english_description: Some("The new MDM payload does not match.".into()),
+            }];
+            let Some(Transition::Failed {
+                replacement_refused,
+                ..
+            }) = r.on_result(&uuid(1), Status::Error, &chain, t0())
+            else {
+                panic!("a 12012 is a failure, never a renewal");
+            };
+            assert!(replacement_refused && r.replacement_refused);
+            assert_eq!(r.state, RenewalState::Failed);
+            let error = r.last_error.as_deref().unwrap();
+            assert!(
+                error.contains("refused to replace the MDM profile (12012)"),
+                "{error}"
+            );
+            assert!(error.contains(domain), "{error}");
+        }
+        let mut other = record(10 * 24 * HOUR);
+        other.on_result(&uuid(1), Status::Error, &[error_item()], t0());
+        assert!(!other.replacement_refused);
     }
 
     #[test]

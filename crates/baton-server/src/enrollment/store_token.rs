@@ -117,6 +117,11 @@ impl EnrollmentTokens {
         }
     }
 
+    /// The public URL enrollment URLs (and profiles) start with.
+    pub fn public_url(&self) -> &str {
+        &self.public_url
+    }
+
     /// The enrollment URL of a token string.
     pub fn url(&self, token: &str) -> String {
         format!("{}/mdm/enroll?token={token}", self.public_url)

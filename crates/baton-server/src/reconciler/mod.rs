@@ -67,6 +67,10 @@ pub use settings::AssignmentSettings;
 /// The session log's `ended_how` when the device authenticated again (re-enrolled).
 pub const RE_ENROLLED: &str = "re_enrolled";
 
+/// The session log's `ended_how` when the device left management (CheckOut, e.g. after a
+/// RemoveProfile of its MDM profile).
+pub const CHECKED_OUT: &str = "checked_out";
+
 /// Why a reconcile (or sign-in/out) failed.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
@@ -690,7 +694,29 @@ impl Reconciler {
         &self,
         device: &EnrollmentId,
         now: SystemTime,
+        batch: KeyspaceBatch,
+    ) -> Result<(), ReconcileError> {
+        self.reset_device(device, now, batch, RE_ENROLLED)
+    }
+
+    /// After a device channel's CheckOut (the device left management): the same reset as
+    /// [`Self::device_authenticated_with`], the session ended `checked_out`, so nothing of the
+    /// person who was signed in stays assigned to a device the server can no longer reach.
+    pub fn device_checked_out_with(
+        &self,
+        device: &EnrollmentId,
+        now: SystemTime,
+        batch: KeyspaceBatch,
+    ) -> Result<(), ReconcileError> {
+        self.reset_device(device, now, batch, CHECKED_OUT)
+    }
+
+    fn reset_device(
+        &self,
+        device: &EnrollmentId,
+        now: SystemTime,
         mut batch: KeyspaceBatch,
+        ended_how: &str,
     ) -> Result<(), ReconcileError> {
         let _serial = lock(&self.serial);
         let id = device.parent();
@@ -717,7 +743,7 @@ impl Reconciler {
             id.as_str().as_bytes(),
             NOBODY_USERNAME.as_bytes(),
         );
-        session_log::end(store, &mut batch, &id, RE_ENROLLED, unix_millis(now))?;
+        session_log::end(store, &mut batch, &id, ended_how, unix_millis(now))?;
         item_certificate::revoke_all(store, &mut batch, self.issuer.as_deref(), &id, now)?;
         portal_token::assign(store, &mut batch, &id, &portal_token::new_token()?)?;
         portal_session::end(store, &mut batch, &id)?;

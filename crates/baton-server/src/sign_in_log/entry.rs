@@ -245,6 +245,9 @@ code_enum!(
         Expired => "expired",
         /// The device enrolled again (a new Authenticate) while someone was signed in.
         ReEnrolled => "re_enrolled",
+        /// The device left management (CheckOut, e.g. its MDM profile was removed) while
+        /// someone was signed in.
+        CheckedOut => "checked_out",
     }
 );
 

@@ -116,6 +116,10 @@ pub struct RenewalEvent {
     pub next_attempt_at: Option<String>,
     /// When the identity being renewed expires (RFC 3339).
     pub identity_expires_at: String,
+    /// Why, as a code: `mdm_profile_replacement_refused` when the device refused the renewal
+    /// profile (12012) because it differs from the profile it enrolled with.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub reason: Option<String>,
 }
 
 impl EventPayload {

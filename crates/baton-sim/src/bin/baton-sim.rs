@@ -94,6 +94,8 @@ struct EnrollArgs {
     shared_ipad: bool,
     #[command(flatten)]
     apps: AppArgs,
+    #[command(flatten)]
+    ios_codes: IosCodeArgs,
 }
 
 /// How enrolled devices install apps: like iOS unless told otherwise.
@@ -160,6 +162,35 @@ impl AppArgs {
         };
         if self.lenient_apps {
             o.lenient_apps();
+        }
+    }
+}
+
+/// The MDM profile commands and refusal codes, iOS's unless told otherwise.
+#[derive(Debug, Args)]
+struct IosCodeArgs {
+    /// Act as supervised devices (supervised-only commands run, RemoveProfile removes any
+    /// profile).
+    #[arg(long)]
+    supervised: bool,
+    /// Refuse InstallProfile/RemoveProfile of the MDM profile, as the old simulator did
+    /// (default: iOS replaces it when the invariant fields match, else 12012; removal unenrolls).
+    #[arg(long)]
+    refuse_mdm_profile_commands: bool,
+    /// The old simulator's refusal codes (CommandFormatError for unknown request types, 12021
+    /// for any undecodable command, 12075/12070) instead of iOS's.
+    #[arg(long)]
+    lenient_refusal_codes: bool,
+}
+
+impl IosCodeArgs {
+    fn apply(&self, o: &mut SimOptions) {
+        o.supervised |= self.supervised;
+        if self.refuse_mdm_profile_commands {
+            o.mdm_profile_commands = baton_sim::MdmProfileCommands::Refuse;
+        }
+        if self.lenient_refusal_codes {
+            o.refusal_codes = baton_sim::RefusalCodes::Lenient;
         }
     }
 }
@@ -443,6 +474,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                         options: {
                             let mut o = options(&args.cms, args.shared_ipad);
                             args.apps.apply(&mut o);
+                            args.ios_codes.apply(&mut o);
                             o
                         },
                     },
