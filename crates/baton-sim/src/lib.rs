@@ -40,6 +40,8 @@ pub mod html_form;
 mod identity;
 mod inventory;
 pub mod ios_commands;
+pub mod lock;
+pub mod pacing;
 mod push;
 pub mod scep;
 mod transport;
@@ -47,8 +49,8 @@ mod transport;
 pub use admin_api::AdminApi;
 pub use behaviour::{AppInstallTiming, DEFERRED_WHILE_LOCKED, NotNowPolicy, SimOptions};
 pub use device::{
-    CHECKIN_CONTENT_TYPE, DeviceRecord, ProcessedCommand, SimDevice, UserChannel, random_udid,
-    random_uuid,
+    CHECKIN_CONTENT_TYPE, DeviceRecord, PendingResult, ProcessedCommand, SimDevice, UserChannel,
+    random_udid, random_uuid,
 };
 pub use enrollment_profile::{
     DEFAULT_TOPIC, EnrollmentSettings, IdentitySource, ServerEndpoints, read_enrollment_profile,
@@ -61,5 +63,7 @@ pub use inventory::{
     WebClip,
 };
 pub use ios_commands::{DeviceFacts, SharedUser};
+pub use lock::LockState;
+pub use pacing::Pacing;
 pub use push::PushWatcher;
 pub use transport::{HttpReply, ServerTrust, Transport, client_tls_config, origin_of};
