@@ -17,6 +17,7 @@ use baton_e2e::{Pki, ServerOptions, TestServer};
 use baton_proto::Status;
 use baton_server::identity::testing::DeviceCertificateSpec;
 use baton_server::portal::pages::READY_FOR_NEXT;
+use baton_server::push::PushConfig;
 use baton_server::reconciler::AssignmentSettings;
 use baton_sim::{ServerEndpoints, ServerTrust, SimDevice, SimOptions, Transport};
 use http::Method;
@@ -29,12 +30,16 @@ const UDID: &str = "00008120-0002B3C4D5E6F7B9";
 const READY_DEADLINE: Duration = Duration::from_secs(15);
 
 async fn server(apns: &Apns, pki: &Pki) -> TestServer {
+    server_with(pki, apns.config()).await
+}
+
+async fn server_with(pki: &Pki, push: PushConfig) -> TestServer {
     let server = TestServer::start(
         pki,
         ServerOptions {
             tls: false,
             assignment: AssignmentSettings::default(),
-            push: apns.config(),
+            push,
             ..ServerOptions::default()
         },
     )
