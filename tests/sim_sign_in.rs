@@ -35,6 +35,11 @@ struct Setup {
 }
 
 async fn setup(n: usize) -> Setup {
+    setup_with(n, Duration::from_secs(3600)).await
+}
+
+/// `n` devices, re-pushed every `repush_interval`.
+async fn setup_with(n: usize, repush_interval: Duration) -> Setup {
     let apns_pki = TestPki::generate().unwrap();
     let mock = Arc::new(MockApns::start_with_pki(&apns_pki).await.unwrap());
     let pki_dir = tempfile::tempdir().unwrap();
@@ -53,7 +58,7 @@ async fn setup(n: usize) -> Setup {
                 apns_ca_files: vec![pki_dir.path().join("apns-ca.pem")],
                 apns_public_roots: false,
                 debounce: Duration::from_millis(20),
-                repush_interval: Duration::from_secs(3600),
+                repush_interval,
                 ..PushConfig::default()
             },
             ..ServerOptions::default()
@@ -189,6 +194,40 @@ async fn shift_change_scenario_hands_every_device_over_cleanly() {
         assert_ne!(sessions[0]["username"], sessions[1]["username"]);
         assert!(sessions[1]["ready_at"].is_u64(), "{sessions:?}");
         assert!(sessions[1]["ended_at"].is_null());
+        assert_eq!(device.apps().len(), 1);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shift_change_scenario_runs_with_slow_devices() {
+    // Per-command delays (docs/testing.md "Lock, NotNow, lost replies, delays and drops"), with
+    // a re-push every 500 ms. Drops are left out here: with them the progress page can say ready
+    // before the "Sign out" clip arrived, which the flow does not expect yet.
+    let mut s = setup_with(3, Duration::from_millis(500)).await;
+    for device in s.fleet.devices_mut() {
+        device.set_pacing(baton_sim::Pacing {
+            command_delay_min_ms: 5,
+            command_delay_max_ms: 20,
+            install_application_delay_ms: 50,
+            drop_per_mille: 0,
+            seed: 25,
+        });
+    }
+    let (admin, mut settings) = bench(&s, 2, 1);
+    settings.flow.push_wait = Duration::from_millis(300);
+    let report = baton_sim::bench::shift_change::run(&mut s.fleet, &admin, &settings)
+        .await
+        .unwrap();
+    assert_eq!(
+        (report.devices, report.errors),
+        (3, 0),
+        "{}",
+        report.table()
+    );
+    for device in s.fleet.devices() {
+        let sessions = admin.sessions(device.udid()).await.unwrap();
+        assert_eq!(sessions[0]["clean_hand_off"], true, "{sessions:?}");
+        assert!(sessions[1]["ready_at"].is_u64(), "{sessions:?}");
         assert_eq!(device.apps().len(), 1);
     }
 }

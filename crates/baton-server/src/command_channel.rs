@@ -107,7 +107,18 @@ pub fn handle(
         // A new session: with app installs pending, ask how they are doing.
         services.reconciler.session_started(&id, now);
     }
-    match store.next_command(&id)? {
+    if outcome == ReportOutcome::Duplicate && report.status != Status::NotNow {
+        // A result stored before: the device lost our reply and resent its cached result as
+        // the first message of a new connection, instead of Idle [P MDMServerCore
+        // `_pollFromServerIfNeeded:`]. That connection is a new session, as Idle would be.
+        store.begin_session(&id)?;
+        services.reconciler.session_started(&id, now);
+    }
+    let next = match store.next_command(&id)? {
+        Some(command) => Some(command),
+        None => closing_retry(store, &id, report.status)?,
+    };
+    match next {
         Some(command) => {
             tracing::debug!(enrollment_id = %id, command_uuid = %command.uuid,
                 request_type = %command.request_type, "sending command");
@@ -115,4 +126,28 @@ pub fn handle(
         }
         None => Ok(DeviceReply::empty()),
     }
+}
+
+/// When nothing else is left for this session: the command answered NotNow earlier in it,
+/// offered once more, unless the device's last answer was NotNow already (decision 0015).
+///
+/// A device polls by itself when its conditions change (it is unlocked) only if NotNow was the
+/// last status it sent [NN "Understand device polling"]. Handing out the rest of the queue
+/// after a NotNow makes another status the last one, and the deferred command would wait for
+/// an unrelated push. Offering it again at the end gets either its result (the device was
+/// unlocked meanwhile) or NotNow, after which the empty reply ends the session on NotNow.
+fn closing_retry(
+    store: &dyn baton_store::Store,
+    id: &baton_proto::EnrollmentId,
+    last_status: Status,
+) -> Result<Option<baton_store::QueuedCommand>, DeviceError> {
+    if last_status == Status::NotNow {
+        return Ok(None);
+    }
+    let retry = store.next_deferred(id)?;
+    if let Some(command) = &retry {
+        tracing::debug!(enrollment_id = %id, command_uuid = %command.uuid,
+            "offering a NotNow'd command again so the session ends on NotNow");
+    }
+    Ok(retry)
 }

@@ -10,8 +10,10 @@ use serde::{Deserialize, Serialize};
 
 use crate::{MessageEncoding, SignatureDigest};
 
-/// Request types iOS defers (answers NotNow) while the device is locked before its first unlock
-/// after a restart: they need the keychain or the data-protection class that is still locked.
+/// The simulator's first guess at what a locked device defers (answers NotNow), kept for
+/// [`NotNowPolicy::LockedUntilFirstUnlock`]. iOS's real sets are
+/// [`crate::lock::DEFERRED_WHILE_PASSCODE_LOCKED`] and
+/// [`crate::lock::DEFERRED_BEFORE_FIRST_UNLOCK`] ([`NotNowPolicy::IosLockState`]).
 pub const DEFERRED_WHILE_LOCKED: &[&str] = &[
     "InstallProfile",
     "RemoveProfile",
@@ -25,12 +27,18 @@ pub const DEFERRED_WHILE_LOCKED: &[&str] = &[
 #[serde(tag = "kind", rename_all = "snake_case")]
 #[non_exhaustive]
 pub enum NotNowPolicy {
-    /// Never.
-    #[default]
+    /// Never (the simulator's old default: [`SimOptions::lenient`]).
     Never,
-    /// While the device is locked (see [`crate::SimDevice::lock`]), for
-    /// [`DEFERRED_WHILE_LOCKED`]; like iOS before the first unlock.
+    /// While the device is locked in either way (see [`crate::SimDevice::lock`]), for
+    /// [`DEFERRED_WHILE_LOCKED`]: the simulator's old guess, kept reachable.
     LockedUntilFirstUnlock,
+    /// As iOS does, by lock state (see [`crate::LockState`]): passcode-locked defers
+    /// [`crate::lock::DEFERRED_WHILE_PASSCODE_LOCKED`], before the first unlock also
+    /// [`crate::lock::DEFERRED_BEFORE_FIRST_UNLOCK`]; an unlocked device defers nothing.
+    /// [P MDMParser `processRequest:`, `_unavailableCommandsWhileLocked`,
+    /// `_unavailableCommandsBeforeFirstUnlock`; AF; M984]
+    #[default]
+    IosLockState,
     /// Always, for these request types.
     RequestTypes {
         /// The request types answered NotNow.
@@ -179,6 +187,23 @@ pub struct SimOptions {
     /// removes any profile.
     #[serde(default)]
     pub supervised: bool,
+    /// After a connection whose last status was NotNow, the device polls by itself when it is
+    /// unlocked ([`crate::SimDevice::unlock`]); after any other last status it waits for a push.
+    /// [NN "Understand device polling"; P MDMServerCore `_pollFromServerIfNeeded:`]
+    #[serde(default = "yes")]
+    pub poll_after_not_now: bool,
+    /// A result whose HTTP reply was lost is kept and sent as the first message of the next
+    /// connection instead of Idle. [P MDMServerCore `_pollFromServerIfNeeded:`] UNCONFIRMED on
+    /// a device.
+    #[serde(default = "yes")]
+    pub resend_lost_result: bool,
+    /// Per-command delays and dropped connections (off by default).
+    #[serde(default)]
+    pub pacing: crate::pacing::Pacing,
+}
+
+fn yes() -> bool {
+    true
 }
 
 impl Default for SimOptions {
@@ -187,7 +212,7 @@ impl Default for SimOptions {
             digest: SignatureDigest::Sha1,
             encoding: MessageEncoding::IosBer,
             sign_messages: true,
-            not_now: NotNowPolicy::Never,
+            not_now: NotNowPolicy::IosLockState,
             latency: Duration::ZERO,
             fail_request_types: BTreeMap::new(),
             shared_ipad: false,
@@ -200,17 +225,25 @@ impl Default for SimOptions {
             mdm_profile_commands: MdmProfileCommands::Ios,
             refusal_codes: RefusalCodes::Ios,
             supervised: false,
+            poll_after_not_now: true,
+            resend_lost_result: true,
+            pacing: crate::pacing::Pacing::default(),
         }
     }
 }
 
 impl SimOptions {
-    /// The old, kind simulator: every behaviour where the sim used to say yes to everything.
+    /// The old, kind simulator: every behaviour where the sim used to say yes to everything
+    /// (no NotNow, no poll of its own after unlock, a lost result forgotten, every app install
+    /// succeeding, the old refusal codes, MDM-profile commands refused).
     #[must_use]
     pub fn lenient() -> Self {
         let mut o = Self {
             mdm_profile_commands: MdmProfileCommands::Refuse,
             refusal_codes: RefusalCodes::Lenient,
+            not_now: NotNowPolicy::Never,
+            poll_after_not_now: false,
+            resend_lost_result: false,
             ..Self::default()
         };
         o.lenient_apps();

@@ -23,6 +23,7 @@ use crate::inventory::{
     AppStatus, InstalledCertificate, InstalledProfile, Inventory, ManagedApp, WebClip,
 };
 use crate::ios_commands::{self, ChannelContext, DeviceFacts, ScepResult, SharedUser, answer};
+use crate::lock::LockState;
 use crate::scep::{self, ScepRequest};
 use crate::{SimError, SimIdentity, Transport};
 
@@ -53,6 +54,18 @@ pub struct UserChannel {
     pub inventory: Inventory,
 }
 
+/// A result the device sent without getting the reply: it sends it again, first thing on the
+/// channel's next connection, instead of Idle.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PendingResult {
+    /// The user channel (None: the device channel).
+    pub user: Option<String>,
+    /// The result was NotNow.
+    pub not_now: bool,
+    /// The encoded report.
+    pub body: Vec<u8>,
+}
+
 /// Everything a device keeps between runs (the key is saved apart, as PEM).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct DeviceRecord {
@@ -76,8 +89,20 @@ pub struct DeviceRecord {
     pub users: Vec<SharedUser>,
     /// Shared iPad user channels by short name.
     pub user_channels: BTreeMap<String, UserChannel>,
-    /// Locked before first unlock.
-    pub locked: bool,
+    /// How the device is locked (an older saved `locked` flag is ignored).
+    #[serde(default)]
+    pub lock_state: LockState,
+    /// The last status the device channel sent was NotNow: the device polls by itself when it
+    /// is unlocked ([`SimOptions::poll_after_not_now`]).
+    #[serde(default)]
+    pub ended_on_not_now: bool,
+    /// A result whose reply was lost, sent first on the next connection of its channel
+    /// ([`SimOptions::resend_lost_result`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pending_result: Option<PendingResult>,
+    /// Draws made for [`SimOptions::pacing`] so far.
+    #[serde(default)]
+    pub pacing_draws: u64,
     /// Authenticate was accepted.
     pub authenticated: bool,
     /// A device-channel TokenUpdate was accepted.
@@ -173,6 +198,9 @@ pub struct SimDevice {
     identity: SimIdentity,
     transport: Transport,
     limits: Limits,
+    /// Results still to send before the one whose reply is lost (a test's dropped
+    /// connection): `Some(0)` loses the reply to the next result.
+    lose_reply_in: Option<usize>,
     /// The web app of each installed web clip (its cookie jar), by [`web_app_key`].
     web_apps: BTreeMap<String, crate::browser::Browser>,
     /// Work after the current command's report.
@@ -225,7 +253,10 @@ impl SimDevice {
                 inventory: Inventory::default(),
                 users: Vec::new(),
                 user_channels: BTreeMap::new(),
-                locked: false,
+                lock_state: LockState::Unlocked,
+                ended_on_not_now: false,
+                pending_result: None,
+                pacing_draws: 0,
                 authenticated: false,
                 token_updated: false,
                 unenrolled: false,
@@ -233,6 +264,7 @@ impl SimDevice {
             identity,
             transport,
             limits: Limits::default(),
+            lose_reply_in: None,
             web_apps: BTreeMap::new(),
             after_report: None,
         })
@@ -469,14 +501,65 @@ impl SimDevice {
         });
     }
 
-    /// Locks the device as after a restart (before first unlock).
+    /// Locks the screen (passcode-locked, after the first unlock): see [`crate::lock`] for what
+    /// iOS then defers.
     pub fn lock(&mut self) {
-        self.record.locked = true;
+        self.record.lock_state = LockState::PasscodeLocked;
     }
 
-    /// Unlocks it.
-    pub fn unlock(&mut self) {
-        self.record.locked = false;
+    /// Restarts the device and leaves it locked before its first unlock.
+    pub fn restart_locked(&mut self) {
+        self.record.lock_state = LockState::BeforeFirstUnlock;
+    }
+
+    /// How the device is locked.
+    pub fn lock_state(&self) -> LockState {
+        self.record.lock_state
+    }
+
+    /// Unlocks it. When the device channel's last connection ended on NotNow the device polls
+    /// the server by itself now, as iOS does when conditions change, and this returns what
+    /// that connection processed; after any other last status it waits for a push and this
+    /// returns nothing. [NN "Understand device polling"; P MDMServerCore
+    /// `_pollFromServerIfNeeded:`] Switch: [`SimOptions::poll_after_not_now`].
+    pub async fn unlock(&mut self) -> Result<Vec<ProcessedCommand>, SimError> {
+        self.record.lock_state = LockState::Unlocked;
+        if self.record.options.poll_after_not_now && self.record.ended_on_not_now {
+            return self.connect_until_idle().await;
+        }
+        Ok(Vec::new())
+    }
+
+    /// True when the device channel's last connection ended on NotNow.
+    pub fn ended_on_not_now(&self) -> bool {
+        self.record.ended_on_not_now
+    }
+
+    /// The reply to the next result this device sends is lost, as when the connection drops
+    /// after the request went out: the server has the result, the device does not know it.
+    pub fn lose_next_reply(&mut self) {
+        self.lose_reply_in = Some(0);
+    }
+
+    /// Like [`Self::lose_next_reply`] for the `n`th result from now (1: the next one).
+    pub fn lose_reply_to_result(&mut self, n: usize) {
+        self.lose_reply_in = n.checked_sub(1);
+    }
+
+    /// A result waiting to be sent again, if any.
+    pub fn pending_result(&self) -> Option<&PendingResult> {
+        self.record.pending_result.as_ref()
+    }
+
+    /// Replaces the device's per-command delays and drops.
+    pub fn set_pacing(&mut self, pacing: crate::pacing::Pacing) {
+        self.record.options.pacing = pacing;
+    }
+
+    fn next_draw(&mut self) -> u64 {
+        let n = self.record.pacing_draws;
+        self.record.pacing_draws = n.wrapping_add(1);
+        crate::pacing::draw(self.record.options.pacing.seed, self.udid(), n)
     }
 
     // ---- messages ----
@@ -711,10 +794,57 @@ impl SimDevice {
         }
         let enrollment = self.enrollment(user)?;
         let url = self.record.endpoints.server_url.clone();
-        let mut report = CommandReport::new(enrollment.clone(), Status::Idle, None);
+        // A result whose reply was lost opens the connection instead of Idle [P].
+        let pending = match &self.record.pending_result {
+            Some(p) if p.user.as_deref() == user => self.record.pending_result.take(),
+            _ => None,
+        };
+        let (mut body, mut is_result, mut not_now) = match pending {
+            Some(p) => (p.body, true, p.not_now),
+            None => (
+                CommandReport::new(enrollment.clone(), Status::Idle, None).encode()?,
+                false,
+                false,
+            ),
+        };
         let mut processed = Vec::new();
         loop {
-            let reply = self.put_signed(&url, report.encode()?).await?;
+            let dropped = is_result && {
+                let once = match self.lose_reply_in {
+                    Some(0) => {
+                        self.lose_reply_in = None;
+                        true
+                    }
+                    Some(n) => {
+                        self.lose_reply_in = Some(n - 1);
+                        false
+                    }
+                    None => false,
+                };
+                let drawn = !self.record.options.pacing.is_off() && {
+                    let draw = self.next_draw();
+                    self.record.options.pacing.drops(draw)
+                };
+                once || drawn
+            };
+            let sent = self.put_signed(&url, body.clone()).await;
+            if user.is_none() {
+                self.record.ended_on_not_now = not_now;
+            }
+            let lost = is_result && (dropped || matches!(sent, Err(SimError::Transport { .. })));
+            if lost {
+                // The reply is lost: keep the result for the next connection.
+                if self.record.options.resend_lost_result {
+                    self.record.pending_result = Some(PendingResult {
+                        user: user.map(str::to_owned),
+                        not_now,
+                        body,
+                    });
+                }
+                // A drop ends the connection quietly; the device tries again on its next poll.
+                return sent.map(|_| processed);
+            }
+            let reply = sent?;
             match self.after_report.take() {
                 None => {}
                 Some(AfterReport::ReplaceMdmProfile(replacement)) => {
@@ -736,19 +866,33 @@ impl SimDevice {
                 )));
             }
             let (uuid, request_type, answer) = self.process(&reply, user).await?;
+            if !self.record.options.pacing.is_off() {
+                let draw = self.next_draw();
+                let delay = self
+                    .record
+                    .options
+                    .pacing
+                    .command_delay(&request_type, draw);
+                if !delay.is_zero() {
+                    tokio::time::sleep(delay).await;
+                }
+            }
             processed.push(ProcessedCommand {
                 uuid: uuid.as_str().to_owned(),
                 request_type,
                 status: answer.status,
                 error_chain: answer.error_chain.clone(),
             });
-            report = CommandReport {
+            not_now = answer.status == Status::NotNow;
+            is_result = true;
+            body = CommandReport {
                 enrollment: enrollment.clone(),
                 status: answer.status,
                 command_uuid: Some(uuid),
                 error_chain: answer.error_chain,
                 response: answer.response,
-            };
+            }
+            .encode()?;
         }
     }
 
@@ -840,7 +984,8 @@ impl SimDevice {
             inventory,
             users: &mut record.users,
             user_channel,
-            locked: record.locked,
+            locked: record.lock_state.is_locked(),
+            before_first_unlock: record.lock_state == LockState::BeforeFirstUnlock,
             options: &record.options,
             scep_results: &scep_results,
         };
@@ -972,6 +1117,7 @@ impl SimDevice {
             identity,
             transport,
             limits: Limits::default(),
+            lose_reply_in: None,
             web_apps: BTreeMap::new(),
             after_report: None,
         })

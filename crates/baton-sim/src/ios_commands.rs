@@ -35,6 +35,7 @@ use crate::inventory::{
     InstalledCertificate, InstalledPayload, InstalledProfile, Inventory, WebClip,
 };
 use crate::ios_apps;
+use crate::lock::LockState;
 
 /// `MCInstallationErrorDomain`.
 pub const INSTALLATION_DOMAIN: &str = "MCInstallationErrorDomain";
@@ -115,8 +116,10 @@ pub struct ChannelContext<'a> {
     pub users: &'a mut Vec<SharedUser>,
     /// True on a Shared iPad user channel.
     pub user_channel: bool,
-    /// Locked before first unlock.
+    /// Locked (passcode-locked, or before the first unlock).
     pub locked: bool,
+    /// Locked and not unlocked since the device started (implies `locked`).
+    pub before_first_unlock: bool,
     /// Behaviour.
     pub options: &'a SimOptions,
     /// Outcomes of the SCEP payloads of this command, by PayloadUUID.
@@ -439,6 +442,16 @@ fn defers(ctx: &ChannelContext<'_>, request_type: &str) -> bool {
             ctx.locked && DEFERRED_WHILE_LOCKED.contains(&request_type)
         }
         NotNowPolicy::RequestTypes { request_types } => request_types.contains(request_type),
+        NotNowPolicy::IosLockState => {
+            let state = if ctx.before_first_unlock {
+                LockState::BeforeFirstUnlock
+            } else if ctx.locked {
+                LockState::PasscodeLocked
+            } else {
+                LockState::Unlocked
+            };
+            crate::lock::ios_defers(state, request_type)
+        }
     }
 }
 

@@ -44,7 +44,9 @@ mod identity;
 mod inventory;
 pub mod ios_apps;
 pub mod ios_commands;
+pub mod lock;
 pub mod mdm_profile;
+pub mod pacing;
 mod push;
 pub mod scep;
 mod transport;
@@ -55,8 +57,8 @@ pub use behaviour::{
     MdmProfileCommands, NotNowPolicy, RefusalCodes, SimOptions, VppLicences,
 };
 pub use device::{
-    CHECKIN_CONTENT_TYPE, DeviceRecord, ProcessedCommand, SimDevice, UserChannel, random_udid,
-    random_uuid,
+    CHECKIN_CONTENT_TYPE, DeviceRecord, PendingResult, ProcessedCommand, SimDevice, UserChannel,
+    random_udid, random_uuid,
 };
 pub use enrollment_profile::{
     DEFAULT_TOPIC, EnrollmentSettings, IdentitySource, ServerEndpoints, read_enrollment_profile,
@@ -69,5 +71,7 @@ pub use inventory::{
     WebClip,
 };
 pub use ios_commands::{DeviceFacts, SharedUser};
+pub use lock::LockState;
+pub use pacing::Pacing;
 pub use push::PushWatcher;
 pub use transport::{HttpReply, ServerTrust, Transport, client_tls_config, origin_of};

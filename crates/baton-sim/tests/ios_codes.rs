@@ -64,6 +64,7 @@ impl Channel {
             users: &mut self.users,
             user_channel: false,
             locked: false,
+            before_first_unlock: false,
             options: &self.options,
             scep_results: &self.scep,
         };

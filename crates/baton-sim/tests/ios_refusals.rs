@@ -50,6 +50,7 @@ impl Channel {
             users: &mut self.users,
             user_channel: false,
             locked: self.locked,
+            before_first_unlock: false,
             options: &self.options,
             scep_results: &results,
         };

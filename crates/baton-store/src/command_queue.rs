@@ -178,6 +178,13 @@ pub trait CommandQueue {
     /// NotNow in the current session are skipped. None for a disabled channel.
     fn next_command(&self, id: &EnrollmentId) -> StoreResult<Option<QueuedCommand>>;
 
+    /// The first queued command answered NotNow in the current session (the one
+    /// [`next_command`](Self::next_command) skips), in delivery order. The command channel
+    /// offers it once more when nothing else is left, so that a session with deferred work
+    /// ends on NotNow and the device polls by itself when its conditions change (decision
+    /// 0015). None for a disabled channel.
+    fn next_deferred(&self, id: &EnrollmentId) -> StoreResult<Option<QueuedCommand>>;
+
     /// Records a report. `Idle` begins a session; final statuses complete the command;
     /// `NotNow` defers it. Duplicates are harmless and unknown commands are stored as orphans,
     /// at most [`MAX_ORPHANS_PER_DEVICE`](crate::MAX_ORPHANS_PER_DEVICE) per device (storing

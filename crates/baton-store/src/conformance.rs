@@ -408,7 +408,14 @@ fn not_now_skipped_for_the_session<S: Store>(s: &S) -> Check {
     ensure(state(s, &id, "a")? == Some(CommandState::NotNow), || {
         "a not NotNow".into()
     })?;
+    let deferred = ok(s.next_deferred(&id), "next_deferred")?;
+    ensure(deferred.map(|c| c.uuid) == Some(uuid("a")?), || {
+        "next_deferred should offer the NotNow'd a".into()
+    })?;
     report(s, &id, Status::Idle, None, 7)?;
+    ensure(ok(s.next_deferred(&id), "next_deferred")?.is_none(), || {
+        "nothing is deferred in a new session".into()
+    })?;
     ensure(next_name(s, &id)?.as_deref() == Some("a"), || {
         "NotNow'd command not retried in the next session".into()
     })?;

@@ -81,14 +81,7 @@ pub async fn run(
                     let r = async {
                         let out = sign_out_until_done(device, flow).await?;
                         let signed_out = started.elapsed();
-                        wait_clean_hand_off(
-                            admin,
-                            device.udid(),
-                            old_user,
-                            flow.timeout,
-                            flow.poll,
-                        )
-                        .await?;
+                        wait_clean_hand_off(admin, device, old_user, flow).await?;
                         let clean = started.elapsed();
                         let sign_in = sign_in_until_ready(device, new_user, password, flow).await?;
                         Ok(HandOver {

@@ -324,18 +324,23 @@ pub async fn sign_out_until_done(
     })
 }
 
-/// Reads the session log of `udid` until the newest ended session of `username` has a
-/// hand-off result: Ok when clean, an error when not clean or not recorded in `timeout`.
+/// Reads the session log of the device until the newest ended session of `username` has a
+/// hand-off result: Ok when clean, an error when not clean or not recorded within the flow's
+/// timeout. Meanwhile the device answers what wakes it (a push, or the bench's poll with
+/// [`Wake::Direct`]): a device whose connection dropped mid-queue finishes its queue then.
 pub async fn wait_clean_hand_off(
     admin: &AdminApi,
-    udid: &str,
+    device: &mut SimDevice,
     username: &str,
-    timeout: Duration,
-    poll: Duration,
+    settings: &FlowSettings,
 ) -> Result<(), SimError> {
+    let (timeout, poll) = (settings.timeout, settings.poll);
+    let udid = device.udid().to_owned();
+    let token = device.push_token_hex().to_owned();
+    let mut pushes = pushes_now(settings, &token);
     let deadline = Instant::now() + timeout;
     loop {
-        let sessions = admin.sessions(udid).await?;
+        let sessions = admin.sessions(&udid).await?;
         let last = sessions
             .iter()
             .rev()
@@ -352,7 +357,19 @@ pub async fn wait_clean_hand_off(
                     "device {udid}: no clean hand-off recorded for {username} within {timeout:?}"
                 )));
             }
-            _ => tokio::time::sleep(poll).await,
+            _ => {
+                let woken = match &settings.wake {
+                    Wake::Direct => true,
+                    Wake::MockApns(mock) => {
+                        let n = pushes_for(mock, &token);
+                        std::mem::replace(&mut pushes, n) < n
+                    }
+                };
+                if woken {
+                    device.connect_until_idle().await?;
+                }
+                tokio::time::sleep(poll).await;
+            }
         }
     }
 }

@@ -9,7 +9,8 @@ use anyhow::{Context, bail};
 use baton_sim::bench::{self, ScenarioReport};
 use baton_sim::{
     AdminApi, AppInstallOutcome, AppStoreAccount, DeviceOutcome, Fleet, FleetEnrollment,
-    MessageEncoding, ServerTrust, SignatureDigest, SimOptions, Transport, VppLicences, origin_of,
+    MessageEncoding, NotNowPolicy, Pacing, ServerTrust, SignatureDigest, SimOptions, Transport,
+    VppLicences, origin_of,
 };
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
@@ -89,6 +90,8 @@ struct EnrollArgs {
     concurrency: usize,
     #[command(flatten)]
     cms: CmsArgs,
+    #[command(flatten)]
+    behaviour: BehaviourArgs,
     /// Act as Shared iPads.
     #[arg(long)]
     shared_ipad: bool,
@@ -192,6 +195,89 @@ impl IosCodeArgs {
         if self.lenient_refusal_codes {
             o.refusal_codes = baton_sim::RefusalCodes::Lenient;
         }
+    }
+}
+
+/// When devices answer NotNow.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum NotNowArg {
+    /// By lock state, as iOS (passcode-locked / before first unlock).
+    Ios,
+    /// The simulator's old set, whenever locked.
+    Locked,
+    /// Never.
+    Never,
+}
+
+/// How devices behave beyond CMS; the iOS-faithful choice is the default, delays and drops
+/// are off unless asked for.
+#[derive(Debug, Args)]
+struct BehaviourArgs {
+    /// When devices answer NotNow.
+    #[arg(long, value_enum, default_value = "ios")]
+    not_now: NotNowArg,
+    /// Do not poll by themselves when unlocked after a connection that ended on NotNow.
+    #[arg(long)]
+    no_poll_after_not_now: bool,
+    /// Forget a result whose reply was lost (open the next connection with Idle, not with the
+    /// result again).
+    #[arg(long)]
+    no_resend_lost_result: bool,
+    /// Time to work on each command, milliseconds: `N` or `MIN-MAX` (e.g. `300-2000`).
+    #[arg(long, value_name = "MS[-MS]")]
+    command_delay_ms: Option<String>,
+    /// Time InstallApplication takes to answer (the App Store lookup), milliseconds.
+    #[arg(long, default_value_t = 0)]
+    app_install_delay_ms: u64,
+    /// Chance, per thousand results sent, that the connection drops and the reply is lost.
+    #[arg(long, default_value_t = 0)]
+    drop_per_mille: u16,
+    /// Seed of the delays and drops (the same seed gives the same run).
+    #[arg(long, default_value_t = 1)]
+    pacing_seed: u64,
+}
+
+impl BehaviourArgs {
+    fn pacing(&self) -> anyhow::Result<Pacing> {
+        let (min, max) = match self.command_delay_ms.as_deref() {
+            None => (0, 0),
+            Some(text) => {
+                let parse = |t: &str| {
+                    t.trim()
+                        .parse::<u64>()
+                        .with_context(|| format!("--command-delay-ms {text:?}: not milliseconds"))
+                };
+                match text.split_once('-') {
+                    Some((a, b)) => (parse(a)?, parse(b)?),
+                    None => (parse(text)?, parse(text)?),
+                }
+            }
+        };
+        if min > max {
+            bail!("--command-delay-ms: {min} is more than {max}");
+        }
+        if self.drop_per_mille > 1000 {
+            bail!("--drop-per-mille is at most 1000");
+        }
+        Ok(Pacing {
+            command_delay_min_ms: min,
+            command_delay_max_ms: max,
+            install_application_delay_ms: self.app_install_delay_ms,
+            drop_per_mille: self.drop_per_mille,
+            seed: self.pacing_seed,
+        })
+    }
+
+    fn apply(&self, o: &mut SimOptions) -> anyhow::Result<()> {
+        o.not_now = match self.not_now {
+            NotNowArg::Ios => NotNowPolicy::IosLockState,
+            NotNowArg::Locked => NotNowPolicy::LockedUntilFirstUnlock,
+            NotNowArg::Never => NotNowPolicy::Never,
+        };
+        o.poll_after_not_now = !self.no_poll_after_not_now;
+        o.resend_lost_result = !self.no_resend_lost_result;
+        o.pacing = self.pacing()?;
+        Ok(())
     }
 }
 
@@ -307,6 +393,10 @@ struct BenchArgs {
     server_pid: Option<u32>,
     #[command(flatten)]
     cms: CmsArgs,
+    /// Device behaviour (for devices the run enrolls; the delay and drop flags apply to every
+    /// device of the run and are saved with the fleet).
+    #[command(flatten)]
+    behaviour: BehaviourArgs,
     /// Where to write the JSON results (default `bench-<scenario>.json`).
     #[arg(long)]
     out: Option<PathBuf>,
@@ -352,14 +442,19 @@ fn transport(cli: &Cli) -> anyhow::Result<(Transport, ServerTrust)> {
     Ok((Transport::new(&trust)?, trust))
 }
 
-fn options(cms: &CmsArgs, shared_ipad: bool) -> SimOptions {
+fn options(
+    cms: &CmsArgs,
+    behaviour: &BehaviourArgs,
+    shared_ipad: bool,
+) -> anyhow::Result<SimOptions> {
     let mut o = SimOptions::default();
+    behaviour.apply(&mut o)?;
     if cms.sha256 {
         o.digest = SignatureDigest::Sha256;
     }
     o.encoding = cms.encoding();
     o.shared_ipad = shared_ipad;
-    o
+    Ok(o)
 }
 
 fn summarize<T>(what: &str, outcomes: &[DeviceOutcome<T>]) -> usize {
@@ -440,10 +535,16 @@ async fn open_fleet(
         origin,
         args.count,
         args.challenge.clone(),
-        options(&args.cms, false),
+        options(&args.cms, &args.behaviour, false)?,
         progress,
     )
     .await?;
+    let pacing = args.behaviour.pacing()?;
+    if !pacing.is_off() {
+        for device in fleet.devices_mut() {
+            device.set_pacing(pacing.clone());
+        }
+    }
     Ok(fleet)
 }
 
@@ -472,7 +573,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                         count: args.count,
                         concurrency: args.concurrency,
                         options: {
-                            let mut o = options(&args.cms, args.shared_ipad);
+                            let mut o = options(&args.cms, &args.behaviour, args.shared_ipad)?;
                             args.apps.apply(&mut o);
                             args.ios_codes.apply(&mut o);
                             o

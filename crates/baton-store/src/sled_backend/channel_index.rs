@@ -78,6 +78,15 @@ impl Channel {
     }
 }
 
+impl Channel {
+    /// The first command deferred (answered NotNow) in the current session.
+    pub(crate) fn first_deferred(&self) -> Option<&QueueEntry> {
+        self.queue
+            .values()
+            .find(|e| e.not_now_session == Some(self.session))
+    }
+}
+
 /// A shared handle to one channel.
 pub(crate) type ChannelRef = Arc<Mutex<Channel>>;
 

@@ -14,7 +14,9 @@ use std::time::SystemTime;
 use baton_proto::{CommandUuid, EnrollmentId, Status};
 use sled::transaction::{ConflictableTransactionResult, TransactionalTree};
 
-use super::channel_index::{ChannelIndex, CommandInfo, IndexBuilder, QueueEntry, QueueOrder, lock};
+use super::channel_index::{
+    Channel, ChannelIndex, CommandInfo, IndexBuilder, QueueEntry, QueueOrder, lock,
+};
 use super::layout::{
     self, COMMANDS, DELIVERIES, ENROLLMENTS, ORPHANS, answered_key, channel_prefix, command_key,
     delivery_key, orphan_key, read_u64_be, targets_key, u64_be, user_channels_prefix, uuid_key,
@@ -443,6 +445,36 @@ pub(crate) fn tagged_seq(k: &[u8]) -> StoreResult<u64> {
         .ok_or_else(|| corrupt(COMMANDS, "bad key".into()))
 }
 
+impl SledStore {
+    /// The queue entry `choose` picks on an enabled channel, as a command to hand out.
+    fn pick(
+        &self,
+        id: &EnrollmentId,
+        choose: fn(&Channel) -> Option<&QueueEntry>,
+    ) -> StoreResult<Option<QueuedCommand>> {
+        let Some(c) = self.index.get(id) else {
+            return Ok(None);
+        };
+        let info = {
+            let c = lock(&c);
+            if !c.enabled {
+                return Ok(None);
+            }
+            match choose(&c) {
+                Some(e) => e.info.clone(),
+                None => return Ok(None),
+            }
+        };
+        let cmd = &info.command;
+        Ok(Some(QueuedCommand {
+            uuid: cmd.uuid.clone(),
+            request_type: cmd.request_type.clone(),
+            body: cmd.body.clone(),
+            priority: cmd.priority,
+        }))
+    }
+}
+
 impl CommandQueue for SledStore {
     fn enqueue(
         &self,
@@ -470,26 +502,11 @@ impl CommandQueue for SledStore {
     }
 
     fn next_command(&self, id: &EnrollmentId) -> StoreResult<Option<QueuedCommand>> {
-        let Some(c) = self.index.get(id) else {
-            return Ok(None);
-        };
-        let info = {
-            let c = lock(&c);
-            if !c.enabled {
-                return Ok(None);
-            }
-            match c.next() {
-                Some(e) => e.info.clone(),
-                None => return Ok(None),
-            }
-        };
-        let cmd = &info.command;
-        Ok(Some(QueuedCommand {
-            uuid: cmd.uuid.clone(),
-            request_type: cmd.request_type.clone(),
-            body: cmd.body.clone(),
-            priority: cmd.priority,
-        }))
+        self.pick(id, Channel::next)
+    }
+
+    fn next_deferred(&self, id: &EnrollmentId) -> StoreResult<Option<QueuedCommand>> {
+        self.pick(id, Channel::first_deferred)
     }
 
     fn report(&self, report: &Report, now: SystemTime) -> StoreResult<ReportOutcome> {
