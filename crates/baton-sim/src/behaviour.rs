@@ -78,6 +78,24 @@ pub struct SimOptions {
     /// RemoveApplication. Store ids not listed install as `store.app<id>`.
     #[serde(default)]
     pub app_store: BTreeMap<String, String>,
+    /// The device is supervised (DeviceInformation `IsSupervised`; a Shared iPad always is).
+    /// Unsupervised devices refuse supervised-only payloads and Settings items.
+    #[serde(default)]
+    pub supervised: bool,
+    /// Lenient: Authenticate also carries `DeviceName`, `Model` and `ModelName`, which iOS
+    /// never sends (macOS only [Y authenticate.yaml], [MD]).
+    #[serde(default)]
+    pub authenticate_device_facts: bool,
+    /// Lenient: accept every command and payload on every channel and in every supervision
+    /// state (iOS enforces [P MDMUserParser] and the schema's channel flags [Y mdm/profiles]).
+    #[serde(default)]
+    pub ignore_channel_scope: bool,
+    /// Lenient: acknowledge every Settings item (iOS answers per item [P `_settings:`]).
+    #[serde(default)]
+    pub settings_all_acknowledged: bool,
+    /// Lenient: UserList items carry `FullName` (macOS only in Apple's schema).
+    #[serde(default)]
+    pub user_list_full_name: bool,
 }
 
 impl Default for SimOptions {
@@ -93,11 +111,34 @@ impl Default for SimOptions {
             app_install: AppInstallTiming::NextSession,
             max_commands_per_session: 10_000,
             app_store: BTreeMap::new(),
+            supervised: false,
+            authenticate_device_facts: false,
+            ignore_channel_scope: false,
+            settings_all_acknowledged: false,
+            user_list_full_name: false,
         }
     }
 }
 
 impl SimOptions {
+    /// The old, kinder simulator: what [`Self::default`] did before it followed iOS.
+    #[must_use]
+    pub fn lenient() -> Self {
+        Self::default().lenient_device_facts()
+    }
+
+    /// Device facts, channels and Settings as the simulator had them before it followed iOS:
+    /// Authenticate with DeviceName/Model/ModelName, no channel or supervision scope, every
+    /// Settings item acknowledged, UserList with FullName.
+    #[must_use]
+    pub fn lenient_device_facts(mut self) -> Self {
+        self.authenticate_device_facts = true;
+        self.ignore_channel_scope = true;
+        self.settings_all_acknowledged = true;
+        self.user_list_full_name = true;
+        self
+    }
+
     /// Fails every `request_type` command with one ErrorChain item.
     #[must_use]
     pub fn failing(mut self, request_type: &str, domain: &str, code: i64, text: &str) -> Self {

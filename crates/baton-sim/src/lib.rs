@@ -32,6 +32,7 @@ mod admin_api;
 mod behaviour;
 pub mod bench;
 pub mod browser;
+pub mod channel_scope;
 mod device;
 mod enrollment_profile;
 mod error;
@@ -42,6 +43,7 @@ mod inventory;
 pub mod ios_commands;
 mod push;
 pub mod scep;
+pub mod settings_items;
 mod transport;
 
 pub use admin_api::AdminApi;

@@ -92,6 +92,14 @@ struct EnrollArgs {
     /// Act as Shared iPads.
     #[arg(long)]
     shared_ipad: bool,
+    /// Supervised devices (default unsupervised, like an iPhone set up by hand; Shared iPads
+    /// are always supervised).
+    #[arg(long)]
+    supervised: bool,
+    /// The old, lenient device facts: Authenticate with DeviceName/Model/ModelName, no channel
+    /// or supervision scope, every Settings item acknowledged, UserList with FullName.
+    #[arg(long)]
+    lenient_device_facts: bool,
 }
 
 /// How enrolled devices sign and encode, iOS's way unless told otherwise.
@@ -251,13 +259,22 @@ fn transport(cli: &Cli) -> anyhow::Result<(Transport, ServerTrust)> {
     Ok((Transport::new(&trust)?, trust))
 }
 
-fn options(cms: &CmsArgs, shared_ipad: bool) -> SimOptions {
+fn options(args: &EnrollArgs) -> SimOptions {
+    let mut o = cms_options(&args.cms);
+    if args.lenient_device_facts {
+        o = o.lenient_device_facts();
+    }
+    o.supervised = args.supervised;
+    o.shared_ipad = args.shared_ipad;
+    o
+}
+
+fn cms_options(cms: &CmsArgs) -> SimOptions {
     let mut o = SimOptions::default();
     if cms.sha256 {
         o.digest = SignatureDigest::Sha256;
     }
     o.encoding = cms.encoding();
-    o.shared_ipad = shared_ipad;
     o
 }
 
@@ -339,7 +356,7 @@ async fn open_fleet(
         origin,
         args.count,
         args.challenge.clone(),
-        options(&args.cms, false),
+        cms_options(&args.cms),
         progress,
     )
     .await?;
@@ -366,11 +383,11 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 .enroll(
                     &FleetEnrollment {
                         server: args.server.clone(),
+                        options: options(&args),
                         profile_url: args.profile_url,
                         challenge: args.challenge,
                         count: args.count,
                         concurrency: args.concurrency,
-                        options: options(&args.cms, args.shared_ipad),
                     },
                     progress,
                 )
