@@ -69,6 +69,9 @@ pub enum LintCode {
     UnknownMember,
     /// Two app items have the same bundle id.
     DuplicateBundleId,
+    /// A device rule compares `model` (the product code iOS reports, e.g. `iPad13,18`) with a
+    /// family name such as `"iPad"`: it never matches.
+    ModelNeverMatches,
 }
 
 /// One finding.
@@ -202,6 +205,30 @@ impl CompiledConfig {
 
         // Groups.
         for g in &cfg.directory.groups {
+            let device_rule = match &g.members {
+                Membership::DeviceRule { rule } => Some(rule),
+                Membership::AssigneeIn { rule, .. } => rule.as_ref(),
+                _ => None,
+            };
+            for (name, value) in device_rule.map(|r| r.equalities()).unwrap_or_default() {
+                if let ("model" | "product_name", crate::AttrValue::Str(v)) = (name, value)
+                    && !v.bytes().any(|b| b.is_ascii_digit())
+                {
+                    out.push(
+                        Lint::new(
+                            Warning,
+                            C::ModelNeverMatches,
+                            format!(
+                                "device group {}: `{name}` is the product code a device reports \
+                                 (e.g. \"iPad13,18\"), so `{name} = {value}` never matches; use \
+                                 `model_name = {value}` (from DeviceInformation)",
+                                g.id
+                            ),
+                        )
+                        .group(&g.id),
+                    );
+                }
+            }
             match &g.members {
                 Membership::AssigneeIn { user_group, .. } => match cfg.directory.group(user_group)
                 {

@@ -498,6 +498,34 @@ fn lints_find_configuration_mistakes() {
     ] {
         assert!(codes.contains(&c), "{c:?} missing from {codes:?}");
     }
+    // `model` is the product code iOS reports (`iPad13,18`): a family name never matches.
+    let mut cfg = hospital();
+    assert!(
+        !lint(&cfg)
+            .iter()
+            .any(|l| l.code == LintCode::ModelNeverMatches)
+    );
+    for (id, r) in [
+        ("by-family", r#"os >= 17 and model = "iPad""#),
+        ("by-code", r#"model = "iPad13,18""#),
+    ] {
+        cfg.directory.groups.push(Group {
+            id: GroupId::new(id).unwrap(),
+            name: id.into(),
+            members: Membership::DeviceRule {
+                rule: Rule::parse(r).unwrap(),
+            },
+        });
+    }
+    let found: Vec<Lint> = lint(&cfg)
+        .into_iter()
+        .filter(|l| l.code == LintCode::ModelNeverMatches)
+        .collect();
+    assert_eq!(found.len(), 1, "{found:?}");
+    assert!(
+        found[0].message.contains("model_name = \"iPad\""),
+        "{found:?}"
+    );
     let mut cfg = hospital();
     cfg.directory.users.retain(|u| !u.is_nobody());
     assert!(lint(&cfg).iter().any(|l| l.code == LintCode::NoNobodyUser));

@@ -21,6 +21,7 @@ use crate::enrollment::store_re_enrollment::{self, ReEnrollmentRecord};
 use crate::enrollment::store_token::device_token;
 use crate::error_response::ApiError;
 use crate::reconciler::device_info::{self, DeviceInfo};
+use crate::reconciler::settings_result::{self, FailedSetting};
 use crate::state::AppState;
 use crate::timestamp::rfc3339_millis;
 
@@ -131,7 +132,7 @@ pub struct ChannelView {
 pub struct DeviceView {
     /// The device's enrollment id.
     pub id: EnrollmentId,
-    /// Facts from Authenticate.
+    /// Facts from DeviceInformation and Authenticate.
     #[serde(flatten)]
     pub facts: DeviceFacts,
     /// The device channel is enabled.
@@ -153,6 +154,9 @@ pub struct DeviceView {
     pub enrollment_token: Option<EnrollmentTokenRef>,
     /// A pending re-enrollment approval and refused re-enrollment attempts, if any.
     pub re_enrollment: Option<ReEnrollmentView>,
+    /// Settings entries the device refused, by Settings catalog item (iOS acknowledges the
+    /// command and fails single items); retried under the retry policy.
+    pub settings_failures: BTreeMap<String, Vec<FailedSetting>>,
     /// The device channel and the user channels.
     pub channels: Vec<ChannelView>,
 }
@@ -270,6 +274,9 @@ pub fn device_view(
             label: t.label,
         }),
         re_enrollment: ReEnrollmentView::of(&store_re_enrollment::get(store, &device.id)?),
+        settings_failures: settings_result::of(store, &device.id)?
+            .into_iter()
+            .collect(),
         channels: views,
     }))
 }

@@ -31,6 +31,7 @@ pub mod portal_token;
 pub mod progress;
 pub mod session_log;
 pub mod settings;
+pub mod settings_result;
 
 use std::collections::BTreeSet;
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -757,6 +758,10 @@ impl Reconciler {
             NOBODY_USERNAME.as_bytes(),
         );
         device_info::forget(&mut batch, &id)?;
+        let settings_failures = collection(settings_result::SETTINGS_FAILURES_COLLECTION)?;
+        for (item, _) in settings_result::of(store, &id)? {
+            batch.delete(&settings_failures, device_state::key(&id, &item).as_bytes());
+        }
         session_log::end(store, &mut batch, &id, RE_ENROLLED, unix_millis(now))?;
         item_certificate::revoke_all(store, &mut batch, self.issuer.as_deref(), &id, now)?;
         portal_token::assign(store, &mut batch, &id, &portal_token::new_token()?)?;
@@ -889,12 +894,32 @@ impl Reconciler {
             };
             match (report.status, &record) {
                 (Status::Acknowledged, Some(InFlight::Intent { intent })) => {
-                    observed.apply(intent);
-                    if let Some(item) = intent.item() {
-                        batch.delete(
-                            &collection(FAILURES_COLLECTION)?,
-                            device_state::key(&id, item.as_str()).as_bytes(),
-                        );
+                    let settings = settings_result::outcome(intent, report);
+                    // A Settings command is acknowledged while items fail: only a clean one
+                    // records its hash; failed items count as item failures (retry policy).
+                    if settings.failed.is_empty() {
+                        observed.apply(intent);
+                    }
+                    let failures_coll = collection(FAILURES_COLLECTION)?;
+                    let settings_coll = collection(settings_result::SETTINGS_FAILURES_COLLECTION)?;
+                    for item in intent.item().into_iter().chain(&settings.applied) {
+                        let k = device_state::key(&id, item.as_str());
+                        batch.delete(&failures_coll, k.as_bytes());
+                        batch.delete(&settings_coll, k.as_bytes());
+                    }
+                    for (item, failed) in &settings.failed {
+                        let k = device_state::key(&id, item.as_str());
+                        let mut f: ItemFailures = read_json(store, FAILURES_COLLECTION, &k)?
+                            .unwrap_or(ItemFailures {
+                                attempts: 0,
+                                last_failure: UnixTime(0),
+                            });
+                        f.attempts += 1;
+                        f.last_failure = unix_time(now);
+                        batch.put(&failures_coll, k.as_bytes(), &encode(&f)?);
+                        batch.put(&settings_coll, k.as_bytes(), &encode(failed)?);
+                        tracing::info!(enrollment_id = %id, item = %item, attempts = f.attempts,
+                            failed = failed.len(), "settings items failed on the device");
                     }
                 }
                 (Status::Error | Status::CommandFormatError, Some(InFlight::Intent { intent })) => {
