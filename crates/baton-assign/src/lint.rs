@@ -69,6 +69,9 @@ pub enum LintCode {
     UnknownMember,
     /// Two app items have the same bundle id.
     DuplicateBundleId,
+    /// A profile's scope sends it, on a Shared iPad, to a channel that refuses one of its
+    /// payloads (e.g. Wi-Fi with user scope, mail with device scope).
+    PayloadWrongChannel,
     /// A device rule compares `model` (the product code iOS reports, e.g. `iPad13,18`) with a
     /// family name such as `"iPad"`: it never matches.
     ModelNeverMatches,
@@ -201,6 +204,38 @@ impl CompiledConfig {
                 ));
             }
             Some(_) => {}
+        }
+
+        // Payloads a Shared iPad accepts on one channel only, against the item's scope.
+        for it in &self.items {
+            let Some((t, only)) = &it.channel_only else {
+                continue;
+            };
+            let scope = crate::desired::effective_scope(it);
+            let wrong = match (only, scope) {
+                (baton_proto::SharedIpadChannels::DeviceOnly, crate::Scope::User) => Some(
+                    "user scope, but on a Shared iPad it is accepted on the device channel only",
+                ),
+                (baton_proto::SharedIpadChannels::UserOnly, crate::Scope::Device)
+                    if it.kind != crate::ItemKind::WebClip =>
+                {
+                    Some("device scope, but on a Shared iPad it is accepted on user channels only")
+                }
+                _ => None,
+            };
+            if let Some(why) = wrong {
+                out.push(
+                    Lint::new(
+                        Warning,
+                        C::PayloadWrongChannel,
+                        format!(
+                            "item {} has payload {t} with {why}; change its scope",
+                            it.item.id
+                        ),
+                    )
+                    .item(&it.item.id),
+                );
+            }
         }
 
         // Groups.

@@ -534,6 +534,84 @@ fn lints_find_configuration_mistakes() {
     assert_eq!(lint(&cfg)[0].code, LintCode::InvalidConfig);
 }
 
+/// A Shared iPad refuses Wi-Fi on a user channel and mail on its device channel (Apple's
+/// schema, `sharedipad` flags): such items are problems for the operator, never intents, and
+/// the lint names them.
+#[test]
+fn shared_ipad_payloads_outside_their_channel_are_problems() {
+    let mut cfg = hospital();
+    for (id, scope, payload_type) in [
+        ("user-wifi", Scope::User, "com.apple.wifi.managed"),
+        ("device-mail", Scope::Device, "com.apple.mail.managed"),
+    ] {
+        cfg.catalog.items.push(catalog_item(
+            id,
+            scope,
+            ItemContent::Profile {
+                template: profile_xml(&format!(
+                    "<key>PayloadContent</key><array><dict>\
+                     <key>PayloadType</key><string>{payload_type}</string></dict></array>"
+                )),
+                certificates: vec![],
+            },
+        ));
+        cfg.distributions
+            .push(dist(&format!("d-{id}"), id, Target::AllDevices));
+    }
+    let lints: Vec<Lint> = lint(&cfg)
+        .into_iter()
+        .filter(|l| l.code == LintCode::PayloadWrongChannel)
+        .collect();
+    assert_eq!(lints.len(), 2, "{lints:?}");
+    let compiled = cfg.compile().unwrap();
+    let ipad = device("S2", "iPad", DeviceKind::SharedIpad, "alice");
+    let desired = compiled.desired(&ipad).unwrap();
+    let wrong: Vec<(String, Problem)> = desired
+        .problems
+        .iter()
+        .map(|p| (p.item.to_string(), p.problem.clone()))
+        .collect();
+    assert!(wrong.contains(&(
+        "user-wifi".into(),
+        Problem::WrongChannel {
+            payload_type: "com.apple.wifi.managed".into(),
+            channel: "user".into()
+        }
+    )));
+    assert!(wrong.contains(&(
+        "device-mail".into(),
+        Problem::WrongChannel {
+            payload_type: "com.apple.mail.managed".into(),
+            channel: "device".into()
+        }
+    )));
+    let p = plan(
+        &desired,
+        &Observed::default(),
+        &[],
+        &no_failures(),
+        UnixTime(0),
+    );
+    assert!(
+        !p.intents.iter().any(|i| matches!(
+            i.item().map(ItemId::as_str),
+            Some("user-wifi" | "device-mail")
+        )),
+        "{:?}",
+        p.intents
+    );
+    // An ordinary iPhone has one channel: both install there.
+    let phone = device("P2", "iPhone", DeviceKind::Ordinary, "alice");
+    assert!(
+        !compiled
+            .desired(&phone)
+            .unwrap()
+            .problems
+            .iter()
+            .any(|p| matches!(p.problem, Problem::WrongChannel { .. }))
+    );
+}
+
 #[test]
 fn config_round_trips_through_json() {
     let cfg = hospital();
