@@ -45,6 +45,8 @@ async fn enroll_queue_not_now_acknowledge_across_a_restart() {
     assert_eq!(view["enabled"], true);
     assert_eq!(view["push_token_present"], true);
     assert_eq!(view["channels"].as_array().unwrap().len(), 1);
+    // Baton asks what the device is (iOS's Authenticate has no DeviceName or ModelName).
+    server.answer_device_information(&device).await;
 
     // Idle with an empty queue: empty 200.
     let r = server.connect(&device, device.idle()).await;
@@ -55,7 +57,7 @@ async fn enroll_queue_not_now_acknowledge_across_a_restart() {
     let uuid = server
         .queue(UDID, serde_json::json!({"request_type": "ProfileList"}))
         .await;
-    let listed = server.commands(UDID).await;
+    let listed = server.operator_commands(UDID).await;
     assert_eq!(listed.len(), 1);
     assert_eq!(listed[0]["status"], "queued");
 
@@ -75,13 +77,13 @@ async fn enroll_queue_not_now_acknowledge_across_a_restart() {
         r.body.is_empty(),
         "NotNow'd command came back in the same session"
     );
-    let listed = server.commands(UDID).await;
+    let listed = server.operator_commands(UDID).await;
     assert_eq!(listed[0]["status"], "not_now");
     assert_eq!(listed[0]["not_now_count"], 1);
 
     // Restart on the same data directory: nothing is lost.
     server.restart().await;
-    let listed = server.commands(UDID).await;
+    let listed = server.operator_commands(UDID).await;
     assert_eq!(listed.len(), 1);
     assert_eq!(listed[0]["status"], "not_now");
     let view = server
@@ -116,7 +118,7 @@ async fn enroll_queue_not_now_acknowledge_across_a_restart() {
 
     // And still after another restart; the queue-depth gauge agrees.
     server.restart().await;
-    let listed = server.commands(UDID).await;
+    let listed = server.operator_commands(UDID).await;
     assert_eq!(listed[0]["status"], "acknowledged");
     let metrics = server.client.get("/metrics").await.text();
     assert!(metrics.contains("baton_command_queue_depth 0"), "{metrics}");
@@ -148,6 +150,7 @@ async fn tls_client_certificate_identifies_the_device() {
             .unwrap();
         assert_eq!(r.status, 200, "{}", r.text());
     }
+    server.answer_device_information(&device).await;
     let uuid = server
         .queue(UDID, serde_json::json!({"request_type": "SecurityInfo"}))
         .await;

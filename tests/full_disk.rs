@@ -150,7 +150,7 @@ async fn below_the_floor_writes_fail_fast_and_the_server_heals_when_space_return
         "{}",
         r.text()
     );
-    assert_eq!(server.commands(UDID).await.len(), 1);
+    assert_eq!(server.operator_commands(UDID).await.len(), 1);
 
     // Health and readiness say why.
     for path in ["/healthz", "/readyz"] {

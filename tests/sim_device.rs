@@ -95,7 +95,29 @@ async fn sim_device_enrolls_and_processes_profile_commands() {
         .json();
     assert_eq!(view["enabled"], true);
     assert_eq!(view["push_token_present"], true);
+    // iOS's Authenticate has no DeviceName or ModelName: unknown until the device answers.
+    assert_eq!(view["device_name"], serde_json::Value::Null, "{view}");
+    assert_eq!(view["model_name"], serde_json::Value::Null, "{view}");
+    assert_eq!(view["device_information"], "pending", "{view}");
 
+    // Baton's DeviceInformation query is all the queue holds (nothing is planned for an
+    // iPhone with no catalog).
+    let first = device.connect_until_idle().await.unwrap();
+    let types: Vec<&str> = first.iter().map(|c| c.request_type.as_str()).collect();
+    assert_eq!(types, ["DeviceInformation"], "{first:?}");
+    let view = server
+        .api(Method::GET, &format!("/api/v1/devices/{UDID}"), None)
+        .await
+        .json();
+    assert_eq!(view["device_information"], "answered", "{view}");
+    assert_eq!(
+        view["device_name"],
+        device.record().facts.device_name.as_str(),
+        "{view}"
+    );
+    assert_eq!(view["model_name"], "iPhone", "{view}");
+    assert_eq!(view["supervised"], false, "{view}");
+    assert_eq!(view["shared_ipad"], false, "{view}");
     // Nothing queued: one Idle, empty answer.
     assert!(device.connect_until_idle().await.unwrap().is_empty());
 
@@ -340,6 +362,9 @@ async fn sim_device_enrolls_by_scep_in_ios_ber_and_in_der() {
             .await
             .json();
         assert_eq!(view["enabled"], true, "{encoding:?}: {view}");
+        let first = device.connect_until_idle().await.unwrap();
+        assert_eq!(first.len(), 1, "{first:?}");
+        assert_eq!(first[0].request_type, "DeviceInformation");
         assert!(device.connect_until_idle().await.unwrap().is_empty());
     }
     server.stop().await;

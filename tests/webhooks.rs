@@ -102,26 +102,28 @@ async fn events_survive_a_dead_receiver_and_a_restart() {
     // Restart while the receiver is still down: the outbox is durable.
     server.restart().await;
     rx.up.store(true, Ordering::SeqCst);
-    let events = wait_for(&rx, 3).await;
+    let events = wait_for(&rx, 4).await;
     assert_eq!(events[0]["type"], "checkin");
     assert_eq!(events[0]["message_type"], "Authenticate");
     assert_eq!(events[1]["message_type"], "TokenUpdate");
     assert_eq!(events[1]["first_token_update"], true);
-    assert_eq!(events[2]["type"], "command.result");
-    assert_eq!(events[2]["status"], "Acknowledged");
-    assert_eq!(events[2]["command_uuid"], uuid.as_str());
-    assert_eq!(events[2]["request_type"], "ProfileList");
+    // Baton's own DeviceInformation query after enrollment, then ours.
+    assert_eq!(events[2]["request_type"], "DeviceInformation");
+    assert_eq!(events[3]["type"], "command.result");
+    assert_eq!(events[3]["status"], "Acknowledged");
+    assert_eq!(events[3]["command_uuid"], uuid.as_str());
+    assert_eq!(events[3]["request_type"], "ProfileList");
 
     // New events flow at once; none is delivered twice.
     let r = server.checkin(&device, device.check_out()).await;
     assert_eq!(r.status, 200);
-    let events = wait_for(&rx, 4).await;
-    assert_eq!(events[3]["message_type"], "CheckOut");
+    let events = wait_for(&rx, 5).await;
+    assert_eq!(events[4]["message_type"], "CheckOut");
     tokio::time::sleep(Duration::from_millis(100)).await;
-    assert_eq!(rx.events.lock().unwrap().len(), 4);
+    assert_eq!(rx.events.lock().unwrap().len(), 5);
     let metrics = server.client.get("/metrics").await.text();
     assert!(
-        metrics.contains("baton_webhook_events_delivered_total 4"),
+        metrics.contains("baton_webhook_events_delivered_total 5"),
         "{metrics}"
     );
     server.stop().await;
@@ -212,8 +214,11 @@ async fn a_refused_event_is_dead_lettered_and_does_not_block_later_ones() {
         },
     )
     .await;
+    // The result of Baton's DeviceInformation query after enrollment is accepted.
+    rx.refuse_results.store(false, Ordering::SeqCst);
     server.enroll(&device).await;
-    wait_accepted(&rx, 2, Duration::from_secs(5)).await;
+    wait_accepted(&rx, 3, Duration::from_secs(5)).await;
+    rx.refuse_results.store(true, Ordering::SeqCst);
     let uuid = server
         .queue(UDID, serde_json::json!({"request_type": "ProfileList"}))
         .await;
@@ -224,9 +229,9 @@ async fn a_refused_event_is_dead_lettered_and_does_not_block_later_ones() {
     let refused_at = std::time::Instant::now();
     let r = server.checkin(&device, device.check_out()).await;
     assert_eq!(r.status, 200);
-    let events = wait_accepted(&rx, 3, Duration::from_secs(2)).await;
-    assert_eq!(events[2]["message_type"], "CheckOut");
-    let arrived = rx.accepted.lock().unwrap()[2].0;
+    let events = wait_accepted(&rx, 4, Duration::from_secs(2)).await;
+    assert_eq!(events[3]["message_type"], "CheckOut");
+    let arrived = rx.accepted.lock().unwrap()[3].0;
     assert!(
         arrived.duration_since(refused_at) < Duration::from_secs(2),
         "the event after the refused one took {:?}",
@@ -266,9 +271,9 @@ async fn a_refused_event_is_dead_lettered_and_does_not_block_later_ones() {
         )
         .await;
     assert_eq!(r.status, 202, "{}", r.text());
-    let events = wait_accepted(&rx, 4, Duration::from_secs(5)).await;
-    assert_eq!(events[3]["type"], "command.result");
-    assert_eq!(events[3]["command_uuid"], uuid.as_str());
+    let events = wait_accepted(&rx, 5, Duration::from_secs(5)).await;
+    assert_eq!(events[4]["type"], "command.result");
+    assert_eq!(events[4]["command_uuid"], uuid.as_str());
     let r = server
         .api(
             Method::POST,
@@ -284,14 +289,14 @@ async fn a_refused_event_is_dead_lettered_and_does_not_block_later_ones() {
 
     // The pending gauge is the true backlog, also after a restart.
     rx.down.store(true, Ordering::SeqCst);
-    server.enroll(&device).await;
+    server.enroll_checkins(&device).await;
     server.stop_running().await;
     server.start_again().await;
     let metrics = server.client.get("/metrics").await.text();
     assert_eq!(metric(&metrics, "baton_webhook_outbox_pending"), Some(2));
     assert_eq!(metric(&metrics, "baton_webhook_dead_letters"), Some(0));
     rx.down.store(false, Ordering::SeqCst);
-    wait_accepted(&rx, 6, Duration::from_secs(10)).await;
+    wait_accepted(&rx, 7, Duration::from_secs(10)).await;
     wait_pending(&server, 0).await;
     server.stop().await;
 }

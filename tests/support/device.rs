@@ -125,12 +125,14 @@ impl TestDevice {
             enrollment: self.enrollment(),
             topic: Topic::new(TOPIC).unwrap(),
             serial_number: Some(serial.to_owned()),
-            model: Some("iPhone15,2".into()),
-            model_name: Some("iPhone".into()),
+            // iOS sends no Model, ModelName or DeviceName here (macOS only); the server asks
+            // DeviceInformation (see `Self::device_information_answer`).
+            model: None,
+            model_name: None,
             product_name: Some("iPhone15,2".into()),
             os_version: Some("17.5".into()),
             build_version: Some("21F79".into()),
-            device_name: Some("Shared iPhone".into()),
+            device_name: None,
             imei: None,
             meid: None,
             extra: Dictionary::new(),
@@ -217,6 +219,34 @@ impl TestDevice {
             Some(CommandUuid::new(uuid).unwrap()),
         );
         report.error_chain = Some(chain);
+        report.encode().unwrap()
+    }
+
+    /// The answer to the DeviceInformation query `uuid`: an unsupervised iPhone named
+    /// "Shared iPhone".
+    pub fn device_information_answer(&self, uuid: &str) -> Vec<u8> {
+        let mut answers = Dictionary::new();
+        for (k, v) in [
+            ("ModelName", "iPhone"),
+            ("DeviceName", "Shared iPhone"),
+            ("Model", "MQ9T3LL/A"),
+            ("ProductName", "iPhone15,2"),
+            ("OSVersion", "17.5"),
+            ("BuildVersion", "21F79"),
+            ("SerialNumber", self.serial_number().as_str()),
+        ] {
+            answers.insert(k.into(), Value::String(v.to_owned()));
+        }
+        answers.insert("IsSupervised".into(), Value::Boolean(false));
+        answers.insert("IsMultiUser".into(), Value::Boolean(false));
+        let mut report = CommandReport::new(
+            self.enrollment(),
+            Status::Acknowledged,
+            Some(CommandUuid::new(uuid).unwrap()),
+        );
+        report
+            .response
+            .insert("QueryResponses".into(), Value::Dictionary(answers));
         report.encode().unwrap()
     }
 

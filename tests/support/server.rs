@@ -259,12 +259,36 @@ impl TestServer {
         self.put_device("/mdm/connect", body, Some(signature)).await
     }
 
-    /// Authenticate + TokenUpdate, both expected to succeed.
+    /// Authenticate + TokenUpdate, both expected to succeed, then the answer to the
+    /// DeviceInformation query Baton queues after enrollment (so the queue holds what the
+    /// assignment engine planned, nothing is delivered yet).
     pub async fn enroll(&self, device: &TestDevice) {
+        self.enroll_checkins(device).await;
+        self.answer_device_information(device).await;
+    }
+
+    /// Authenticate + TokenUpdate only.
+    pub async fn enroll_checkins(&self, device: &TestDevice) {
         let r = self.checkin(device, device.authenticate()).await;
         assert_eq!(r.status, 200, "authenticate: {}", r.text());
         let r = self.checkin(device, device.token_update()).await;
         assert_eq!(r.status, 200, "token update: {}", r.text());
+    }
+
+    /// Answers the queued DeviceInformation query, looked up through the admin API (the
+    /// command-channel reply to the answer is dropped: the next Idle gets it again).
+    pub async fn answer_device_information(&self, device: &TestDevice) {
+        let queued = self.commands(&device.udid).await;
+        let uuid = queued
+            .iter()
+            .find(|c| c["request_type"] == "DeviceInformation" && c["status"] == "queued")
+            .and_then(|c| c["command_uuid"].as_str())
+            .unwrap_or_else(|| panic!("no DeviceInformation query queued: {queued:?}"))
+            .to_owned();
+        let r = self
+            .connect(device, device.device_information_answer(&uuid))
+            .await;
+        assert_eq!(r.status, 200, "device information: {}", r.text());
     }
 
     /// An admin API call with the API key; `body` is sent as JSON when given.
@@ -321,6 +345,13 @@ impl TestServer {
             .await;
         assert_eq!(r.status, 200, "{}", r.text());
         r.json()["commands"].as_array().unwrap().clone()
+    }
+
+    /// [`Self::commands`] without Baton's own DeviceInformation query after enrollment.
+    pub async fn operator_commands(&self, id: &str) -> Vec<serde_json::Value> {
+        let mut listed = self.commands(id).await;
+        listed.retain(|c| c["request_type"] != "DeviceInformation");
+        listed
     }
 
     /// Creates an enrollment token through the admin API with `body` (at least `label`);

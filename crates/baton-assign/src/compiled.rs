@@ -117,6 +117,34 @@ pub(crate) struct CompiledItem {
     pub(crate) certificates: Vec<Option<usize>>,
     /// Slot in the per-user hash cache, for templated items that read only `$USER.` variables.
     pub(crate) user_slot: Option<usize>,
+    /// The first payload type of a profile item that a Shared iPad accepts on one channel
+    /// only, with that channel (certificate items on a user channel are refused when the
+    /// server builds them: `BuildError::CertificateOnUserChannel`).
+    pub(crate) channel_only: Option<(Arc<str>, baton_proto::SharedIpadChannels)>,
+}
+
+/// The first payload of a profile template that a Shared iPad accepts on one channel only.
+fn channel_only(item: &CatalogItem) -> Option<(Arc<str>, baton_proto::SharedIpadChannels)> {
+    use baton_proto::plist::Value;
+    use baton_proto::{SharedIpadChannels, shared_ipad_channels};
+    match &item.content {
+        ItemContent::Profile { template, .. } => {
+            let Ok(Value::Dictionary(top)) = Value::from_reader_xml(template.as_bytes()) else {
+                return None;
+            };
+            let Some(Value::Array(payloads)) = top.get("PayloadContent") else {
+                return None;
+            };
+            payloads.iter().find_map(|p| {
+                let t = p.as_dictionary()?.get("PayloadType")?.as_string()?;
+                match shared_ipad_channels(t) {
+                    SharedIpadChannels::Both => None,
+                    only => Some((Arc::from(t), only)),
+                }
+            })
+        }
+        _ => None,
+    }
 }
 
 #[derive(Debug)]
@@ -290,6 +318,7 @@ fn compile_item(item: &CatalogItem) -> CompiledItem {
         static_content,
         certificates: Vec::new(),
         user_slot: None,
+        channel_only: channel_only(item),
     }
 }
 

@@ -4,6 +4,7 @@
 use std::borrow::Cow;
 use std::sync::Arc;
 
+use baton_proto::SharedIpadChannels;
 use serde::{Deserialize, Serialize};
 
 use crate::catalog::{AppLicensing, AppSource, ItemContent, ItemKind, Scope};
@@ -50,6 +51,15 @@ pub enum Problem {
     /// An App Store app licensed through an Apple ID (`PurchaseMethod` 0) on a Shared iPad:
     /// iOS refuses it (`PurchaseMethodNotSupportedInMultiUser`, 12008); it needs `vpp`.
     StoreAppNeedsVpp,
+    /// On a Shared iPad the item would go to a channel that refuses one of its payloads
+    /// (Apple's schema: Wi-Fi, certificates, VPN ... device channel only; mail, Exchange,
+    /// CalDAV ... user channels only). Change the item's scope.
+    WrongChannel {
+        /// The payload type.
+        payload_type: String,
+        /// The channel the item's scope sends it to (`device` or `user`).
+        channel: String,
+    },
 }
 
 /// A wanted item that cannot be put on the device, and why.
@@ -146,6 +156,27 @@ impl CompiledConfig {
                 },
                 _ => Channel::Device,
             };
+            let wrong_channel = match (&it.channel_only, &channel, device.kind) {
+                (Some((t, SharedIpadChannels::DeviceOnly)), Channel::User { .. }, _) => {
+                    Some((t, "user"))
+                }
+                (
+                    Some((t, SharedIpadChannels::UserOnly)),
+                    Channel::Device,
+                    DeviceKind::SharedIpad,
+                ) => Some((t, "device")),
+                _ => None,
+            };
+            if let Some((payload_type, channel)) = wrong_channel {
+                problems.push(ItemProblem {
+                    item: it.item.id.clone(),
+                    problem: Problem::WrongChannel {
+                        payload_type: payload_type.to_string(),
+                        channel: channel.to_owned(),
+                    },
+                });
+                continue;
+            }
             if let Some(problem) = self.problem(it, &ctx, &wanted) {
                 problems.push(ItemProblem {
                     item: it.item.id.clone(),

@@ -73,6 +73,12 @@ pub enum LintCode {
     /// with no Apple ID signed in prompts whoever holds it or refuses, and a Shared iPad
     /// refuses it (the planner reports it as a problem there).
     StoreAppWithoutVpp,
+    /// A profile's scope sends it, on a Shared iPad, to a channel that refuses one of its
+    /// payloads (e.g. Wi-Fi with user scope, mail with device scope).
+    PayloadWrongChannel,
+    /// A device rule compares `model` (the product code iOS reports, e.g. `iPad13,18`) with a
+    /// family name such as `"iPad"`: it never matches.
+    ModelNeverMatches,
 }
 
 /// One finding.
@@ -204,8 +210,64 @@ impl CompiledConfig {
             Some(_) => {}
         }
 
+        // Payloads a Shared iPad accepts on one channel only, against the item's scope.
+        for it in &self.items {
+            let Some((t, only)) = &it.channel_only else {
+                continue;
+            };
+            let scope = crate::desired::effective_scope(it);
+            let wrong = match (only, scope) {
+                (baton_proto::SharedIpadChannels::DeviceOnly, crate::Scope::User) => Some(
+                    "user scope, but on a Shared iPad it is accepted on the device channel only",
+                ),
+                (baton_proto::SharedIpadChannels::UserOnly, crate::Scope::Device)
+                    if it.kind != crate::ItemKind::WebClip =>
+                {
+                    Some("device scope, but on a Shared iPad it is accepted on user channels only")
+                }
+                _ => None,
+            };
+            if let Some(why) = wrong {
+                out.push(
+                    Lint::new(
+                        Warning,
+                        C::PayloadWrongChannel,
+                        format!(
+                            "item {} has payload {t} with {why}; change its scope",
+                            it.item.id
+                        ),
+                    )
+                    .item(&it.item.id),
+                );
+            }
+        }
+
         // Groups.
         for g in &cfg.directory.groups {
+            let device_rule = match &g.members {
+                Membership::DeviceRule { rule } => Some(rule),
+                Membership::AssigneeIn { rule, .. } => rule.as_ref(),
+                _ => None,
+            };
+            for (name, value) in device_rule.map(|r| r.equalities()).unwrap_or_default() {
+                if let ("model" | "product_name", crate::AttrValue::Str(v)) = (name, value)
+                    && !v.bytes().any(|b| b.is_ascii_digit())
+                {
+                    out.push(
+                        Lint::new(
+                            Warning,
+                            C::ModelNeverMatches,
+                            format!(
+                                "device group {}: `{name}` is the product code a device reports \
+                                 (e.g. \"iPad13,18\"), so `{name} = {value}` never matches; use \
+                                 `model_name = {value}` (from DeviceInformation)",
+                                g.id
+                            ),
+                        )
+                        .group(&g.id),
+                    );
+                }
+            }
             match &g.members {
                 Membership::AssigneeIn { user_group, .. } => match cfg.directory.group(user_group)
                 {

@@ -348,6 +348,9 @@ fn plan_scoped(
             }
         }
 
+        // A Settings item the device refused waits like any failed item (retry policy); while
+        // it waits, or once given up, the others are applied without it.
+        settings.retain(|e| gate.allows(Some(e.item), ch));
         let settings_hash = (!settings.is_empty()).then(|| {
             let mut h = Sha256::new();
             for e in &settings {

@@ -196,6 +196,25 @@ impl Rule {
         out
     }
 
+    /// Every `NAME = LITERAL` comparison in the rule (also under `not`), in source order.
+    pub fn equalities(&self) -> Vec<(&str, &AttrValue)> {
+        fn walk<'a>(e: &'a Expr, out: &mut Vec<(&'a str, &'a AttrValue)>) {
+            match e {
+                Expr::Or(v) | Expr::And(v) => v.iter().for_each(|e| walk(e, out)),
+                Expr::Not(e) => walk(e, out),
+                Expr::Cmp {
+                    name,
+                    op: Op::Eq | Op::Ne,
+                    value,
+                } => out.push((name, value)),
+                Expr::Cmp { .. } | Expr::Flag(_) => {}
+            }
+        }
+        let mut out = Vec::new();
+        walk(&self.expr, &mut out);
+        out
+    }
+
     /// Whether a user matches (user-group rules).
     pub fn matches_user(&self, user: &crate::User) -> bool {
         self.matches(user)

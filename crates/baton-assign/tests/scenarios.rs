@@ -498,12 +498,118 @@ fn lints_find_configuration_mistakes() {
     ] {
         assert!(codes.contains(&c), "{c:?} missing from {codes:?}");
     }
+    // `model` is the product code iOS reports (`iPad13,18`): a family name never matches.
+    let mut cfg = hospital();
+    assert!(
+        !lint(&cfg)
+            .iter()
+            .any(|l| l.code == LintCode::ModelNeverMatches)
+    );
+    for (id, r) in [
+        ("by-family", r#"os >= 17 and model = "iPad""#),
+        ("by-code", r#"model = "iPad13,18""#),
+    ] {
+        cfg.directory.groups.push(Group {
+            id: GroupId::new(id).unwrap(),
+            name: id.into(),
+            members: Membership::DeviceRule {
+                rule: Rule::parse(r).unwrap(),
+            },
+        });
+    }
+    let found: Vec<Lint> = lint(&cfg)
+        .into_iter()
+        .filter(|l| l.code == LintCode::ModelNeverMatches)
+        .collect();
+    assert_eq!(found.len(), 1, "{found:?}");
+    assert!(
+        found[0].message.contains("model_name = \"iPad\""),
+        "{found:?}"
+    );
     let mut cfg = hospital();
     cfg.directory.users.retain(|u| !u.is_nobody());
     assert!(lint(&cfg).iter().any(|l| l.code == LintCode::NoNobodyUser));
     let mut cfg = hospital();
     cfg.catalog.items.push(cfg.catalog.items[0].clone());
     assert_eq!(lint(&cfg)[0].code, LintCode::InvalidConfig);
+}
+
+/// A Shared iPad refuses Wi-Fi on a user channel and mail on its device channel (Apple's
+/// schema, `sharedipad` flags): such items are problems for the operator, never intents, and
+/// the lint names them.
+#[test]
+fn shared_ipad_payloads_outside_their_channel_are_problems() {
+    let mut cfg = hospital();
+    for (id, scope, payload_type) in [
+        ("user-wifi", Scope::User, "com.apple.wifi.managed"),
+        ("device-mail", Scope::Device, "com.apple.mail.managed"),
+    ] {
+        cfg.catalog.items.push(catalog_item(
+            id,
+            scope,
+            ItemContent::Profile {
+                template: profile_xml(&format!(
+                    "<key>PayloadContent</key><array><dict>\
+                     <key>PayloadType</key><string>{payload_type}</string></dict></array>"
+                )),
+                certificates: vec![],
+            },
+        ));
+        cfg.distributions
+            .push(dist(&format!("d-{id}"), id, Target::AllDevices));
+    }
+    let lints: Vec<Lint> = lint(&cfg)
+        .into_iter()
+        .filter(|l| l.code == LintCode::PayloadWrongChannel)
+        .collect();
+    assert_eq!(lints.len(), 2, "{lints:?}");
+    let compiled = cfg.compile().unwrap();
+    let ipad = device("S2", "iPad", DeviceKind::SharedIpad, "alice");
+    let desired = compiled.desired(&ipad).unwrap();
+    let wrong: Vec<(String, Problem)> = desired
+        .problems
+        .iter()
+        .map(|p| (p.item.to_string(), p.problem.clone()))
+        .collect();
+    assert!(wrong.contains(&(
+        "user-wifi".into(),
+        Problem::WrongChannel {
+            payload_type: "com.apple.wifi.managed".into(),
+            channel: "user".into()
+        }
+    )));
+    assert!(wrong.contains(&(
+        "device-mail".into(),
+        Problem::WrongChannel {
+            payload_type: "com.apple.mail.managed".into(),
+            channel: "device".into()
+        }
+    )));
+    let p = plan(
+        &desired,
+        &Observed::default(),
+        &[],
+        &no_failures(),
+        UnixTime(0),
+    );
+    assert!(
+        !p.intents.iter().any(|i| matches!(
+            i.item().map(ItemId::as_str),
+            Some("user-wifi" | "device-mail")
+        )),
+        "{:?}",
+        p.intents
+    );
+    // An ordinary iPhone has one channel: both install there.
+    let phone = device("P2", "iPhone", DeviceKind::Ordinary, "alice");
+    assert!(
+        !compiled
+            .desired(&phone)
+            .unwrap()
+            .problems
+            .iter()
+            .any(|p| matches!(p.problem, Problem::WrongChannel { .. }))
+    );
 }
 
 #[test]

@@ -34,6 +34,7 @@ mod field;
 mod ids;
 mod limits;
 mod payload;
+mod payload_channel;
 mod plist_read;
 mod plist_write;
 mod profile;
@@ -60,6 +61,7 @@ pub use payload::{
     ACCESS_RIGHTS_ALL, CAPABILITY_PER_USER_CONNECTIONS, MdmPayload, Pkcs12Payload,
     RootCertificatePayload, ScepPayload, WebClipPayload,
 };
+pub use payload_channel::{SharedIpadChannels, shared_ipad_channels, supervised_only};
 pub use plist_read::{PlistError, check_limits, read_dictionary, value_kind};
 pub use plist_write::{EncodeError, to_xml};
 pub use profile::{Payload, PayloadScope, Profile, ProfileError, derive_uuid};

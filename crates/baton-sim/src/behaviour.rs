@@ -200,6 +200,20 @@ pub struct SimOptions {
     /// Per-command delays and dropped connections (off by default).
     #[serde(default)]
     pub pacing: crate::pacing::Pacing,
+    /// Lenient: Authenticate also carries `DeviceName`, `Model` and `ModelName`, which iOS
+    /// never sends (macOS only [Y authenticate.yaml], [MD]).
+    #[serde(default)]
+    pub authenticate_device_facts: bool,
+    /// Lenient: accept every command and payload on every channel and in every supervision
+    /// state (iOS enforces [P MDMUserParser] and the schema's channel flags [Y mdm/profiles]).
+    #[serde(default)]
+    pub ignore_channel_scope: bool,
+    /// Lenient: acknowledge every Settings item (iOS answers per item [P `_settings:`]).
+    #[serde(default)]
+    pub settings_all_acknowledged: bool,
+    /// Lenient: UserList items carry `FullName` (macOS only in Apple's schema).
+    #[serde(default)]
+    pub user_list_full_name: bool,
 }
 
 fn yes() -> bool {
@@ -228,6 +242,10 @@ impl Default for SimOptions {
             poll_after_not_now: true,
             resend_lost_result: true,
             pacing: crate::pacing::Pacing::default(),
+            authenticate_device_facts: false,
+            ignore_channel_scope: false,
+            settings_all_acknowledged: false,
+            user_list_full_name: false,
         }
     }
 }
@@ -235,7 +253,8 @@ impl Default for SimOptions {
 impl SimOptions {
     /// The old, kind simulator: every behaviour where the sim used to say yes to everything
     /// (no NotNow, no poll of its own after unlock, a lost result forgotten, every app install
-    /// succeeding, the old refusal codes, MDM-profile commands refused).
+    /// succeeding, the old refusal codes, MDM-profile commands refused, the old device facts,
+    /// channels and Settings answers).
     #[must_use]
     pub fn lenient() -> Self {
         let mut o = Self {
@@ -247,7 +266,7 @@ impl SimOptions {
             ..Self::default()
         };
         o.lenient_apps();
-        o
+        o.lenient_device_facts()
     }
 
     /// App installs as the sim used to do them: any store id installs with any PurchaseMethod,
@@ -261,6 +280,18 @@ impl SimOptions {
     /// Supervised, or a Shared iPad (always supervised).
     pub fn is_supervised(&self) -> bool {
         self.supervised || self.shared_ipad
+    }
+
+    /// Device facts, channels and Settings as the simulator had them before it followed iOS:
+    /// Authenticate with DeviceName/Model/ModelName, no channel or supervision scope, every
+    /// Settings item acknowledged, UserList with FullName.
+    #[must_use]
+    pub fn lenient_device_facts(mut self) -> Self {
+        self.authenticate_device_facts = true;
+        self.ignore_channel_scope = true;
+        self.settings_all_acknowledged = true;
+        self.user_list_full_name = true;
+        self
     }
 
     /// Fails every `request_type` command with one ErrorChain item.

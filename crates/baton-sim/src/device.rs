@@ -572,19 +572,29 @@ impl SimDevice {
         Ok(Enrollment::new(keys)?)
     }
 
-    /// The Authenticate body.
+    /// The Authenticate body. iOS sends only BuildVersion, MessageType, OSVersion,
+    /// ProductName, SerialNumber, Topic and UDID: `DeviceName`, `Model` and `ModelName` are
+    /// macOS only [Y authenticate.yaml: `introduced: n/a` for iOS], and a captured iOS
+    /// Authenticate has none of them [MD]. The server learns them from DeviceInformation.
+    /// [`SimOptions::authenticate_device_facts`] adds them back (the old, lenient shape).
     pub fn authenticate_body(&self) -> Result<Vec<u8>, SimError> {
         let f = &self.record.facts;
+        let mac_only = |v: &String| {
+            self.record
+                .options
+                .authenticate_device_facts
+                .then(|| v.clone())
+        };
         Ok(CheckinMessage::Authenticate(Authenticate {
             enrollment: self.enrollment(None)?,
             topic: Topic::new(self.record.endpoints.topic.clone())?,
             serial_number: Some(f.serial_number.clone()),
-            model: Some(f.model.clone()),
-            model_name: Some(f.model_name.clone()),
+            model: mac_only(&f.model),
+            model_name: mac_only(&f.model_name),
             product_name: Some(f.product_name.clone()),
             os_version: Some(f.os_version.clone()),
             build_version: Some(f.build_version.clone()),
-            device_name: Some(f.device_name.clone()),
+            device_name: mac_only(&f.device_name),
             imei: None,
             meid: None,
             extra: Dictionary::new(),

@@ -158,7 +158,7 @@ impl CommandAnswer {
         }
     }
 
-    fn error(chain: Vec<ErrorChainItem>) -> Self {
+    pub(crate) fn error(chain: Vec<ErrorChainItem>) -> Self {
         Self {
             status: Status::Error,
             error_chain: Some(chain),
@@ -337,6 +337,9 @@ pub fn answer(ctx: &mut ChannelContext<'_>, command: &Command) -> CommandAnswer 
     if let Some(chain) = ctx.options.fail_request_types.get(request_type) {
         return CommandAnswer::error(chain.clone());
     }
+    if let Some(refusal) = crate::channel_scope::refuse_command(ctx, request_type) {
+        return refusal;
+    }
     if defers(ctx, request_type) {
         return CommandAnswer::status(Status::NotNow);
     }
@@ -362,20 +365,7 @@ pub fn answer(ctx: &mut ChannelContext<'_>, command: &Command) -> CommandAnswer 
         CommandRequest::CertificateList { .. } => certificate_list(ctx),
         CommandRequest::DeviceInformation { queries } => device_information(ctx, queries),
         CommandRequest::SecurityInfo => security_info(),
-        CommandRequest::Settings { settings } => {
-            let results = settings
-                .iter()
-                .map(|s| {
-                    let mut d = Dictionary::new();
-                    d.insert("Item".into(), Value::String(s.item.clone()));
-                    d.insert("Status".into(), Value::String("Acknowledged".into()));
-                    Value::Dictionary(d)
-                })
-                .collect();
-            let mut response = Dictionary::new();
-            response.insert("Settings".into(), Value::Array(results));
-            CommandAnswer::ack_with(response)
-        }
+        CommandRequest::Settings { settings } => crate::settings_items::answer(ctx, settings),
         CommandRequest::LogOutUser => shared_only(ctx, log_out_user),
         CommandRequest::UserList => shared_only(ctx, user_list),
         CommandRequest::DeleteUser {
@@ -736,6 +726,9 @@ fn install_profile(ctx: &mut ChannelContext<'_>, payload: &[u8]) -> CommandAnswe
         Ok(p) => p,
         Err(refusal) => return CommandAnswer::error(refusal.chain()),
     };
+    if let Some(chain) = crate::channel_scope::refuse_payloads(ctx, &profile) {
+        return CommandAnswer::error(chain);
+    }
     if let Some(existing) = ctx.inventory.profile(&profile.identifier)
         && !existing.managed
     {
@@ -1013,7 +1006,7 @@ fn device_information(ctx: &ChannelContext<'_>, queries: &[String]) -> CommandAn
             "Model" => Value::String(f.model.clone()),
             "ProductName" => Value::String(f.product_name.clone()),
             "SerialNumber" => Value::String(f.serial_number.clone()),
-            "IsSupervised" => Value::Boolean(shared),
+            "IsSupervised" => Value::Boolean(crate::channel_scope::supervised(ctx)),
             "IsMultiUser" => Value::Boolean(shared),
             "AwaitingConfiguration" => Value::Boolean(false),
             "DeviceCapacity" => Value::Real(64.0),
@@ -1082,7 +1075,11 @@ fn user_list(ctx: &mut ChannelContext<'_>) -> CommandAnswer {
         .map(|u| {
             let mut d = Dictionary::new();
             d.insert("UserName".into(), Value::String(u.short_name.clone()));
-            d.insert("FullName".into(), Value::String(u.short_name.clone()));
+            // `FullName` is macOS only in Apple's schema [Y user.list]; kept by the lenient
+            // simulator.
+            if ctx.options.user_list_full_name {
+                d.insert("FullName".into(), Value::String(u.short_name.clone()));
+            }
             d.insert("IsLoggedIn".into(), Value::Boolean(u.logged_in));
             d.insert("HasDataToSync".into(), Value::Boolean(u.has_data_to_sync));
             d.insert("DataQuota".into(), Value::Integer(8_589_934_592u64.into()));

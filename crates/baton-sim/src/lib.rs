@@ -35,6 +35,7 @@ mod admin_api;
 mod behaviour;
 pub mod bench;
 pub mod browser;
+pub mod channel_scope;
 mod device;
 mod enrollment_profile;
 mod error;
@@ -49,6 +50,7 @@ pub mod mdm_profile;
 pub mod pacing;
 mod push;
 pub mod scep;
+pub mod settings_items;
 mod transport;
 
 pub use admin_api::AdminApi;

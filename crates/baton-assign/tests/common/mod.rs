@@ -94,7 +94,7 @@ pub fn hospital() -> Config {
             name: "iPads used by nurses".into(),
             members: Membership::AssigneeIn {
                 user_group: group("nurses"),
-                rule: Some(rule(r#"model = "iPad""#)),
+                rule: Some(rule(r#"model_name = "iPad""#)),
             },
         },
     ];
@@ -204,6 +204,7 @@ pub fn device(udid: &str, model: &str, kind: DeviceKind, assignee: &str) -> Devi
         assignee: assignee.into(),
         attributes: BTreeMap::from([
             ("model".into(), AttrValue::Str(model.into())),
+            ("model_name".into(), AttrValue::Str(model.into())),
             ("os".into(), AttrValue::Str("17.4".into())),
             (
                 "sign_in_token".into(),

@@ -1,6 +1,7 @@
 //! `GET /api/v1/devices` and `GET /api/v1/devices/{id}`: enrollments as operators see them.
 //!
-//! Device facts (serial, model, OS) come from the stored Authenticate message. The `assignee`
+//! Device facts (serial, model, OS, name) come from the device's DeviceInformation answer
+//! ([`crate::reconciler::device_info`]) and the stored Authenticate message. The `assignee`
 //! is read from keyspace collection [`ASSIGNEE_COLLECTION`] (written by the sign-in feature);
 //! a device nobody signed in to is assigned to `nobody`. The identity certificate and its renewal
 //! come from [`super::identity_renewals`]; the enrollment token it enrolled with and its
@@ -19,6 +20,8 @@ use super::identity_renewals::{IdentityView, RenewalView, identity_of, renewal_o
 use crate::enrollment::store_re_enrollment::{self, ReEnrollmentRecord};
 use crate::enrollment::store_token::device_token;
 use crate::error_response::ApiError;
+use crate::reconciler::device_info::{self, DeviceInfo};
+use crate::reconciler::settings_result::{self, FailedSetting};
 use crate::state::AppState;
 use crate::timestamp::rfc3339_millis;
 
@@ -29,42 +32,75 @@ pub const INVALID_PUSH_TOKEN_COLLECTION: &str = "push_token_invalid";
 /// The assignee of a device nobody is signed in to.
 pub const NOBODY: &str = "nobody";
 
-/// Facts from a device's Authenticate message.
+/// Facts the device reported: its DeviceInformation answer (after enrollment Baton asks for
+/// it: iOS's Authenticate has no `DeviceName`, `Model` or `ModelName`), else its Authenticate
+/// message. A fact the device has not reported yet is null.
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct DeviceFacts {
     /// `UDID`.
     pub udid: Option<String>,
     /// `SerialNumber`.
     pub serial_number: Option<String>,
-    /// `Model` (or `ProductName`).
+    /// The product code (`ProductName`, e.g. `iPad13,18`; a Mac's Authenticate `Model`).
     pub model: Option<String>,
-    /// `ModelName`.
+    /// `ModelName` (e.g. `iPad`), from DeviceInformation on iOS.
     pub model_name: Option<String>,
     /// `OSVersion`.
     pub os_version: Option<String>,
     /// `BuildVersion`.
     pub build_version: Option<String>,
-    /// `DeviceName`.
+    /// `DeviceName`, from DeviceInformation on iOS.
     pub device_name: Option<String>,
+    /// `IsSupervised` (DeviceInformation).
+    pub supervised: Option<bool>,
+    /// `IsMultiUser`: a Shared iPad (DeviceInformation).
+    pub shared_ipad: Option<bool>,
+    /// The device's DeviceInformation answer: `pending` (not answered yet), `answered`, or
+    /// `refused` (its status; facts then come from Authenticate alone).
+    pub device_information: &'static str,
 }
 
 impl DeviceFacts {
-    fn of(record: &Enrollment) -> Self {
-        let Some(raw) = &record.authenticate_raw else {
-            return Self::default();
-        };
-        match CheckinMessage::decode(raw, &Limits::default()) {
-            Ok(CheckinMessage::Authenticate(a)) => Self {
+    fn of(record: &Enrollment, info: Option<DeviceInfo>) -> Self {
+        let mut facts = match record
+            .authenticate_raw
+            .as_ref()
+            .map(|raw| CheckinMessage::decode(raw, &Limits::default()))
+        {
+            Some(Ok(CheckinMessage::Authenticate(a))) => Self {
                 udid: a.enrollment.udid().map(str::to_owned),
                 serial_number: a.serial_number,
-                model: a.model.or(a.product_name),
+                model: a.product_name.or(a.model),
                 model_name: a.model_name,
                 os_version: a.os_version,
                 build_version: a.build_version,
                 device_name: a.device_name,
+                ..Self::default()
             },
             _ => Self::default(),
+        };
+        facts.device_information = "pending";
+        if let Some(i) = info {
+            facts.device_information = if i.refused.is_some() {
+                "refused"
+            } else {
+                "answered"
+            };
+            let merge = |a: &mut Option<String>, b: Option<String>| {
+                if b.is_some() {
+                    *a = b;
+                }
+            };
+            merge(&mut facts.serial_number, i.serial_number);
+            merge(&mut facts.model, i.product_name);
+            merge(&mut facts.model_name, i.model_name);
+            merge(&mut facts.os_version, i.os_version);
+            merge(&mut facts.build_version, i.build_version);
+            merge(&mut facts.device_name, i.device_name);
+            facts.supervised = i.is_supervised;
+            facts.shared_ipad = i.is_multi_user;
         }
+        facts
     }
 }
 
@@ -96,7 +132,7 @@ pub struct ChannelView {
 pub struct DeviceView {
     /// The device's enrollment id.
     pub id: EnrollmentId,
-    /// Facts from Authenticate.
+    /// Facts from DeviceInformation and Authenticate.
     #[serde(flatten)]
     pub facts: DeviceFacts,
     /// The device channel is enabled.
@@ -118,6 +154,9 @@ pub struct DeviceView {
     pub enrollment_token: Option<EnrollmentTokenRef>,
     /// A pending re-enrollment approval and refused re-enrollment attempts, if any.
     pub re_enrollment: Option<ReEnrollmentView>,
+    /// Settings entries the device refused, by Settings catalog item (iOS acknowledges the
+    /// command and fails single items); retried under the retry policy.
+    pub settings_failures: BTreeMap<String, Vec<FailedSetting>>,
     /// The device channel and the user channels.
     pub channels: Vec<ChannelView>,
 }
@@ -218,7 +257,7 @@ pub fn device_view(
     let device_channel = views.iter().find(|c| c.user.is_none());
     Ok(Some(DeviceView {
         id: device.id.clone(),
-        facts: DeviceFacts::of(device),
+        facts: DeviceFacts::of(device, device_info::of(store, &device.id)?),
         enabled: device.enabled,
         last_seen: channels
             .iter()
@@ -235,6 +274,9 @@ pub fn device_view(
             label: t.label,
         }),
         re_enrollment: ReEnrollmentView::of(&store_re_enrollment::get(store, &device.id)?),
+        settings_failures: settings_result::of(store, &device.id)?
+            .into_iter()
+            .collect(),
         channels: views,
     }))
 }

@@ -24,6 +24,7 @@ pub mod app_installs;
 pub mod certificate_issuer;
 pub mod certificate_subject;
 pub mod command_build;
+pub mod device_info;
 pub mod device_state;
 pub mod item_certificate;
 pub mod portal_session;
@@ -31,6 +32,7 @@ pub mod portal_token;
 pub mod progress;
 pub mod session_log;
 pub mod settings;
+pub mod settings_result;
 
 use std::collections::BTreeSet;
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -317,10 +319,15 @@ impl Reconciler {
         if !record.enabled {
             return Ok(None);
         }
+        let info = device_info::of(self.store.as_ref(), &id)?.unwrap_or_default();
+        // A Shared iPad says so in DeviceInformation (IsMultiUser) before anyone signs in; a
+        // user channel also proves it.
+        let shared_ipad =
+            info.is_multi_user == Some(true) || channels.iter().any(|c| c.id.is_user_channel());
         let mut device = Device {
             udid: Udid::new(id.as_str())?,
             serial: None,
-            kind: if channels.iter().any(|c| c.id.is_user_channel()) {
+            kind: if shared_ipad {
                 DeviceKind::SharedIpad
             } else {
                 DeviceKind::Ordinary
@@ -328,22 +335,43 @@ impl Reconciler {
             assignee: self.assignee(&id)?,
             attributes: Default::default(),
         };
-        if let Some(raw) = &record.authenticate_raw
-            && let Ok(CheckinMessage::Authenticate(a)) =
-                CheckinMessage::decode(raw, &Limits::default())
-        {
-            device.serial = a.serial_number;
-            for (name, value) in [
-                ("model", a.model.or(a.product_name.clone())),
-                ("product_name", a.product_name),
-                ("model_name", a.model_name),
-                ("os", a.os_version),
-                ("device_name", a.device_name),
-            ] {
-                if let Some(v) = value {
-                    device.attributes.insert(name.to_owned(), AttrValue::Str(v));
-                }
+        let authenticate = record.authenticate_raw.as_ref().and_then(|raw| {
+            match CheckinMessage::decode(raw, &Limits::default()) {
+                Ok(CheckinMessage::Authenticate(a)) => Some(a),
+                _ => None,
             }
+        });
+        // DeviceInformation first (iOS sends DeviceName, ModelName and Model nowhere else),
+        // then what Authenticate said (macOS and old devices carry more there).
+        let (a_serial, a_model, a_product, a_model_name, a_os, a_name) = match authenticate {
+            Some(a) => (
+                a.serial_number,
+                a.model,
+                a.product_name,
+                a.model_name,
+                a.os_version,
+                a.device_name,
+            ),
+            None => Default::default(),
+        };
+        let product_name = info.product_name.or(a_product);
+        device.serial = info.serial_number.or(a_serial);
+        for (name, value) in [
+            // `model` is the product code (`iPad13,18`): what iOS reports as ProductName.
+            ("model", product_name.clone().or(a_model)),
+            ("product_name", product_name),
+            ("model_name", info.model_name.or(a_model_name)),
+            ("os", info.os_version.or(a_os)),
+            ("device_name", info.device_name.or(a_name)),
+        ] {
+            if let Some(v) = value {
+                device.attributes.insert(name.to_owned(), AttrValue::Str(v));
+            }
+        }
+        if let Some(supervised) = info.is_supervised {
+            device
+                .attributes
+                .insert("supervised".to_owned(), AttrValue::Bool(supervised));
         }
         if let Some(token) = portal_token::token_of(self.store.as_ref(), &id)? {
             device.attributes.insert(
@@ -429,7 +457,17 @@ impl Reconciler {
         let observed = device_state::observed(store, &id)?;
         let in_flight = device_state::in_flight(store, &id)?;
         let failures = device_state::failures(store, &id)?;
-        let plan = plan(&desired, &observed, &in_flight, &failures, unix_time(now));
+        // Until the device has said what it is (DeviceInformation), nothing is planned: rules
+        // on its name, model or supervision and a Shared iPad's channels depend on the answer.
+        let facts_pending = device_info::of(store, &id)?.is_none();
+        let mut plan = plan(&desired, &observed, &in_flight, &failures, unix_time(now));
+        let mut extra = extra.to_vec();
+        if facts_pending {
+            plan.intents.clear();
+            if !self.device_info_in_flight(&id)? {
+                extra.insert(0, device_info::query());
+            }
+        }
         let channels: BTreeSet<EnrollmentId> = store
             .device_channels(&id)?
             .into_iter()
@@ -485,7 +523,7 @@ impl Reconciler {
             });
             outcome.enqueued.push(entry);
         }
-        for request in extra {
+        for request in &extra {
             let (command, entry) = self.new_command(&id, request.clone(), None, false)?;
             batch.put(
                 &in_flight_coll,
@@ -538,6 +576,19 @@ impl Reconciler {
                 commands = enqueues.len(), "reconcile: commands enqueued");
         }
         Ok(outcome)
+    }
+
+    /// Whether a DeviceInformation query of the reconciler is queued and unanswered.
+    fn device_info_in_flight(&self, id: &EnrollmentId) -> Result<bool, ReconcileError> {
+        Ok(assignment_config::scan_json::<InFlight>(
+            self.store.as_ref(),
+            IN_FLIGHT_COLLECTION,
+            &device_state::key(id, ""),
+        )?
+        .into_iter()
+        .any(|(_, f)| {
+            matches!(f, InFlight::Inventory { request_type } if request_type == device_info::REQUEST_TYPE)
+        }))
     }
 
     fn new_command(
@@ -743,6 +794,11 @@ impl Reconciler {
             id.as_str().as_bytes(),
             NOBODY_USERNAME.as_bytes(),
         );
+        device_info::forget(&mut batch, &id)?;
+        let settings_failures = collection(settings_result::SETTINGS_FAILURES_COLLECTION)?;
+        for (item, _) in settings_result::of(store, &id)? {
+            batch.delete(&settings_failures, device_state::key(&id, &item).as_bytes());
+        }
         session_log::end(store, &mut batch, &id, ended_how, unix_millis(now))?;
         item_certificate::revoke_all(store, &mut batch, self.issuer.as_deref(), &id, now)?;
         portal_token::assign(store, &mut batch, &id, &portal_token::new_token()?)?;
@@ -873,6 +929,7 @@ impl Reconciler {
         let mut replaced = false;
         let mut list_wanted = false;
         let now_ms = unix_millis(now);
+        let mut facts_learned = false;
         {
             let _serial = lock(&self.serial);
             let mut batch = KeyspaceBatch::new();
@@ -893,7 +950,12 @@ impl Reconciler {
             };
             match (report.status, &record) {
                 (Status::Acknowledged, Some(InFlight::Intent { intent })) => {
-                    observed.apply(intent);
+                    let settings = settings_result::outcome(intent, report);
+                    // A Settings command is acknowledged while items fail: only a clean one
+                    // records its hash; failed items count as item failures (retry policy).
+                    if settings.failed.is_empty() {
+                        observed.apply(intent);
+                    }
                     match intent {
                         // The Ack means "accepted", not installed [Y application.install]: the
                         // app waits for ManagedApplicationList, and its failures stay counted.
@@ -949,11 +1011,27 @@ impl Reconciler {
                             if let Intent::RemoveApplication { bundle_id, .. } = intent {
                                 installs.apps.remove(&**bundle_id);
                             }
-                            if let Some(item) = intent.item() {
-                                batch.delete(
-                                    &collection(FAILURES_COLLECTION)?,
-                                    device_state::key(&id, item.as_str()).as_bytes(),
-                                );
+                            let failures_coll = collection(FAILURES_COLLECTION)?;
+                            let settings_coll =
+                                collection(settings_result::SETTINGS_FAILURES_COLLECTION)?;
+                            for item in intent.item().into_iter().chain(&settings.applied) {
+                                let k = device_state::key(&id, item.as_str());
+                                batch.delete(&failures_coll, k.as_bytes());
+                                batch.delete(&settings_coll, k.as_bytes());
+                            }
+                            for (item, failed) in &settings.failed {
+                                let k = device_state::key(&id, item.as_str());
+                                batch.put(&settings_coll, k.as_bytes(), &encode(failed)?);
+                                let names: Vec<&str> =
+                                    failed.iter().map(|f| f.setting.as_str()).collect();
+                                count_failure(
+                                    store,
+                                    &mut batch,
+                                    &id,
+                                    item.as_str(),
+                                    format!("the device refused settings: {}", names.join(", ")),
+                                    now,
+                                )?;
                             }
                         }
                     }
@@ -978,6 +1056,22 @@ impl Reconciler {
                     intent,
                     now,
                 )?;
+            }
+            if matches!(&record, Some(InFlight::Inventory { request_type }) if request_type == device_info::REQUEST_TYPE)
+            {
+                let now_ms = unix_millis(now);
+                let info = match report.status {
+                    Status::Acknowledged => match report.device_information() {
+                        Ok(Some(answer)) => device_info::DeviceInfo::from_answer(answer, now_ms),
+                        _ => device_info::DeviceInfo::refused("unreadable answer", now_ms),
+                    },
+                    other => device_info::DeviceInfo::refused(other.as_str(), now_ms),
+                };
+                tracing::info!(enrollment_id = %id, model_name = info.model_name.as_deref().unwrap_or(""),
+                    shared_ipad = ?info.is_multi_user, supervised = ?info.is_supervised,
+                    refused = info.refused.as_deref().unwrap_or(""), "device information recorded");
+                device_info::put(&mut batch, &id, &info)?;
+                facts_learned = true;
             }
             if report.status == Status::Acknowledged {
                 match inventory_type.as_deref() {
@@ -1066,6 +1160,9 @@ impl Reconciler {
         // before it), ask how they are doing.
         if list_wanted {
             self.ask_app_list(&id, now, false)?;
+        }
+        if facts_learned && !replaced {
+            self.reconcile(&id, now)?;
         }
         if replaced {
             let outcome = self.reconcile(&id, now)?;

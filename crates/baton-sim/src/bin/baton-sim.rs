@@ -99,6 +99,10 @@ struct EnrollArgs {
     apps: AppArgs,
     #[command(flatten)]
     ios_codes: IosCodeArgs,
+    /// The old, lenient device facts: Authenticate with DeviceName/Model/ModelName, no channel
+    /// or supervision scope, every Settings item acknowledged, UserList with FullName.
+    #[arg(long)]
+    lenient_device_facts: bool,
 }
 
 /// How enrolled devices install apps: like iOS unless told otherwise.
@@ -576,6 +580,9 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                             let mut o = options(&args.cms, &args.behaviour, args.shared_ipad)?;
                             args.apps.apply(&mut o);
                             args.ios_codes.apply(&mut o);
+                            if args.lenient_device_facts {
+                                o = o.lenient_device_facts();
+                            }
                             o
                         },
                     },
