@@ -15,7 +15,7 @@ const BODY: &[u8] = include_bytes!("../fixtures/mdm-signature-body.plist");
 fn verifier() -> &'static IdentityVerifier {
     static VERIFIER: OnceLock<IdentityVerifier> = OnceLock::new();
     VERIFIER.get_or_init(|| {
-        let anchors = TrustAnchors::from_pem(&[CA]).expect("fixture CA");
+        let anchors = TrustAnchors::from_pem([CA]).expect("fixture CA");
         // A tiny cache so the certificate path keeps running instead of hitting the cache.
         let config = IdentityConfig {
             cache_capacity: 1,
