@@ -179,6 +179,12 @@ pub struct SimOptions {
     /// removes any profile.
     #[serde(default)]
     pub supervised: bool,
+    /// Removals the device refuses: identifier (an app's bundle id for RemoveApplication, a
+    /// profile's PayloadIdentifier for RemoveProfile) to the iOS error code it answers with
+    /// (e.g. 12130 for an app, 12013 for a profile). The item stays installed. Real devices
+    /// refuse for their own reasons (a removal that fails, an app that is not managed).
+    #[serde(default)]
+    pub refuse_removals: BTreeMap<String, i64>,
 }
 
 impl Default for SimOptions {
@@ -200,6 +206,7 @@ impl Default for SimOptions {
             mdm_profile_commands: MdmProfileCommands::Ios,
             refusal_codes: RefusalCodes::Ios,
             supervised: false,
+            refuse_removals: BTreeMap::new(),
         }
     }
 }
