@@ -16,7 +16,14 @@ use baton_server::reconciler::hand_off::HandOffPolicy;
 use baton_sim::{ServerEndpoints, ServerTrust, SimDevice, SimOptions, Transport, VppLicences};
 use http::Method;
 use serde_json::{Value, json};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
+
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::routing::post;
+use baton_server::config::WebhookConfig;
 
 const UDID: &str = "00008120-0016A1B2C3D4E5F6";
 /// Notes: alice's and bob's, mapped on the device (removals use this bundle id).
@@ -28,12 +35,74 @@ const WARD: &str = "com.example.ward";
 /// `APP_REMOVAL_FAILED`, as iOS answers a removal it could not do.
 const REFUSAL: i64 = 12_087;
 
-async fn server(apns: &Apns) -> (Pki, TestServer) {
+/// Hand-off webhook events as received (`type` and `state`).
+type Received = Arc<Mutex<Vec<(String, String)>>>;
+
+async fn receive(State(rx): State<Received>, body: Bytes) -> http::StatusCode {
+    let event: Value = serde_json::from_slice(&body).unwrap();
+    let kind = event["type"].as_str().unwrap_or_default();
+    if kind.starts_with("device.hand_off") {
+        rx.lock().unwrap().push((
+            kind.to_owned(),
+            event["state"].as_str().unwrap_or_default().to_owned(),
+        ));
+    }
+    http::StatusCode::NO_CONTENT
+}
+
+/// A webhook receiver collecting the hand-off events.
+async fn webhook_receiver() -> (WebhookConfig, Received) {
+    let rx: Received = Arc::default();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/hook", listener.local_addr().unwrap());
+    let app = Router::new()
+        .route("/hook", post(receive))
+        .with_state(Arc::clone(&rx));
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    let mut hook = WebhookConfig::new(url, None);
+    hook.initial_backoff = Duration::from_millis(10);
+    hook.max_backoff = Duration::from_millis(50);
+    (hook, rx)
+}
+
+/// Waits (bounded) until `n` hand-off events arrived.
+async fn hand_off_events(rx: &Received, n: usize) -> Vec<(String, String)> {
+    for _ in 0..500 {
+        let events = rx.lock().unwrap().clone();
+        if events.len() >= n {
+            return events;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    panic!("hand-off events: {:?}", rx.lock().unwrap());
+}
+
+/// Checks every 0 s (each device session or timed pass starts the next round), 4 rounds.
+const EAGER: HandOffPolicy = HandOffPolicy {
+    max_rounds: 4,
+    backoff: Duration::ZERO,
+    max_backoff: Duration::ZERO,
+};
+
+/// Checks again only after an hour: the state holds still between the test's steps, and the
+/// next round starts when the operator asks (`POST .../hand-off/retry`).
+const PATIENT: HandOffPolicy = HandOffPolicy {
+    max_rounds: 10,
+    backoff: Duration::from_secs(3600),
+    max_backoff: Duration::from_secs(3600),
+};
+
+async fn server(
+    apns: &Apns,
+    webhook: Option<WebhookConfig>,
+    hand_off: HandOffPolicy,
+) -> (Pki, TestServer) {
     let pki = Pki::generate();
     let server = TestServer::start(
         &pki,
         ServerOptions {
             tls: false,
+            webhook,
             push: apns.config(),
             assignment: AssignmentSettings {
                 // The engine tries each item once; the hand-off rounds do the re-sending.
@@ -42,11 +111,7 @@ async fn server(apns: &Apns) -> (Pki, TestServer) {
                     backoff_secs: 0,
                     max_backoff_secs: 0,
                 },
-                hand_off: HandOffPolicy {
-                    max_rounds: 4,
-                    backoff: Duration::ZERO,
-                    max_backoff: Duration::ZERO,
-                },
+                hand_off,
                 ..AssignmentSettings::default()
             },
             ..ServerOptions::default()
@@ -170,6 +235,19 @@ async fn connect_until(
     panic!("never {what}: {} after {sent:?}", progress(server).await);
 }
 
+/// The operator's `POST /api/v1/devices/{id}/hand-off/retry`: a round starts now.
+async fn retry(server: &TestServer) {
+    let r = server
+        .api(
+            Method::POST,
+            &format!("/api/v1/devices/{UDID}/hand-off/retry"),
+            None,
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(r.json()["state"], "verifying", "{}", r.text());
+}
+
 fn has_app(device: &SimDevice, bundle: &str) -> bool {
     device.apps().iter().any(|a| a.identifier == bundle)
 }
@@ -204,7 +282,7 @@ async fn portal_pages(server: &TestServer, device: &SimDevice) -> (String, Strin
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn alice_bob_bob_a_hand_off_is_clean_only_once_the_device_proves_it() {
     let apns = Apns::start().await;
-    let (pki, server) = server(&apns).await;
+    let (pki, server) = server(&apns, None, PATIENT).await;
     let mut device = device(&pki, &server).await;
     let sign = |how: &'static str, user: Option<&'static str>| {
         let server = &server;
@@ -258,19 +336,27 @@ async fn alice_bob_bob_a_hand_off_is_clean_only_once_the_device_proves_it() {
         assert!(!html.contains("name=\"password\""), "{html}");
     }
 
-    // Baton checks again and re-sends the removal; still refused.
-    let sent = connect_until(&server, &mut device, "a second round", |p| {
-        p["hand_off"]["rounds_not_clean"] == 2
+    // The next round re-sends the removal; still refused.
+    retry(&server).await;
+    let sent = connect_until(&server, &mut device, "the round's verdict", |p| {
+        state(p) == "not_clean"
     })
     .await;
-    assert!(
-        sent.iter().any(|c| c.starts_with("RemoveApplication")),
+    // The removal goes before the round's lists.
+    assert_eq!(
+        sent.iter().take(3).collect::<Vec<_>>(),
+        [
+            "RemoveApplication Error",
+            "ProfileList Acknowledged",
+            "ManagedApplicationList Acknowledged"
+        ],
         "{sent:?}"
     );
     assert_eq!(state(&progress(&server).await), "not_clean");
 
     // The device complies: the next round proves the hand-off clean.
     device.options_mut().refuse_removals.clear();
+    retry(&server).await;
     connect_until(&server, &mut device, "clean", |p| state(p) == "clean").await;
     assert!(!has_app(&device, NOTES));
     let p = progress(&server).await;
@@ -305,6 +391,8 @@ async fn alice_bob_bob_a_hand_off_is_clean_only_once_the_device_proves_it() {
     assert_eq!(bob["username"], "bob");
     assert_eq!(bob["clean_hand_off"], false, "{bob}");
     assert_eq!(bob["hand_off_remaining"][0]["identifier"], stray.as_str());
+    // Baton removed the stray app at once (it adopted it); the next round proves it.
+    retry(&server).await;
     connect_until(&server, &mut device, "clean after bob", |p| {
         state(p) == "clean"
     })
@@ -330,12 +418,13 @@ async fn alice_bob_bob_a_hand_off_is_clean_only_once_the_device_proves_it() {
     );
 }
 
-/// Baton gives up after its last round, says so to the operator (state, webhook-free here:
-/// the progress API), and an operator's retry starts over.
+/// Baton gives up after its last round, says so to the operator (the progress API and the
+/// webhook), and an operator's retry starts over.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_hand_off_that_stays_not_clean_is_given_up_and_an_operator_can_retry() {
     let apns = Apns::start().await;
-    let (pki, server) = server(&apns).await;
+    let (hook, events) = webhook_receiver().await;
+    let (pki, server) = server(&apns, Some(hook), EAGER).await;
     let mut device = device(&pki, &server).await;
     api(
         &server,
@@ -383,9 +472,10 @@ async fn a_hand_off_that_stays_not_clean_is_given_up_and_an_operator_can_retry()
     let base = clip_path(&device, "Sign in");
     let form = browser.get(&server, &base).await.text();
     let csrf = baton_e2e::portal::attr_after(&form, "name=\"csrf\"", "value");
-    // ... but once the round finds notes still there, the form's post is refused.
-    connect_until(&server, &mut device, "not clean again", |p| {
-        state(p) == "not_clean"
+    // ... but once the rounds find notes still there (and Baton gives up again), the form's
+    // post is refused.
+    connect_until(&server, &mut device, "given up again", |p| {
+        state(p) == "given_up"
     })
     .await;
     let r = browser
@@ -399,7 +489,13 @@ async fn a_hand_off_that_stays_not_clean_is_given_up_and_an_operator_can_retry()
             ],
         )
         .await;
-    assert_eq!(r.status, 409, "{}", r.text());
+    assert_eq!(
+        r.status,
+        409,
+        "{:?} {}",
+        r.headers.get(http::header::LOCATION),
+        progress(&server).await
+    );
     assert!(r.text().contains("Not finished"), "{}", r.text());
     assert_eq!(
         progress(&server).await["assignee"],
@@ -407,8 +503,11 @@ async fn a_hand_off_that_stays_not_clean_is_given_up_and_an_operator_can_retry()
         "bob was not signed in"
     );
 
+    // Fixed on the device: the operator checks again, and it is clean.
     device.options_mut().refuse_removals.clear();
+    retry(&server).await;
     connect_until(&server, &mut device, "clean", |p| state(p) == "clean").await;
+    assert!(!has_app(&device, NOTES));
     let r = server
         .api(
             Method::POST,
@@ -417,4 +516,25 @@ async fn a_hand_off_that_stays_not_clean_is_given_up_and_an_operator_can_retry()
         )
         .await;
     assert_eq!(r.status, 409, "{}", r.text());
+    // Found, given up, given up again after the operator's retry, then clean.
+    let kinds = |state: &str| {
+        (
+            if state == "clean" {
+                "device.hand_off_clean"
+            } else {
+                "device.hand_off_not_clean"
+            }
+            .to_owned(),
+            state.to_owned(),
+        )
+    };
+    assert_eq!(
+        hand_off_events(&events, 4).await,
+        vec![
+            kinds("not_clean"),
+            kinds("given_up"),
+            kinds("given_up"),
+            kinds("clean")
+        ]
+    );
 }

@@ -137,6 +137,9 @@ pub struct HandOff {
     /// `not_clean`: when the next round starts, Unix milliseconds.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub next_check_at: Option<u64>,
+    /// A not-clean verdict was published (event, gauge) and no clean one since.
+    #[serde(default)]
+    pub reported_not_clean: bool,
 }
 
 impl HandOff {
@@ -153,6 +156,7 @@ impl HandOff {
             remaining: Vec::new(),
             checked_at: None,
             next_check_at: None,
+            reported_not_clean: false,
         }
     }
 

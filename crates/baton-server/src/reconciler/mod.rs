@@ -623,6 +623,8 @@ impl Reconciler {
             if h.state.is_not_clean() {
                 tracing::warn!(enrollment_id = %id, username, remaining = %h.remaining_text(),
                     "signed in on a device whose hand-off is not clean");
+            }
+            if h.reported_not_clean {
                 self.metrics.add_devices_not_clean(-1);
             }
             batch.delete(&collection(HAND_OFFS_COLLECTION)?, id.as_str().as_bytes());
@@ -684,7 +686,7 @@ impl Reconciler {
         let store = self.store.as_ref();
         let open = session_log::open_session(store, &id)?;
         let previous = hand_off::of(store, &id)?;
-        if previous.is_some_and(|h| h.state.is_not_clean()) {
+        if previous.is_some_and(|h| h.reported_not_clean) {
             self.metrics.add_devices_not_clean(-1);
         }
         batch.put(
@@ -766,7 +768,7 @@ impl Reconciler {
             &collection(APP_INSTALLS_COLLECTION)?,
             id.as_str().as_bytes(),
         );
-        if hand_off::of(store, &id)?.is_some_and(|h| h.state.is_not_clean()) {
+        if hand_off::of(store, &id)?.is_some_and(|h| h.reported_not_clean) {
             self.metrics.add_devices_not_clean(-1);
         }
         batch.delete(&collection(HAND_OFFS_COLLECTION)?, id.as_str().as_bytes());
@@ -1158,6 +1160,7 @@ impl Reconciler {
         let now_ms = unix_millis(now);
         let adopted;
         let concluded;
+        let was_reported;
         {
             let _serial = lock(&self.serial);
             let Some(mut h) = hand_off::of(store, id)? else {
@@ -1223,6 +1226,8 @@ impl Reconciler {
             };
             adopted = !batch.ops.is_empty();
             h.conclude(remaining, &self.settings.hand_off, now_ms);
+            was_reported = h.reported_not_clean;
+            h.reported_not_clean = h.state != HandOffState::Clean;
             if let Some(key) = &h.session_key {
                 session_log::record_hand_off_at(
                     store,
@@ -1243,7 +1248,7 @@ impl Reconciler {
             }
             concluded = h;
         }
-        self.hand_off_concluded(id, &concluded, now);
+        self.hand_off_concluded(id, &concluded, was_reported, now);
         if adopted {
             self.reconcile(id, now)?;
         }
@@ -1251,13 +1256,20 @@ impl Reconciler {
     }
 
     /// Logs, counts and publishes the end of a round.
-    fn hand_off_concluded(&self, id: &EnrollmentId, h: &HandOff, now: SystemTime) {
-        let first_round = h.rounds_not_clean <= 1;
+    /// `was_reported`: a not-clean verdict of this hand-off was published before.
+    fn hand_off_concluded(
+        &self,
+        id: &EnrollmentId,
+        h: &HandOff,
+        was_reported: bool,
+        now: SystemTime,
+    ) {
+        let first_round = !was_reported;
         match h.state {
             HandOffState::Clean => {
                 tracing::info!(enrollment_id = %id, username = ?h.username,
                     rounds_not_clean = h.rounds_not_clean, "hand-off verified clean");
-                if h.rounds_not_clean > 0 {
+                if was_reported {
                     self.metrics.add_devices_not_clean(-1);
                     self.events.record(
                         id,
@@ -1304,11 +1316,17 @@ impl Reconciler {
         if !due || self.assignee(&id)? != NOBODY_USERNAME {
             return Ok(false);
         }
-        let mut batch = KeyspaceBatch::new();
+        // First the failures go (the plan below must see them gone, so the removals are
+        // queued before the lists); a crash in between only leaves the round due.
+        let mut cleared = KeyspaceBatch::new();
         let failures = collection(FAILURES_COLLECTION)?;
         for item in h.remaining.iter().filter_map(|r| r.item.as_deref()) {
-            batch.delete(&failures, device_state::key(&id, item).as_bytes());
+            cleared.delete(&failures, device_state::key(&id, item).as_bytes());
         }
+        if !cleared.ops.is_empty() {
+            store.apply(&cleared)?;
+        }
+        let mut batch = KeyspaceBatch::new();
         h.next_round();
         batch.put(
             &collection(HAND_OFFS_COLLECTION)?,
@@ -1345,8 +1363,6 @@ impl Reconciler {
         if !h.state.is_not_clean() {
             return Ok(false);
         }
-        // Counted again when the new rounds find something.
-        self.metrics.add_devices_not_clean(-1);
         h.state = HandOffState::NotClean;
         h.rounds_not_clean = 0;
         h.next_check_at = None;
