@@ -189,6 +189,18 @@ async fn a_phone_signed_out_while_locked_is_ready_once_unlocked() {
     }
     assert!(device.tap_web_clip(Some("Sign in")).is_some());
     eprintln!("ready {:?} after unlock", unlocked.elapsed());
+    // The hand-off was proven clean from the lists asked after the deferred install was
+    // answered, not judged "not clean" while the "Sign in" clip was still NotNow'd.
+    let p = server
+        .api(
+            Method::GET,
+            &format!("/api/v1/devices/{UDID}/progress"),
+            None,
+        )
+        .await
+        .json();
+    assert_eq!(p["hand_off"]["state"], "clean", "{p}");
+    assert_eq!(p["hand_off"]["rounds_not_clean"], 0, "{p}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

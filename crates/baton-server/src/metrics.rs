@@ -150,6 +150,7 @@ pub struct Metrics {
     checkin_latency: Histogram,
     connect_latency: Histogram,
     queue_depth: AtomicI64,
+    devices_not_clean: AtomicI64,
     webhook_delivered: AtomicU64,
     webhook_failed_attempts: AtomicU64,
     webhook_pending: AtomicI64,
@@ -192,6 +193,7 @@ impl Default for Metrics {
             checkin_latency: Histogram::default(),
             connect_latency: Histogram::default(),
             queue_depth: AtomicI64::new(0),
+            devices_not_clean: AtomicI64::new(0),
             webhook_delivered: AtomicU64::new(0),
             webhook_failed_attempts: AtomicU64::new(0),
             webhook_pending: AtomicI64::new(0),
@@ -270,6 +272,25 @@ impl Metrics {
     }
 
     /// Counts a delivered webhook event.
+    /// Sets the number of devices whose hand-off is not clean (the timed pass counts them).
+    pub fn set_devices_not_clean(&self, n: i64) {
+        self.devices_not_clean.store(n, Ordering::Relaxed);
+    }
+
+    /// Moves the number of devices whose hand-off is not clean by `delta` (never below 0).
+    pub fn add_devices_not_clean(&self, delta: i64) {
+        let _ = self
+            .devices_not_clean
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| {
+                Some((n + delta).max(0))
+            });
+    }
+
+    /// Devices whose hand-off is not clean.
+    pub fn devices_not_clean(&self) -> i64 {
+        self.devices_not_clean.load(Ordering::Relaxed)
+    }
+
     pub fn webhook_delivered(&self) {
         self.webhook_delivered.fetch_add(1, Ordering::Relaxed);
     }
@@ -404,6 +425,12 @@ impl Metrics {
         );
         out.push_str("# TYPE baton_command_queue_depth gauge\n");
         let _ = writeln!(out, "baton_command_queue_depth {}", self.queue_depth());
+        out.push_str(
+            "# HELP baton_devices_not_clean Devices whose last sign-out left something of the \
+             previous session (hand-off not clean or given up).\n",
+        );
+        out.push_str("# TYPE baton_devices_not_clean gauge\n");
+        let _ = writeln!(out, "baton_devices_not_clean {}", self.devices_not_clean());
         out.push_str("# HELP baton_webhook_events_delivered_total Webhook events delivered.\n");
         out.push_str("# TYPE baton_webhook_events_delivered_total counter\n");
         let _ = writeln!(

@@ -261,6 +261,7 @@ mod tests {
                 ended_at: end,
                 ended_how: end.map(|_| "portal".into()),
                 clean_hand_off: None,
+                hand_off_remaining: Vec::new(),
                 ready_at: None,
             },
         )

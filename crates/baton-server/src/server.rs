@@ -355,7 +355,8 @@ async fn start_inner(
         Arc::clone(&push),
         Arc::clone(&metrics),
         config.assignment.clone(),
-    );
+    )
+    .with_events(events.clone());
     // Certificate items are issued by the built-in CA (none: they are reported not built).
     if let Some(scep) = &scep {
         reconciler =

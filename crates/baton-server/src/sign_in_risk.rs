@@ -165,6 +165,7 @@ mod tests {
                 ended_at: Some(2),
                 ended_how: Some("portal".into()),
                 clean_hand_off: Some(true),
+                hand_off_remaining: Vec::new(),
                 ready_at: None,
             },
         )

@@ -214,6 +214,12 @@ pub struct SimOptions {
     /// Lenient: UserList items carry `FullName` (macOS only in Apple's schema).
     #[serde(default)]
     pub user_list_full_name: bool,
+    /// Removals the device refuses: identifier (an app's bundle id for RemoveApplication, a
+    /// profile's PayloadIdentifier for RemoveProfile) to the iOS error code it answers with
+    /// (e.g. 12130 for an app, 12013 for a profile). The item stays installed. Real devices
+    /// refuse for their own reasons (a removal that fails, an app that is not managed).
+    #[serde(default)]
+    pub refuse_removals: BTreeMap<String, i64>,
 }
 
 fn yes() -> bool {
@@ -246,6 +252,7 @@ impl Default for SimOptions {
             ignore_channel_scope: false,
             settings_all_acknowledged: false,
             user_list_full_name: false,
+            refuse_removals: BTreeMap::new(),
         }
     }
 }

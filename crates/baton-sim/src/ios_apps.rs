@@ -195,6 +195,17 @@ fn accept(
 /// RemoveApplication [P `_removeApplication:`]: unsupervised, only managed apps (12130);
 /// supervised, any installed app, 12087 when it cannot be removed.
 pub fn remove_application(ctx: &mut ChannelContext<'_>, identifier: &str) -> CommandAnswer {
+    if let Some(&code) = ctx.options.refuse_removals.get(identifier) {
+        return CommandAnswer {
+            status: Status::Error,
+            error_chain: Some(vec![chain_item(
+                MDM_DOMAIN,
+                code,
+                format!("The app \u{201c}{identifier}\u{201d} could not be removed."),
+            )]),
+            response: Dictionary::new(),
+        };
+    }
     if ctx.inventory.apps.remove(identifier).is_some() {
         return CommandAnswer::ack_with(Dictionary::new());
     }

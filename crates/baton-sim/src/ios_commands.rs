@@ -873,6 +873,13 @@ fn remove_profile(ctx: &mut ChannelContext<'_>, identifier: &str) -> CommandAnsw
             ),
         )])
     };
+    if let Some(&code) = ctx.options.refuse_removals.get(identifier) {
+        return CommandAnswer::error(vec![chain_item(
+            MDM_DOMAIN,
+            code,
+            format!("The profile \u{201c}{identifier}\u{201d} could not be removed."),
+        )]);
+    }
     if removes_mdm_profile(ctx, identifier) {
         // Acknowledged; the device unenrolls after sending the report.
         return CommandAnswer::ack();

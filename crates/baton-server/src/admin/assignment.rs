@@ -168,6 +168,31 @@ pub async fn progress(
     blocking(move || Ok(Json(state.reconciler.progress(&id, SystemTime::now())?))).await
 }
 
+/// `POST /api/v1/devices/{id}/hand-off/retry`: a new round for a not-clean hand-off, with
+/// the rounds counted from zero; 409 when there is none.
+pub async fn retry_hand_off(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<Json<crate::reconciler::hand_off::HandOff>, ApiError> {
+    let id = parse_id(&id)?;
+    blocking(move || {
+        if state.reconciler.engine_device(&id)?.is_none() {
+            return Err(ApiError::NotFound(format!("unknown device {id}")));
+        }
+        if !state.reconciler.restart_hand_off(&id, SystemTime::now())? {
+            return Err(ApiError::Conflict(
+                "the device has no hand-off that is not clean".to_owned(),
+            ));
+        }
+        state
+            .reconciler
+            .hand_off(&id)?
+            .map(Json)
+            .ok_or_else(|| ApiError::Conflict("the device has no hand-off".to_owned()))
+    })
+    .await
+}
+
 /// `GET /api/v1/devices/{id}/sessions`.
 pub async fn sessions(
     State(state): State<AppState>,

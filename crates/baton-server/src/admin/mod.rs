@@ -153,6 +153,10 @@ fn assignment_routes(state: &AppState) -> Router<AppState> {
         .route("/api/v1/devices/{id}/preview", get(assignment::preview))
         .route("/api/v1/devices/{id}/sessions", get(assignment::sessions))
         .route("/api/v1/devices/{id}/progress", get(assignment::progress))
+        .route(
+            "/api/v1/devices/{id}/hand-off/retry",
+            post(assignment::retry_hand_off),
+        )
         .route("/api/v1/lint", get(assignment::lint))
         .route(
             "/api/v1/session-policy",

@@ -5,6 +5,7 @@
 use std::fmt::Write;
 
 use super::html::{Page, escape};
+use crate::reconciler::hand_off::{HandOff, HandOffState};
 use crate::reconciler::progress::{DeviceProgress, ItemState};
 
 /// The uniform message for an unknown user or a wrong password.
@@ -22,6 +23,30 @@ pub const SIGN_OUT_WITH_CLIP: &str =
 pub const SESSION_ENDED_HEADING: &str = "This session has ended";
 /// What the signed-out page says once the device is clean.
 pub const READY_FOR_NEXT: &str = "Device is ready for the next person";
+/// Heading of the pages shown while the previous session's items are still on the device.
+pub const NOT_FINISHED_HEADING: &str = "Sign-out not finished";
+
+/// `not finished: <what remains>` and what happens next, as paragraphs.
+fn not_finished(h: &HandOff) -> String {
+    let next = if h.state == HandOffState::GivenUp {
+        "Baton stopped trying; your administrator has been told. Ask them before using this device."
+    } else {
+        "Baton is trying again; this page updates by itself."
+    };
+    format!(
+        "<p role=\"status\">Not finished: {}</p>\n<p>{}</p>",
+        escape(&h.remaining_text()),
+        escape(next)
+    )
+}
+
+/// The sign-in form's place while the previous session's items are still on the device: the
+/// next person cannot sign in until the device is clean (docs/decisions/0023).
+pub fn not_ready_for_next(h: &HandOff) -> Page {
+    let mut page = Page::new(NOT_FINISHED_HEADING, not_finished(h));
+    page.refresh = h.state == HandOffState::NotClean;
+    page
+}
 
 fn hidden_csrf(csrf: &str) -> String {
     format!(
@@ -199,6 +224,13 @@ pub fn progress(base: &str, progress: &DeviceProgress, end: Option<SessionEnd>) 
 
 /// Sign-out progress: the removals still pending, then "ready for the next person".
 pub fn signed_out(progress: &DeviceProgress) -> Page {
+    if let Some(h) = progress
+        .hand_off
+        .as_ref()
+        .filter(|h| h.state.is_not_clean())
+    {
+        return not_ready_for_next(h);
+    }
     if progress.ready {
         return Page::new(
             READY_FOR_NEXT,
@@ -211,10 +243,12 @@ pub fn signed_out(progress: &DeviceProgress) -> Page {
             .iter()
             .filter(|i| i.state != ItemState::Installed)
             .count();
-    let mut page = Page::new(
-        "Signing out…",
-        format!("<p role=\"status\">{pending} changes left on this device.</p>"),
-    );
+    let text = if pending == 0 {
+        "Checking that nothing of your session is left on this device.".to_owned()
+    } else {
+        format!("{pending} changes left on this device.")
+    };
+    let mut page = Page::new("Signing out…", format!("<p role=\"status\">{text}</p>"));
     page.refresh = true;
     page
 }
@@ -255,6 +289,7 @@ mod tests {
             }],
             removals_pending: 0,
             ready: false,
+            hand_off: None,
         };
         let b = PortalBranding::default();
         let html = progress("tok", &p, None).render(&b);

@@ -253,6 +253,18 @@ fn display_name(portal: &Portal, username: &str) -> Result<String, PortalError> 
         .unwrap_or_else(|| username.to_owned()))
 }
 
+/// The device's hand-off when it is not clean (the next person must wait).
+fn not_clean_hand_off(
+    portal: &Portal,
+    device: &EnrollmentId,
+) -> Result<Option<crate::reconciler::hand_off::HandOff>, PortalError> {
+    Ok(portal
+        .services
+        .reconciler
+        .hand_off(device)?
+        .filter(|h| h.state.is_not_clean()))
+}
+
 /// `GET /portal/{token}`: the sign-in form; while someone is signed in, their page only for
 /// the browser holding their session's cookie, else "in use" without a name.
 pub async fn device_page(
@@ -267,6 +279,9 @@ pub async fn device_page(
         };
         let assignee = portal.services.reconciler.assignee(&device)?;
         if assignee == NOBODY_USERNAME {
+            if let Some(h) = not_clean_hand_off(portal, &device)? {
+                return Ok(Reply::page(StatusCode::OK, pages::not_ready_for_next(&h)));
+            }
             let csrf = portal.csrf.issue(&token, Instant::now())?;
             return Ok(Reply::page(
                 StatusCode::OK,
@@ -628,6 +643,23 @@ pub async fn sign_in(
                     .with_detail("someone else is signed in on this device"),
             )?;
             return Ok(Reply::in_use());
+        }
+        // The previous session's items are still on the device: nobody signs in until it is
+        // clean (docs/decisions/0023-hand-off-proven-clean.md).
+        if let Some(h) = not_clean_hand_off(portal, &device)? {
+            tracing::info!(enrollment_id = %device, username = %username, result = "not_clean",
+                "portal sign-in refused");
+            log_refusal(
+                portal,
+                &entry(SignInResult::Failure, ReasonCode::Policy).with_detail(format!(
+                    "the previous session's hand-off is not clean: {}",
+                    h.remaining_text()
+                )),
+            )?;
+            return Ok(Reply::page(
+                StatusCode::CONFLICT,
+                pages::not_ready_for_next(&h),
+            ));
         }
         let risk = sign_in_risk::assess(store, &portal.lockout, &username, &device, now)?;
         attempt.succeeded()?;

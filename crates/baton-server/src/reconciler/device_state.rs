@@ -29,10 +29,14 @@ pub enum InFlight {
         /// The intent.
         intent: Intent,
     },
-    /// An inventory query (ProfileList, ManagedApplicationList) after a sign-out.
+    /// An inventory query (ProfileList, ManagedApplicationList).
     Inventory {
         /// The RequestType.
         request_type: String,
+        /// True for the lists of a hand-off round (after a sign-out), whose answers decide
+        /// whether the hand-off is clean ([`super::hand_off`]).
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        hand_off: bool,
     },
 }
 
@@ -101,7 +105,7 @@ pub fn inventory_in_flight(
         scan_json::<InFlight>(store, IN_FLIGHT_COLLECTION, &key(device, ""))?
             .into_iter()
             .any(
-                |(_, f)| matches!(f, InFlight::Inventory { request_type: t } if t == request_type),
+                |(_, f)| matches!(f, InFlight::Inventory { request_type: t, .. } if t == request_type),
             ),
     )
 }

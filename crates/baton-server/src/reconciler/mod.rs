@@ -26,6 +26,7 @@ pub mod certificate_subject;
 pub mod command_build;
 pub mod device_info;
 pub mod device_state;
+pub mod hand_off;
 pub mod item_certificate;
 pub mod portal_session;
 pub mod portal_token;
@@ -64,6 +65,7 @@ use command_build::{BuildError, build_command};
 use device_state::{
     FAILURES_COLLECTION, FailureRecord, IN_FLIGHT_COLLECTION, InFlight, OBSERVED_COLLECTION,
 };
+use hand_off::{HAND_OFFS_COLLECTION, HandOff, HandOffState};
 pub use settings::AssignmentSettings;
 
 /// The session log's `ended_how` when the device authenticated again (re-enrolled).
@@ -148,6 +150,7 @@ pub struct Reconciler {
     compiled: Mutex<Option<Arc<CompiledConfig>>>,
     serial: Mutex<()>,
     issuer: Option<Arc<dyn CertificateIssuer>>,
+    events: crate::webhook::EventSink,
 }
 
 impl std::fmt::Debug for Reconciler {
@@ -189,7 +192,14 @@ impl Reconciler {
             compiled: Mutex::new(None),
             serial: Mutex::new(()),
             issuer: None,
+            events: crate::webhook::EventSink::disabled(),
         }
+    }
+
+    /// The same reconciler recording hand-off events for the webhook.
+    pub fn with_events(mut self, events: crate::webhook::EventSink) -> Self {
+        self.events = events;
+        self
     }
 
     /// The same reconciler issuing certificate items with `issuer` (else they are not sent).
@@ -530,6 +540,7 @@ impl Reconciler {
                 device_state::in_flight_key(&id, &command.uuid).as_bytes(),
                 &encode(&InFlight::Inventory {
                     request_type: command.request_type.clone(),
+                    hand_off: true,
                 })?,
             );
             enqueues.push(Enqueue {
@@ -587,7 +598,7 @@ impl Reconciler {
         )?
         .into_iter()
         .any(|(_, f)| {
-            matches!(f, InFlight::Inventory { request_type } if request_type == device_info::REQUEST_TYPE)
+            matches!(f, InFlight::Inventory { request_type, .. } if request_type == device_info::REQUEST_TYPE)
         }))
     }
 
@@ -653,6 +664,22 @@ impl Reconciler {
             username.as_bytes(),
         );
         session_log::end(self.store.as_ref(), &mut batch, &id, "superseded", now_ms)?;
+        // A new session starts from what the device answers: failures of earlier sessions
+        // are not shown (or held against the items) before the device has been asked again.
+        let failures = collection(FAILURES_COLLECTION)?;
+        for k in device_state::failure_records(self.store.as_ref(), &id)?.keys() {
+            batch.delete(&failures, device_state::key(&id, k).as_bytes());
+        }
+        if let Some(h) = hand_off::of(self.store.as_ref(), &id)? {
+            if h.state.is_not_clean() {
+                tracing::warn!(enrollment_id = %id, username, remaining = %h.remaining_text(),
+                    "signed in on a device whose hand-off is not clean");
+            }
+            if h.reported_not_clean {
+                self.metrics.add_devices_not_clean(-1);
+            }
+            batch.delete(&collection(HAND_OFFS_COLLECTION)?, id.as_str().as_bytes());
+        }
         session_log::start(
             &mut batch,
             &id,
@@ -663,6 +690,7 @@ impl Reconciler {
                 ended_at: None,
                 ended_how: None,
                 clean_hand_off: None,
+                hand_off_remaining: Vec::new(),
                 ready_at: None,
             },
         )?;
@@ -707,6 +735,20 @@ impl Reconciler {
             NOBODY_USERNAME.as_bytes(),
         );
         let store = self.store.as_ref();
+        let open = session_log::open_session(store, &id)?;
+        let previous = hand_off::of(store, &id)?;
+        if previous.is_some_and(|h| h.reported_not_clean) {
+            self.metrics.add_devices_not_clean(-1);
+        }
+        batch.put(
+            &collection(HAND_OFFS_COLLECTION)?,
+            id.as_str().as_bytes(),
+            &encode(&HandOff::started(
+                open.as_ref().map(|(_, s)| s.username.clone()),
+                open.map(|(k, _)| k),
+                unix_millis(now),
+            ))?,
+        );
         session_log::end(store, &mut batch, &id, how, unix_millis(now))?;
         portal_session::end(store, &mut batch, &id)?;
         let token = portal_token::new_token()?;
@@ -777,6 +819,10 @@ impl Reconciler {
             &collection(APP_INSTALLS_COLLECTION)?,
             id.as_str().as_bytes(),
         );
+        if hand_off::of(store, &id)?.is_some_and(|h| h.reported_not_clean) {
+            self.metrics.add_devices_not_clean(-1);
+        }
+        batch.delete(&collection(HAND_OFFS_COLLECTION)?, id.as_str().as_bytes());
         let in_flight = collection(IN_FLIGHT_COLLECTION)?;
         for k in device_state::in_flight_keys(store, &id)? {
             batch.delete(&in_flight, k.as_bytes());
@@ -861,6 +907,13 @@ impl Reconciler {
                 }
             }
         }
+        if engine.assignee == NOBODY_USERNAME
+            && let Some(h) = hand_off::of(store, &id)?
+        {
+            // Ready for the next person only once the device's lists proved it.
+            measured.ready &= h.state == HandOffState::Clean;
+            measured.hand_off = Some(h);
+        }
         Ok(measured)
     }
 
@@ -921,8 +974,15 @@ impl Reconciler {
         if record.is_none() && !lists {
             return Ok(());
         }
+        let hand_off_list = match &record {
+            Some(InFlight::Inventory {
+                request_type,
+                hand_off: true,
+            }) if !channel_id.is_user_channel() => Some(request_type.clone()),
+            _ => None,
+        };
         let inventory_type = match &record {
-            Some(InFlight::Inventory { request_type }) => Some(request_type.clone()),
+            Some(InFlight::Inventory { request_type, .. }) => Some(request_type.clone()),
             Some(InFlight::Intent { .. }) => None,
             None => store.command(uuid)?.map(|c| c.request_type),
         };
@@ -930,6 +990,7 @@ impl Reconciler {
         let mut list_wanted = false;
         let now_ms = unix_millis(now);
         let mut facts_learned = false;
+        let install_answered;
         {
             let _serial = lock(&self.serial);
             let mut batch = KeyspaceBatch::new();
@@ -1057,7 +1118,7 @@ impl Reconciler {
                     now,
                 )?;
             }
-            if matches!(&record, Some(InFlight::Inventory { request_type }) if request_type == device_info::REQUEST_TYPE)
+            if matches!(&record, Some(InFlight::Inventory { request_type, .. }) if request_type == device_info::REQUEST_TYPE)
             {
                 let now_ms = unix_millis(now);
                 let info = match report.status {
@@ -1138,6 +1199,8 @@ impl Reconciler {
                     &encode(&observed)?,
                 );
             }
+            install_answered =
+                matches!(record, Some(InFlight::Intent { .. })) || installs != installs_before;
             if installs != installs_before {
                 if installs.apps.is_empty() {
                     batch.delete(
@@ -1165,11 +1228,358 @@ impl Reconciler {
             self.reconcile(&id, now)?;
         }
         if replaced {
-            let outcome = self.reconcile(&id, now)?;
-            let clean = !outcome.enqueued.iter().any(|c| c.removal);
-            session_log::record_hand_off(store, &id, clean)?;
+            self.reconcile(&id, now)?;
+        }
+        if let Some(request_type) = hand_off_list {
+            let refused = (report.status != Status::Acknowledged)
+                .then(|| refusal_reason(report, Some(&request_type)));
+            self.hand_off_list_answered(&id, &request_type, refused, now)?;
+        } else if install_answered && !channel_id.is_user_channel() {
+            self.hand_off_install_answered(&id, now)?;
         }
         Ok(())
+    }
+}
+
+/// Hand-offs: proving a sign-out left the nobody state (see [`hand_off`]).
+impl Reconciler {
+    /// The device's latest hand-off record.
+    pub fn hand_off(&self, device: &EnrollmentId) -> Result<Option<HandOff>, ReconcileError> {
+        Ok(hand_off::of(self.store.as_ref(), &device.parent())?)
+    }
+
+    /// A list of the device's hand-off round was answered (`refused`: why not). When both
+    /// are, the round ends: clean, or not clean with what remains (managed apps Baton did not
+    /// install are adopted, so the engine removes them).
+    fn hand_off_list_answered(
+        &self,
+        id: &EnrollmentId,
+        request_type: &str,
+        refused: Option<String>,
+        now: SystemTime,
+    ) -> Result<(), ReconcileError> {
+        let store = self.store.as_ref();
+        let now_ms = unix_millis(now);
+        let adopted;
+        let concluded;
+        let was_reported;
+        {
+            let _serial = lock(&self.serial);
+            let Some(mut h) = hand_off::of(store, id)? else {
+                return Ok(());
+            };
+            if h.state != HandOffState::Verifying || self.assignee(id)? != NOBODY_USERNAME {
+                return Ok(());
+            }
+            match request_type {
+                "ProfileList" => h.profile_list = true,
+                "ManagedApplicationList" => h.app_list = true,
+                _ => return Ok(()),
+            }
+            let mut batch = KeyspaceBatch::new();
+            let remaining = if let Some(reason) = refused {
+                vec![hand_off::Remaining {
+                    kind: hand_off::RemainingKind::Unanswered,
+                    identifier: request_type.to_owned(),
+                    item: None,
+                    reason: Some(reason),
+                }]
+            } else if h.profile_list && h.app_list {
+                let compiled = self.compiled()?;
+                let mut engine = self
+                    .engine_device(id)?
+                    .ok_or_else(|| ReconcileError::UnknownDevice(id.clone()))?;
+                engine.assignee = NOBODY_USERNAME.to_owned();
+                let nobody = compiled.desired(&engine)?;
+                let mut observed = device_state::observed(store, id)?;
+                let remaining = hand_off::remaining(
+                    &nobody,
+                    &observed,
+                    &device_state::failure_records(store, id)?,
+                    unix_time(now),
+                );
+                if h.await_installs(&remaining, &self.pending_install_items(id)?) {
+                    tracing::info!(enrollment_id = %id, awaiting = ?h.awaiting,
+                        "hand-off waits for installs the device has not answered");
+                    batch.put(
+                        &collection(HAND_OFFS_COLLECTION)?,
+                        id.as_str().as_bytes(),
+                        &encode(&h)?,
+                    );
+                    store.apply(&batch)?;
+                    return Ok(());
+                }
+                let inv = observed.channel_mut(&Channel::Device);
+                let mut adopt = false;
+                for r in remaining
+                    .iter()
+                    .filter(|r| r.kind == hand_off::RemainingKind::App && r.item.is_none())
+                {
+                    if let Some(app) = inv.apps.get_mut(&r.identifier) {
+                        app.baton_managed = true;
+                        adopt = true;
+                    }
+                }
+                if adopt {
+                    batch.put(
+                        &collection(OBSERVED_COLLECTION)?,
+                        id.as_str().as_bytes(),
+                        &encode(&observed)?,
+                    );
+                }
+                remaining
+            } else {
+                batch.put(
+                    &collection(HAND_OFFS_COLLECTION)?,
+                    id.as_str().as_bytes(),
+                    &encode(&h)?,
+                );
+                store.apply(&batch)?;
+                return Ok(());
+            };
+            adopted = !batch.ops.is_empty();
+            h.conclude(remaining, &self.settings.hand_off, now_ms);
+            was_reported = h.reported_not_clean;
+            h.reported_not_clean = h.state != HandOffState::Clean;
+            if let Some(key) = &h.session_key {
+                session_log::record_hand_off_at(
+                    store,
+                    &mut batch,
+                    key,
+                    h.state == HandOffState::Clean,
+                    &h.remaining,
+                )?;
+            }
+            batch.put(
+                &collection(HAND_OFFS_COLLECTION)?,
+                id.as_str().as_bytes(),
+                &encode(&h)?,
+            );
+            match store.apply(&batch)? {
+                CasOutcome::Applied => {}
+                _ => return Err(ReconcileError::Conflict),
+            }
+            concluded = h;
+        }
+        self.hand_off_concluded(id, &concluded, was_reported, now);
+        if adopted {
+            self.reconcile(id, now)?;
+        }
+        Ok(())
+    }
+
+    /// The device's items whose install is queued or deferred (an unanswered command on the
+    /// device channel) or acknowledged but not yet listed `Managed` (apps).
+    fn pending_install_items(&self, id: &EnrollmentId) -> Result<BTreeSet<String>, ReconcileError> {
+        let store = self.store.as_ref();
+        let mut items: BTreeSet<String> = device_state::in_flight(store, id)?
+            .iter()
+            .filter(|i| i.channel() == &Channel::Device)
+            .filter_map(|i| i.item().map(ToString::to_string))
+            .collect();
+        if let Some(p) =
+            read_json::<app_installs::PendingInstalls>(store, APP_INSTALLS_COLLECTION, id.as_str())?
+        {
+            items.extend(p.apps.into_values().map(|a| a.item));
+        }
+        Ok(items)
+    }
+
+    /// A command of the device was answered while its hand-off round waits for installs
+    /// ([`HandOff::awaiting`]): once none of them is pending, both lists are asked again.
+    fn hand_off_install_answered(
+        &self,
+        id: &EnrollmentId,
+        now: SystemTime,
+    ) -> Result<(), ReconcileError> {
+        let store = self.store.as_ref();
+        let Some(mut h) = hand_off::of(store, id)? else {
+            return Ok(());
+        };
+        if h.state != HandOffState::Verifying || h.awaiting.is_empty() {
+            return Ok(());
+        }
+        let pending = self.pending_install_items(id)?;
+        if h.awaiting.iter().any(|i| pending.contains(i)) {
+            return Ok(());
+        }
+        if self.assignee(id)? != NOBODY_USERNAME {
+            return Ok(());
+        }
+        h.awaiting.clear();
+        let mut batch = KeyspaceBatch::new();
+        batch.put(
+            &collection(HAND_OFFS_COLLECTION)?,
+            id.as_str().as_bytes(),
+            &encode(&h)?,
+        );
+        tracing::info!(enrollment_id = %id, "hand-off installs answered; lists asked again");
+        self.reconcile_with(
+            id,
+            now,
+            batch,
+            Some(NOBODY_USERNAME),
+            &[],
+            &[
+                CommandRequest::ProfileList,
+                CommandRequest::ManagedApplicationList { identifiers: None },
+            ],
+        )?;
+        Ok(())
+    }
+
+    /// Logs, counts and publishes the end of a round.
+    /// `was_reported`: a not-clean verdict of this hand-off was published before.
+    fn hand_off_concluded(
+        &self,
+        id: &EnrollmentId,
+        h: &HandOff,
+        was_reported: bool,
+        now: SystemTime,
+    ) {
+        let first_round = !was_reported;
+        match h.state {
+            HandOffState::Clean => {
+                tracing::info!(enrollment_id = %id, username = ?h.username,
+                    rounds_not_clean = h.rounds_not_clean, "hand-off verified clean");
+                if was_reported {
+                    self.metrics.add_devices_not_clean(-1);
+                    self.events.record(
+                        id,
+                        crate::webhook::EventPayload::HandOffClean(hand_off_event(h)),
+                        now,
+                    );
+                }
+            }
+            HandOffState::NotClean | HandOffState::GivenUp => {
+                tracing::warn!(enrollment_id = %id, username = ?h.username, state = ?h.state,
+                    rounds_not_clean = h.rounds_not_clean, remaining = %h.remaining_text(),
+                    "hand-off not clean");
+                if first_round {
+                    self.metrics.add_devices_not_clean(1);
+                }
+                // One event when found, one when Baton gives up; the rounds between are logged.
+                if first_round || h.state == HandOffState::GivenUp {
+                    self.events.record(
+                        id,
+                        crate::webhook::EventPayload::HandOffNotClean(hand_off_event(h)),
+                        now,
+                    );
+                }
+            }
+            HandOffState::Verifying => {}
+        }
+    }
+
+    /// Starts the next round of a not-clean hand-off when it is due: the remaining items'
+    /// failure records are cleared (their removals are sent again), then the lists are asked.
+    /// Returns whether a round started.
+    pub fn retry_hand_off(
+        &self,
+        device: &EnrollmentId,
+        now: SystemTime,
+    ) -> Result<bool, ReconcileError> {
+        let id = device.parent();
+        let store = self.store.as_ref();
+        let Some(mut h) = hand_off::of(store, &id)? else {
+            return Ok(false);
+        };
+        let due = h.state == HandOffState::NotClean
+            && h.next_check_at.is_none_or(|t| t <= unix_millis(now));
+        if !due || self.assignee(&id)? != NOBODY_USERNAME {
+            return Ok(false);
+        }
+        // First the failures go (the plan below must see them gone, so the removals are
+        // queued before the lists); a crash in between only leaves the round due.
+        let mut cleared = KeyspaceBatch::new();
+        let failures = collection(FAILURES_COLLECTION)?;
+        for item in h.remaining.iter().filter_map(|r| r.item.as_deref()) {
+            cleared.delete(&failures, device_state::key(&id, item).as_bytes());
+        }
+        if !cleared.ops.is_empty() {
+            store.apply(&cleared)?;
+        }
+        let mut batch = KeyspaceBatch::new();
+        h.next_round();
+        batch.put(
+            &collection(HAND_OFFS_COLLECTION)?,
+            id.as_str().as_bytes(),
+            &encode(&h)?,
+        );
+        tracing::info!(enrollment_id = %id, round = h.rounds_not_clean + 1, "hand-off checked again");
+        self.reconcile_with(
+            &id,
+            now,
+            batch,
+            Some(NOBODY_USERNAME),
+            &[],
+            &[
+                CommandRequest::ProfileList,
+                CommandRequest::ManagedApplicationList { identifiers: None },
+            ],
+        )?;
+        Ok(true)
+    }
+
+    /// An operator's new start for a not-clean (or given-up) hand-off: the rounds count from
+    /// zero and one starts now. False when the device has none to restart.
+    pub fn restart_hand_off(
+        &self,
+        device: &EnrollmentId,
+        now: SystemTime,
+    ) -> Result<bool, ReconcileError> {
+        let id = device.parent();
+        let store = self.store.as_ref();
+        let Some(mut h) = hand_off::of(store, &id)? else {
+            return Ok(false);
+        };
+        if !h.state.is_not_clean() {
+            return Ok(false);
+        }
+        h.state = HandOffState::NotClean;
+        h.rounds_not_clean = 0;
+        h.next_check_at = None;
+        store.put(
+            &collection(HAND_OFFS_COLLECTION)?,
+            id.as_str().as_bytes(),
+            &encode(&h)?,
+        )?;
+        self.retry_hand_off(&id, now)
+    }
+
+    /// The timed pass: starts every due round (and pushes the device), and sets the
+    /// not-clean gauge from the records. Returns how many rounds started.
+    pub fn poll_hand_offs(&self, now: SystemTime) -> Result<usize, ReconcileError> {
+        let mut started = 0;
+        let mut not_clean = 0;
+        for (key, h) in
+            assignment_config::scan_json::<HandOff>(self.store.as_ref(), HAND_OFFS_COLLECTION, "")?
+        {
+            if h.state.is_not_clean() {
+                not_clean += 1;
+            }
+            if h.state != HandOffState::NotClean {
+                continue;
+            }
+            let Ok(id) = EnrollmentId::parse(&key) else {
+                continue;
+            };
+            if self.retry_hand_off(&id, now)? {
+                started += 1;
+            }
+        }
+        self.metrics.set_devices_not_clean(not_clean);
+        Ok(started)
+    }
+}
+
+fn hand_off_event(h: &HandOff) -> crate::webhook::HandOffEvent {
+    crate::webhook::HandOffEvent {
+        state: h.state,
+        username: h.username.clone(),
+        remaining: h.remaining.clone(),
+        rounds_not_clean: h.rounds_not_clean,
+        next_check_at: h.next_check_at.map(crate::timestamp::rfc3339_millis),
     }
 }
 
@@ -1251,6 +1661,7 @@ impl Reconciler {
             device_state::in_flight_key(id, &command.uuid).as_bytes(),
             &encode(&InFlight::Inventory {
                 request_type: command.request_type.clone(),
+                hand_off: false,
             })?,
         );
         let enqueue = Enqueue {
@@ -1286,6 +1697,9 @@ impl Reconciler {
         };
         if let Err(error) = result {
             tracing::warn!(enrollment_id = %channel, %error, "asking for the app list failed");
+        }
+        if let Err(error) = self.retry_hand_off(channel, now) {
+            tracing::warn!(enrollment_id = %channel, %error, "checking the hand-off again failed");
         }
     }
 
@@ -1338,7 +1752,14 @@ pub async fn poll_app_installs(
             return;
         }
         let r = Arc::clone(&reconciler);
-        match tokio::task::spawn_blocking(move || r.poll_app_installs(SystemTime::now())).await {
+        let polled = tokio::task::spawn_blocking(move || {
+            let now = SystemTime::now();
+            if let Err(error) = r.poll_hand_offs(now) {
+                tracing::warn!(%error, "checking hand-offs failed");
+            }
+            r.poll_app_installs(now)
+        });
+        match polled.await {
             Ok(Ok(n)) if n > 0 => tracing::debug!(devices = n, "asked for app lists"),
             Ok(Ok(_)) => {}
             Ok(Err(error)) => tracing::warn!(%error, "polling app installs failed"),

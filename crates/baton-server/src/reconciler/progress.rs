@@ -51,8 +51,12 @@ pub struct DeviceProgress {
     pub items: Vec<ItemProgress>,
     /// Items the device still has and must lose (the previous person's).
     pub removals_pending: usize,
-    /// True when every item is installed and nothing remains to remove.
+    /// True when every item is installed and nothing remains to remove; after a sign-out,
+    /// also only once the hand-off was verified clean.
     pub ready: bool,
+    /// With nobody signed in: the latest sign-out's hand-off check.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub hand_off: Option<super::hand_off::HandOff>,
 }
 
 /// Measures `desired` (computed from `compiled`) against `observed` (in-flight commands are
@@ -116,5 +120,6 @@ pub fn measure(
         items,
         removals_pending,
         ready,
+        hand_off: None,
     }
 }

@@ -29,9 +29,14 @@ pub struct Session {
     /// How it ended (`admin`, `portal`, `expired`, `re_enrolled`).
     #[serde(default)]
     pub ended_how: Option<String>,
-    /// After sign-out: true when the device reported none of the person's items.
+    /// After sign-out: true once the device's lists matched the nobody state exactly (proven,
+    /// see [`super::hand_off`]); false while something remains; none before the device
+    /// answered.
     #[serde(default)]
     pub clean_hand_off: Option<bool>,
+    /// When not clean: what the latest check found left.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub hand_off_remaining: Vec<super::hand_off::Remaining>,
     /// When the device first had every item of the person installed, Unix milliseconds.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ready_at: Option<u64>,
@@ -125,23 +130,23 @@ pub fn record_ready(
     Ok(false)
 }
 
-/// Records the hand-off result on the newest ended session that has none yet.
-pub fn record_hand_off(
+/// Adds to `batch` the hand-off result of the session stored under `key` (a round of its
+/// hand-off ended): clean, or what remains.
+pub fn record_hand_off_at(
     store: &dyn Keyspace,
-    device: &EnrollmentId,
+    batch: &mut KeyspaceBatch,
+    key: &str,
     clean: bool,
+    remaining: &[super::hand_off::Remaining],
 ) -> Result<(), RecordError> {
-    if let Some((k, mut s)) = latest(store, device)?
-        && s.ended_at.is_some()
-        && s.clean_hand_off.is_none()
-    {
-        s.clean_hand_off = Some(clean);
-        store.put(
-            &collection(SESSIONS_COLLECTION)?,
-            k.as_bytes(),
-            &encode(&s)?,
-        )?;
-    }
+    let sessions = collection(SESSIONS_COLLECTION)?;
+    let Some(bytes) = store.get(&sessions, key.as_bytes())? else {
+        return Ok(());
+    };
+    let mut s: Session = decode(SESSIONS_COLLECTION, &bytes)?;
+    s.clean_hand_off = Some(clean);
+    s.hand_off_remaining = remaining.to_vec();
+    batch.put(&sessions, key.as_bytes(), &encode(&s)?);
     Ok(())
 }
 

@@ -15,6 +15,8 @@ pub struct AssignmentSettings {
     pub app_install_timeout: Duration,
     /// How often a failed item is retried and after how many failures it is given up.
     pub retry: baton_assign::RetryPolicy,
+    /// How a hand-off that is not clean is checked again, and when Baton gives up.
+    pub hand_off: super::hand_off::HandOffPolicy,
 }
 
 impl Default for AssignmentSettings {
@@ -24,6 +26,7 @@ impl Default for AssignmentSettings {
             app_install_poll_interval: Duration::from_secs(30),
             app_install_timeout: Duration::from_secs(30 * 60),
             retry: baton_assign::RetryPolicy::default(),
+            hand_off: super::hand_off::HandOffPolicy::default(),
         }
     }
 }

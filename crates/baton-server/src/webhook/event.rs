@@ -82,6 +82,31 @@ pub enum EventPayload {
     /// (at most one event per device per minute; `refusals` counts them all).
     #[serde(rename = "device.re_enrollment_refused")]
     ReEnrollmentRefused(ReEnrollmentRefusedEvent),
+    /// A sign-out's hand-off check found something of the previous session on the device
+    /// (sent when first found and again when Baton gives up).
+    #[serde(rename = "device.hand_off_not_clean")]
+    HandOffNotClean(HandOffEvent),
+    /// A hand-off that was not clean was verified clean by a later check.
+    #[serde(rename = "device.hand_off_clean")]
+    HandOffClean(HandOffEvent),
+}
+
+/// A hand-off check's verdict.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HandOffEvent {
+    /// `not_clean` (retrying), `given_up` or `clean`.
+    pub state: crate::reconciler::hand_off::HandOffState,
+    /// Who was signed out.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub username: Option<String>,
+    /// What remains on the device.
+    #[serde(skip_serializing_if = "Vec::is_empty", default)]
+    pub remaining: Vec<crate::reconciler::hand_off::Remaining>,
+    /// Checks that found something so far.
+    pub rounds_not_clean: u32,
+    /// When the next check starts (RFC 3339), while retrying.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub next_check_at: Option<String>,
 }
 
 /// A refused re-enrollment.
@@ -124,7 +149,8 @@ pub struct RenewalEvent {
 
 impl EventPayload {
     /// The event type (`checkin`, `command.result`, `sign_in.logged`,
-    /// `identity_renewal.failed`, `identity_renewal.expired`, `device.re_enrollment_refused`),
+    /// `identity_renewal.failed`, `identity_renewal.expired`, `device.re_enrollment_refused`,
+    /// `device.hand_off_not_clean`, `device.hand_off_clean`),
     /// sent as `X-Baton-Event`.
     pub fn kind(&self) -> &'static str {
         match self {
@@ -134,6 +160,8 @@ impl EventPayload {
             EventPayload::IdentityRenewalFailed(_) => "identity_renewal.failed",
             EventPayload::IdentityRenewalExpired(_) => "identity_renewal.expired",
             EventPayload::ReEnrollmentRefused(_) => "device.re_enrollment_refused",
+            EventPayload::HandOffNotClean(_) => "device.hand_off_not_clean",
+            EventPayload::HandOffClean(_) => "device.hand_off_clean",
         }
     }
 }

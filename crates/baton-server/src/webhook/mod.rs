@@ -16,6 +16,8 @@ pub mod signature;
 
 pub use dead_letter::{DEAD_LETTER_COLLECTION, DeadLetter, DeadLetterHeader};
 pub use delivery::WebhookDelivery;
-pub use event::{EventPayload, MAX_EVENT_BYTES, ReEnrollmentRefusedEvent, WebhookEvent};
+pub use event::{
+    EventPayload, HandOffEvent, MAX_EVENT_BYTES, ReEnrollmentRefusedEvent, WebhookEvent,
+};
 pub use outbox::{EventSink, Outbox};
 pub use signature::{SIGNATURE_HEADER, sign, verify};

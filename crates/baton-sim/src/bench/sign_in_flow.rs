@@ -325,9 +325,10 @@ pub async fn sign_out_until_done(
 }
 
 /// Reads the session log of the device until the newest ended session of `username` has a
-/// hand-off result: Ok when clean, an error when not clean or not recorded within the flow's
-/// timeout. Meanwhile the device answers what wakes it (a push, or the bench's poll with
-/// [`Wake::Direct`]): a device whose connection dropped mid-queue finishes its queue then.
+/// clean hand-off: Ok when clean; an error when it is still not clean when the flow's timeout
+/// ends (a not-clean hand-off is checked again by the server and may become clean) or not
+/// recorded by then. Meanwhile the device answers what wakes it (a push, or the bench's poll
+/// with [`Wake::Direct`]): a device whose connection dropped mid-queue finishes its queue then.
 pub async fn wait_clean_hand_off(
     admin: &AdminApi,
     device: &mut SimDevice,
@@ -345,11 +346,11 @@ pub async fn wait_clean_hand_off(
             .iter()
             .rev()
             .find(|s| s["username"] == username && !s["ended_at"].is_null());
-        match last.map(|s| &s["clean_hand_off"]) {
-            Some(Json::Bool(true)) => return Ok(()),
-            Some(Json::Bool(false)) => {
+        match last.map(|s| (&s["clean_hand_off"], &s["hand_off_remaining"])) {
+            Some((Json::Bool(true), _)) => return Ok(()),
+            Some((Json::Bool(false), remaining)) if Instant::now() >= deadline => {
                 return Err(SimError::Portal(format!(
-                    "device {udid}: the hand-off after {username} was not clean"
+                    "device {udid}: the hand-off after {username} was not clean: {remaining}"
                 )));
             }
             _ if Instant::now() >= deadline => {

@@ -188,6 +188,23 @@ struct IosCodeArgs {
     /// for any undecodable command, 12075/12070) instead of iOS's.
     #[arg(long)]
     lenient_refusal_codes: bool,
+    /// Refuse the removal of an app (bundle id) or profile (PayloadIdentifier) with an iOS
+    /// error code, e.g. `com.example.notes=12130` (repeatable): the item stays installed.
+    #[arg(long = "refuse-removal", value_name = "ID=CODE", value_parser = parse_refusal)]
+    refuse_removal: Vec<(String, i64)>,
+}
+
+fn parse_refusal(s: &str) -> Result<(String, i64), String> {
+    let (id, code) = s
+        .split_once('=')
+        .ok_or_else(|| format!("{s:?} is not ID=CODE"))?;
+    let code = code
+        .parse::<i64>()
+        .map_err(|_| format!("{code:?} is not an error code"))?;
+    if id.is_empty() {
+        return Err(format!("{s:?} has no identifier"));
+    }
+    Ok((id.to_owned(), code))
 }
 
 impl IosCodeArgs {
@@ -199,6 +216,8 @@ impl IosCodeArgs {
         if self.lenient_refusal_codes {
             o.refusal_codes = baton_sim::RefusalCodes::Lenient;
         }
+        o.refuse_removals
+            .extend(self.refuse_removal.iter().cloned());
     }
 }
 
