@@ -661,6 +661,8 @@ fn print_banner(server: &baton_server::server::RunningServer, b: &Banner<'_>) {
             data.join("ca").join("ca.pem").display()
         ),
         Transport::SelfSignedTls { .. } => format!("--server {local} --insecure"),
+        // The operator's certificate names the public host, not 127.0.0.1.
+        Transport::TlsFiles { .. } => format!("--server {public_url}"),
         _ => format!("--server {local}"),
     };
     println!("Baton is listening on {} ({addr})", server.local_url());
@@ -1165,6 +1167,32 @@ lease-check-interval = 10
         std::fs::write(&file, "open-enrollment = true\n").unwrap();
         let config = build_config(parse(&["--config", file.to_str().unwrap()])).unwrap();
         assert!(config.open_enrollment);
+    }
+
+    #[test]
+    fn log_format_flag_and_file_key() {
+        use crate::logging::LogFormat;
+        assert_eq!(log_format(&parse(&[])).unwrap(), LogFormat::Text);
+        assert_eq!(
+            log_format(&parse(&["--log-format", "json"])).unwrap(),
+            LogFormat::Json
+        );
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("baton.toml");
+        std::fs::write(&file, "log-format = \"json\"\n").unwrap();
+        let path = file.to_str().unwrap();
+        assert_eq!(
+            log_format(&parse(&["--config", path])).unwrap(),
+            LogFormat::Json
+        );
+        assert!(build_config(parse(&["--config", path])).is_ok());
+        assert_eq!(
+            log_format(&parse(&["--config", path, "--log-format", "text"])).unwrap(),
+            LogFormat::Text,
+            "the flag wins"
+        );
+        std::fs::write(&file, "log-format = \"xml\"\n").unwrap();
+        assert!(log_format(&parse(&["--config", path])).is_err());
     }
 
     #[test]
