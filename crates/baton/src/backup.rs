@@ -5,12 +5,17 @@
 //! and `backup.json` (format, version, time, row count). It is written under a temporary name
 //! and renamed when complete, so a backup that exists is whole.
 //!
-//! Both commands hold the data directory's lock ([`crate::data_lock`]) while they work, so no
-//! server starts on it meanwhile and the copy is consistent. A directory a running server holds
-//! is refused: `baton backup` says to stop the server first (an online backup of a serving
-//! store is not built: the sled store has no point-in-time snapshot), and `baton restore`
-//! never overwrites it. A restore is built next to the target and renamed into place; the
-//! directory it replaces is kept under `<data>.replaced-<unix time>`.
+//! A stopped server's directory is copied under its lock ([`crate::data_lock`]), so no server
+//! starts meanwhile. A running server's directory is copied by that server: `baton backup`
+//! writes the target path to `<data>/backup-request` and sends the server (its pid is in the
+//! lock file) SIGUSR1; the server stops serving (in-flight requests finish, background tasks
+//! stop, the store is flushed), writes the backup, starts serving again on the same address
+//! and writes `<data>/backup-result`. The sled store has no point-in-time snapshot, so this
+//! pause is what makes the copy consistent; it lasts as long as the export (devices retry).
+//!
+//! `baton restore` never touches a directory a running server holds. A restore is built next to
+//! the target and renamed into place; the directory it replaces is kept under
+//! `<data>.replaced-<unix time>`.
 
 use std::io::{BufReader, BufWriter};
 use std::path::{Path, PathBuf};
@@ -30,13 +35,20 @@ const DB_DIR: &str = baton_server::server::DB_DIR;
 const STORE_FILE: &str = "store.jsonl";
 /// The manifest of a backup.
 const MANIFEST: &str = "backup.json";
+/// Written by `baton backup` for a running server: the backup's target path.
+const REQUEST_FILE: &str = "backup-request";
+/// Written by the server when that backup is done: `{"ok": bool, "rows": n, "message": "..."}`.
+const RESULT_FILE: &str = "backup-result";
+/// How long `baton backup` waits for a running server's backup.
+const ONLINE_WAIT: std::time::Duration = std::time::Duration::from_secs(600);
 const FORMAT: &str = "baton-backup";
 const VERSION: u32 = 1;
 
 /// `baton backup`.
 #[derive(Debug, Args)]
 pub struct BackupArgs {
-    /// The data directory of a stopped server [default: ./baton-data].
+    /// The data directory, of a stopped or a running server (which pauses serving while the
+    /// copy is made) [default: ./baton-data].
     #[arg(
         long,
         env = "BATON_DATA",
@@ -119,17 +131,6 @@ fn sibling(path: &Path, suffix: &str) -> PathBuf {
     path.with_file_name(name)
 }
 
-fn held_message(dir: &Path, e: crate::data_lock::LockError) -> anyhow::Error {
-    match e {
-        crate::data_lock::LockError::Held { holder, .. } => anyhow::anyhow!(
-            "a Baton process is using {} ({holder}): stop it first (e.g. systemctl stop baton); \
-             a backup of a serving store is not built",
-            dir.display()
-        ),
-        other => other.into(),
-    }
-}
-
 fn backup(args: &BackupArgs) -> anyhow::Result<String> {
     let data = &args.data;
     if !data.join(DB_DIR).is_dir() {
@@ -138,8 +139,152 @@ fn backup(args: &BackupArgs) -> anyhow::Result<String> {
     if args.out.exists() {
         bail!("{} exists: give a new directory", args.out.display());
     }
-    let _lock = DataLock::acquire(data, "baton backup").map_err(|e| held_message(data, e))?;
-    let partial = sibling(&args.out, ".partial");
+    let rows = match DataLock::acquire(data, "baton backup") {
+        Ok(_lock) => write_backup(data, &args.out)?,
+        Err(crate::data_lock::LockError::Held { holder, .. }) => {
+            backup_by_running_server(data, &args.out, &holder)?
+        }
+        Err(other) => return Err(other.into()),
+    };
+    Ok(format!(
+        "backup of {} written to {} ({rows} store rows, the CA key and the other files); it \
+         holds secrets (CA key, push certificate key): keep it like the data directory",
+        data.display(),
+        args.out.display()
+    ))
+}
+
+/// `backup-result`.
+#[derive(Debug, Serialize, Deserialize)]
+struct BackupResult {
+    ok: bool,
+    /// Rows written, when ok.
+    rows: u64,
+    /// The error, when not ok.
+    message: String,
+}
+
+/// Asks the `baton serve` holding `data` (`holder` as its lock file names it) to write the
+/// backup, and waits for its answer.
+fn backup_by_running_server(data: &Path, out: &Path, holder: &str) -> anyhow::Result<u64> {
+    let pid: i32 = holder
+        .strip_prefix("baton serve, pid ")
+        .and_then(|p| p.trim().parse().ok())
+        .with_context(|| {
+            format!(
+                "{} is in use by another Baton process ({holder}); wait for it to finish",
+                data.display()
+            )
+        })?;
+    let out = std::path::absolute(out).context("the --out path")?;
+    let result_path = data.join(RESULT_FILE);
+    let _ = std::fs::remove_file(&result_path);
+    std::fs::write(data.join(REQUEST_FILE), out.to_string_lossy().as_bytes())
+        .with_context(|| format!("cannot write {}", data.join(REQUEST_FILE).display()))?;
+    let signalled = rustix::process::Pid::from_raw(pid)
+        .context("the lock file names no valid pid")
+        .and_then(|p| {
+            rustix::process::kill_process(p, rustix::process::Signal::USR1)
+                .map_err(|e| anyhow::Error::from(std::io::Error::from(e)))
+        });
+    if let Err(error) = signalled {
+        let _ = std::fs::remove_file(data.join(REQUEST_FILE));
+        bail!(
+            "cannot signal the running server (pid {pid}): {error}; run baton backup as the \
+             user that runs baton serve"
+        );
+    }
+    eprintln!(
+        "baton backup: the running server (pid {pid}) pauses serving while it writes the backup"
+    );
+    let deadline = std::time::Instant::now() + ONLINE_WAIT;
+    while std::time::Instant::now() < deadline {
+        if let Ok(bytes) = std::fs::read(&result_path) {
+            let _ = std::fs::remove_file(&result_path);
+            let result: BackupResult =
+                serde_json::from_slice(&bytes).context("the server's backup result")?;
+            if result.ok {
+                return Ok(result.rows);
+            }
+            bail!(
+                "the running server could not write the backup: {}",
+                result.message
+            );
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    bail!(
+        "the running server wrote no backup within {} s; see its log",
+        ONLINE_WAIT.as_secs()
+    )
+}
+
+/// In `baton serve`, on SIGUSR1: stops serving, writes the backup `baton backup` asked for,
+/// answers in `backup-result`, and serves again with `config` (the same address).
+pub async fn serve_backup_request(
+    server: baton_server::server::RunningServer,
+    config: &baton_server::config::ServerConfig,
+) -> anyhow::Result<baton_server::server::RunningServer> {
+    let data = config.data_dir.clone();
+    let request = data.join(REQUEST_FILE);
+    let Ok(out) = std::fs::read_to_string(&request) else {
+        tracing::warn!("SIGUSR1 without a backup request: ignored");
+        return Ok(server);
+    };
+    let _ = std::fs::remove_file(&request);
+    let out = PathBuf::from(out.trim());
+    tracing::info!(out = %out.display(), "backup requested: pausing service");
+    let result = match server.shutdown().await {
+        Ok(()) => {
+            let data = data.clone();
+            let out = out.clone();
+            tokio::task::spawn_blocking(move || write_backup(&data, &out))
+                .await
+                .unwrap_or_else(|e| Err(anyhow::anyhow!("backup task: {e}")))
+        }
+        Err(e) => Err(anyhow::Error::new(e).context("stopping for the backup")),
+    };
+    let answer = match &result {
+        Ok(rows) => {
+            tracing::info!(out = %out.display(), rows, "backup written");
+            BackupResult {
+                ok: true,
+                rows: *rows,
+                message: String::new(),
+            }
+        }
+        Err(e) => {
+            let message = crate::logging::cause_chain(e);
+            tracing::error!(error = %message, "backup failed");
+            BackupResult {
+                ok: false,
+                rows: 0,
+                message,
+            }
+        }
+    };
+    let partial = data.join(format!("{RESULT_FILE}.partial"));
+    let written = serde_json::to_vec(&answer)
+        .map_err(std::io::Error::other)
+        .and_then(|bytes| std::fs::write(&partial, bytes))
+        .and_then(|()| std::fs::rename(&partial, data.join(RESULT_FILE)));
+    if let Err(error) = written {
+        tracing::warn!(%error, "cannot write the backup result");
+    }
+    let server = baton_server::server::start(config.clone())
+        .await
+        .context("serving again after the backup")?;
+    tracing::info!("serving again after the backup");
+    Ok(server)
+}
+
+/// Writes the backup of `data` (whose lock the caller holds, or whose server is stopped) to
+/// `out`; returns the store rows.
+fn write_backup(data: &Path, out: &Path) -> anyhow::Result<u64> {
+    if out.exists() {
+        bail!("{} exists: give a new directory", out.display());
+    }
+    let partial = sibling(out, ".partial");
     if partial.exists() {
         std::fs::remove_dir_all(&partial)
             .with_context(|| format!("cannot remove {}", partial.display()))?;
@@ -153,14 +298,18 @@ fn backup(args: &BackupArgs) -> anyhow::Result<String> {
             .context("cannot open the store")?;
         let file = std::fs::File::create(partial.join(STORE_FILE))?;
         owner_only(&partial.join(STORE_FILE), 0o600)?;
-        let mut out = BufWriter::new(file);
-        let summary = store.export(&mut out).context("exporting the store")?;
-        out.into_inner().map_err(|e| e.into_error())?.sync_all()?;
+        let mut writer = BufWriter::new(file);
+        let summary = store.export(&mut writer).context("exporting the store")?;
+        writer
+            .into_inner()
+            .map_err(|e| e.into_error())?
+            .sync_all()?;
         drop(store);
+        let skip = [DB_DIR, LOCK_FILE, REQUEST_FILE, RESULT_FILE];
         for entry in std::fs::read_dir(data)? {
             let entry = entry?;
             let name = entry.file_name();
-            if name == DB_DIR || name == LOCK_FILE {
+            if skip.iter().any(|s| name == *s) || name.to_string_lossy().ends_with(".partial") {
                 continue;
             }
             copy_tree(&entry.path(), &partial.join(&name))?;
@@ -176,22 +325,14 @@ fn backup(args: &BackupArgs) -> anyhow::Result<String> {
             partial.join(MANIFEST),
             serde_json::to_vec_pretty(&manifest)?,
         )?;
-        std::fs::rename(&partial, &args.out)
-            .with_context(|| format!("cannot rename to {}", args.out.display()))?;
+        std::fs::rename(&partial, out)
+            .with_context(|| format!("cannot rename to {}", out.display()))?;
         anyhow::Ok(summary.rows)
     })();
-    match written {
-        Ok(rows) => Ok(format!(
-            "backup of {} written to {} ({rows} store rows, the CA key and the other files); it \
-             holds secrets (CA key, push certificate key): keep it like the data directory",
-            data.display(),
-            args.out.display()
-        )),
-        Err(e) => {
-            let _ = std::fs::remove_dir_all(&partial);
-            Err(e)
-        }
+    if written.is_err() {
+        let _ = std::fs::remove_dir_all(&partial);
     }
+    written
 }
 
 /// Restricts `path` to its owner (`mode` 0o700 or 0o600).

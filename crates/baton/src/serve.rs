@@ -585,6 +585,7 @@ fn run_inner(args: ServeArgs) -> anyhow::Result<()> {
         let public_url = config.public_url.clone();
         let transport = config.transport.clone();
         let push_topic_flag = config.enrollment.push_topic.clone();
+        let restart_config = config.clone();
         let server = match baton_server::server::start(config).await {
             Ok(server) => server,
             Err(e) => {
@@ -603,7 +604,20 @@ fn run_inner(args: ServeArgs) -> anyhow::Result<()> {
                 push_topic_flag: push_topic_flag.as_deref(),
             },
         );
-        let signal = wait_for_signal(&server).await;
+        let mut signals = Signals::new();
+        let mut server = server;
+        let mut restart = restart_config;
+        restart.listen = server.local_addr();
+        let signal = loop {
+            match signals.next(&server).await {
+                Wake::Stop(signal) => break signal,
+                Wake::Backup => {
+                    server = crate::backup::serve_backup_request(server, &restart)
+                        .await
+                        .map_err(|e| (e, false))?;
+                }
+            }
+        };
         tracing::info!(signal, "shutting down: finishing requests in flight");
         println!("shutting down…");
         server
@@ -761,20 +775,49 @@ fn print_banner(server: &baton_server::server::RunningServer, b: &Banner<'_>) {
     println!("  docs/operations.md walks through the first day; Ctrl-C stops the server");
 }
 
-/// Waits for Ctrl-C or SIGTERM (returns which); on SIGHUP, has the server re-read its TLS
-/// certificate.
-async fn wait_for_signal(server: &baton_server::server::RunningServer) -> &'static str {
+/// What woke `baton serve` up.
+enum Wake {
+    /// SIGINT or SIGTERM: stop.
+    Stop(&'static str),
+    /// SIGUSR1: `baton backup` asked for a backup ([`crate::backup::serve_backup_request`]).
+    Backup,
+}
+
+/// The signals `baton serve` listens to, registered once for the whole run.
+struct Signals {
     #[cfg(unix)]
-    {
-        use tokio::signal::unix::{SignalKind, signal};
-        if let (Ok(mut term), Ok(mut hangup)) = (
-            signal(SignalKind::terminate()),
-            signal(SignalKind::hangup()),
-        ) {
+    streams: Option<[tokio::signal::unix::Signal; 3]>,
+}
+
+impl Signals {
+    fn new() -> Self {
+        #[cfg(unix)]
+        {
+            use tokio::signal::unix::{SignalKind, signal};
+            let streams = match (
+                signal(SignalKind::terminate()),
+                signal(SignalKind::hangup()),
+                signal(SignalKind::user_defined1()),
+            ) {
+                (Ok(term), Ok(hangup), Ok(usr1)) => Some([term, hangup, usr1]),
+                _ => None,
+            };
+            Signals { streams }
+        }
+        #[cfg(not(unix))]
+        Signals {}
+    }
+
+    /// Waits for Ctrl-C, SIGTERM or SIGUSR1; on SIGHUP, has the server re-read its TLS
+    /// certificate and waits on.
+    async fn next(&mut self, server: &baton_server::server::RunningServer) -> Wake {
+        #[cfg(unix)]
+        if let Some([term, hangup, usr1]) = &mut self.streams {
             loop {
                 tokio::select! {
-                    _ = tokio::signal::ctrl_c() => return "SIGINT",
-                    _ = term.recv() => return "SIGTERM",
+                    _ = tokio::signal::ctrl_c() => return Wake::Stop("SIGINT"),
+                    _ = term.recv() => return Wake::Stop("SIGTERM"),
+                    _ = usr1.recv() => return Wake::Backup,
                     _ = hangup.recv() => {
                         tracing::info!("SIGHUP: checking the TLS certificate");
                         server.reload_tls();
@@ -782,11 +825,10 @@ async fn wait_for_signal(server: &baton_server::server::RunningServer) -> &'stat
                 }
             }
         }
+        let _ = server;
+        let _ = tokio::signal::ctrl_c().await;
+        Wake::Stop("Ctrl-C")
     }
-    #[cfg(not(unix))]
-    let _ = server;
-    let _ = tokio::signal::ctrl_c().await;
-    "Ctrl-C"
 }
 
 #[cfg(test)]

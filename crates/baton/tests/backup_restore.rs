@@ -1,6 +1,7 @@
 //! `baton backup` and `baton restore` against real `baton serve` processes: a backup of a
-//! stopped server restores into a directory a new server runs on with the same data; a running
-//! server's directory is neither backed up nor overwritten; a damaged backup changes nothing.
+//! running server (which pauses to write it) or a stopped one restores into a directory a new
+//! server runs on with the same data; a running server's directory is never overwritten; a
+//! damaged backup changes nothing.
 
 mod common;
 
@@ -40,7 +41,7 @@ fn text(out: &Output) -> String {
 }
 
 #[test]
-fn a_backup_restores_into_a_working_server_and_running_servers_are_left_alone() {
+fn backups_of_running_and_stopped_servers_restore_and_a_running_server_is_never_overwritten() {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
     let backup = dir.path().join("backup");
@@ -51,19 +52,49 @@ fn a_backup_restores_into_a_working_server_and_running_servers_are_left_alone() 
     );
     assert!(out.status.success(), "{}", text(&out));
 
-    // Running: refused, nothing written.
+    // Running: the server pauses, writes the backup and serves again on the same address.
     let data_s = data.to_str().unwrap();
-    let backup_s = backup.to_str().unwrap();
-    let out = run(&["backup", "--data", data_s, "--out", backup_s]);
-    assert!(!out.status.success());
-    assert!(text(&out).contains("stop it first"), "{}", text(&out));
-    assert!(!backup.exists());
+    let online = dir.path().join("online");
+    let online_s = online.to_str().unwrap();
+    let out = run(&["backup", "--data", data_s, "--out", online_s]);
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(online.join("store.jsonl").is_file() && online.join("ca/ca-key.pem").is_file());
+    let out = cli(&url, &["user", "show", "alice"]);
+    assert!(out.status.success(), "serving again: {}", text(&out));
+    let log = server.stderr();
+    assert!(
+        log.contains("backup requested: pausing service") && log.contains("serving again"),
+        "{log}"
+    );
+    // Changes after the backup are not in it.
+    let out = cli(
+        &url,
+        &["user", "add", "bob", "--password", "correct horse 2"],
+    );
+    assert!(out.status.success(), "{}", text(&out));
     assert!(server.terminate());
     drop(server);
 
+    let backup_s = backup.to_str().unwrap();
     let out = run(&["backup", "--data", data_s, "--out", backup_s]);
     assert!(out.status.success(), "{}", text(&out));
     assert!(backup.join("store.jsonl").is_file() && backup.join("ca/ca-key.pem").is_file());
+    let out = run(&[
+        "restore",
+        "--from",
+        online_s,
+        "--data",
+        dir.path().join("from-online").to_str().unwrap(),
+    ]);
+    assert!(out.status.success(), "{}", text(&out));
+    let (mut server, url) = start(&dir.path().join("from-online"));
+    assert!(cli(&url, &["user", "show", "alice"]).status.success());
+    assert!(
+        !cli(&url, &["user", "show", "bob"]).status.success(),
+        "bob came after the backup"
+    );
+    assert!(server.terminate());
+    drop(server);
     // An existing target is never written over.
     let out = run(&["backup", "--data", data_s, "--out", backup_s]);
     assert!(!out.status.success() && text(&out).contains("exists"));
