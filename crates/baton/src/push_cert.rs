@@ -304,7 +304,7 @@ fn upload_body(args: &UploadArgs) -> anyhow::Result<Value> {
     let bytes =
         std::fs::read(cert_path).with_context(|| format!("cannot read {}", cert_path.display()))?;
     // Apple's download is PEM; a DER certificate is turned into PEM here.
-    let cert_pem = if bytes.starts_with(b"-----") || bytes.windows(5).any(|w| w == b"-----") {
+    let cert_pem = if bytes.windows(11).any(|w| w == b"-----BEGIN ") {
         String::from_utf8(bytes).context("the certificate file is not text")?
     } else {
         String::from_utf8(read_certificate(cert_path)?.to_pem()?)?
