@@ -7,10 +7,14 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+mod backup;
 mod cli;
+mod data_lock;
 mod enrollment_flags;
 mod inspect;
+mod logging;
 mod portal_flags;
+mod push_cert;
 mod push_flags;
 mod retention_flags;
 mod serve;
@@ -31,6 +35,13 @@ enum Command {
     Inspect(inspect::InspectArgs),
     /// Run the MDM server (self-signed TLS and a generated API key when nothing is configured).
     Serve(Box<serve::ServeArgs>),
+    /// The APNs push certificate: make the vendor-signed request for Apple, upload the
+    /// certificate Apple returns, show the one in use.
+    PushCert(push_cert::PushCertArgs),
+    /// Copy a stopped server's data directory (store, CA key, TLS files) to a new directory.
+    Backup(backup::BackupArgs),
+    /// Put a backup into a data directory; refuses one a running server holds.
+    Restore(backup::RestoreArgs),
     /// Operator commands against a running server's admin API.
     #[command(flatten)]
     Admin(cli::AdminCommand),
@@ -41,19 +52,9 @@ fn main() -> ExitCode {
     match cli.command {
         Command::Inspect(args) => inspect::run(&args),
         Command::Admin(command) => cli::run(&command),
-        Command::Serve(args) => {
-            init_tracing();
-            serve::run(*args)
-        }
+        Command::PushCert(args) => push_cert::run(&args),
+        Command::Backup(args) => backup::run_backup(&args),
+        Command::Restore(args) => backup::run_restore(&args),
+        Command::Serve(args) => serve::run(*args),
     }
-}
-
-/// Logs to stderr, filtered by `RUST_LOG` (default `info`). Only the binary installs a subscriber.
-fn init_tracing() {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .try_init();
 }

@@ -40,7 +40,7 @@ pub struct ServeArgs {
     /// `lockout-threshold`, `lockout-seconds`, `capture-device-requests`,
     /// `capture-max-requests`, `max-connections`, `trusted-proxy`, `metrics-auth`,
     /// `command-retention-days`, `session-log-retention-days`, `sign-in-log-retention-days`,
-    /// `dead-letter-retention-days`, `retention-interval`). Flags and BATON_* variables
+    /// `dead-letter-retention-days`, `retention-interval`, `log-format`). Flags and BATON_* variables
     /// override it.
     #[arg(long, env = "BATON_CONFIG", value_name = "FILE")]
     config: Option<PathBuf>,
@@ -195,6 +195,10 @@ pub struct ServeArgs {
     /// API key as a bearer token) [default: none].
     #[arg(long, env = "BATON_METRICS_AUTH", value_name = "AUTH", value_enum)]
     metrics_auth: Option<MetricsAuthArg>,
+    /// Log lines on stderr: `text` (coloured only on a terminal) or `json` (one object per
+    /// line) [default: text].
+    #[arg(long, env = "BATON_LOG_FORMAT", value_name = "FORMAT", value_enum)]
+    log_format: Option<crate::logging::LogFormat>,
     /// APNs push settings.
     #[command(flatten)]
     push: crate::push_flags::PushArgs,
@@ -262,6 +266,7 @@ struct FileConfig {
     sign_in_log_retention_days: Option<u64>,
     dead_letter_retention_days: Option<u64>,
     retention_interval: Option<u64>,
+    log_format: Option<crate::logging::LogFormat>,
 }
 
 /// `--metrics-auth`.
@@ -482,43 +487,177 @@ fn build_config(args: ServeArgs) -> anyhow::Result<ServerConfig> {
 }
 
 /// Runs the server until Ctrl-C or SIGTERM; exit code 0 after a clean shutdown.
+///
+/// The data directory is locked first ([`crate::data_lock`]): a second server on it exits at
+/// once with a message. A start that fails removes what it created in the data directory.
 pub fn run(args: ServeArgs) -> ExitCode {
+    let format = match log_format(&args) {
+        Ok(format) => format,
+        Err(e) => {
+            eprintln!("baton serve: {}", crate::logging::cause_chain(&e));
+            return ExitCode::FAILURE;
+        }
+    };
+    crate::logging::init(format);
     match run_inner(args) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("baton serve: {e:#}");
+            let message = crate::logging::cause_chain(&e);
+            tracing::error!(error = %message, "baton serve failed");
+            // Also on stderr in plain words when the log is JSON (an operator at a terminal).
+            if format == crate::logging::LogFormat::Json {
+                eprintln!("baton serve: {message}");
+            }
             ExitCode::FAILURE
         }
     }
 }
 
+/// `--log-format`, else the config file's `log-format` (the file is read again, in full, by
+/// [`build_config`]).
+fn log_format(args: &ServeArgs) -> anyhow::Result<crate::logging::LogFormat> {
+    if let Some(format) = args.log_format {
+        return Ok(format);
+    }
+    Ok(match &args.config {
+        Some(path) => read_file_config(path)?.log_format.unwrap_or_default(),
+        None => crate::logging::LogFormat::default(),
+    })
+}
+
+/// The top-level entries of `dir` now (none when it does not exist).
+fn entries(dir: &Path) -> Vec<std::ffi::OsString> {
+    std::fs::read_dir(dir)
+        .map(|d| d.filter_map(Result::ok).map(|e| e.file_name()).collect())
+        .unwrap_or_default()
+}
+
+/// Removes what a failed start created in the data directory: the directory itself when it
+/// did not exist before, else the entries that were not there.
+fn remove_half_made(dir: &Path, existed: bool, before: &[std::ffi::OsString]) {
+    let result = if existed {
+        entries(dir)
+            .into_iter()
+            .filter(|name| !before.contains(name))
+            .try_for_each(|name| {
+                let path = dir.join(name);
+                if path.is_dir() {
+                    std::fs::remove_dir_all(path)
+                } else {
+                    std::fs::remove_file(path)
+                }
+            })
+    } else {
+        std::fs::remove_dir_all(dir)
+    };
+    match result {
+        Ok(()) => tracing::info!(data = %dir.display(),
+            "removed what the failed start had created in the data directory"),
+        Err(error) => tracing::warn!(data = %dir.display(), %error,
+            "could not remove what the failed start created in the data directory"),
+    }
+}
+
 fn run_inner(args: ServeArgs) -> anyhow::Result<()> {
     let config = build_config(args)?;
+    let data = config.data_dir.clone();
+    let existed = data.exists();
+    let before = entries(&data);
+    std::fs::create_dir_all(&data)
+        .with_context(|| format!("cannot create the data directory {}", data.display()))?;
+    let lock = match crate::data_lock::DataLock::acquire(&data, "baton serve") {
+        Ok(lock) => lock,
+        Err(e) => {
+            if !existed {
+                let _ = std::fs::remove_dir_all(&data);
+            }
+            return Err(e.into());
+        }
+    };
+    let data_dir = data.clone();
+    tracing::info!(version = env!("CARGO_PKG_VERSION"), data = %data.display(),
+        listen = %config.listen, "baton starting");
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
         .context("cannot start the async runtime")?;
-    runtime.block_on(async move {
+    let outcome = runtime.block_on(async move {
         let public_url = config.public_url.clone();
-        let data = config.data_dir.clone();
         let transport = config.transport.clone();
-        let server = baton_server::server::start(config)
-            .await
-            .context("cannot start the server")?;
-        print_banner(&server, &public_url, &data, &transport);
-        wait_for_signal(&server).await;
+        let push_topic_flag = config.enrollment.push_topic.clone();
+        let restart_config = config.clone();
+        let server = match baton_server::server::start(config).await {
+            Ok(server) => server,
+            Err(e) => {
+                return Err((
+                    anyhow::Error::new(e).context("cannot start the server"),
+                    true,
+                ));
+            }
+        };
+        print_banner(
+            &server,
+            &Banner {
+                public_url: &public_url,
+                data: &data,
+                transport: &transport,
+                push_topic_flag: push_topic_flag.as_deref(),
+            },
+        );
+        let mut signals = Signals::new();
+        let mut server = server;
+        let mut restart = restart_config;
+        restart.listen = server.local_addr();
+        let signal = loop {
+            match signals.next(&server).await {
+                Wake::Stop(signal) => break signal,
+                Wake::Backup => {
+                    server = crate::backup::serve_backup_request(server, &restart)
+                        .await
+                        .map_err(|e| (e, false))?;
+                }
+            }
+        };
+        tracing::info!(signal, "shutting down: finishing requests in flight");
         println!("shutting down…");
-        server.shutdown().await.context("shutdown")?;
+        server
+            .shutdown()
+            .await
+            .context("shutdown")
+            .map_err(|e| (e, false))?;
+        tracing::info!("baton stopped");
         Ok(())
-    })
+    });
+    drop(runtime);
+    drop(lock);
+    match outcome {
+        Ok(()) => Ok(()),
+        Err((error, failed_start)) => {
+            if failed_start {
+                remove_half_made(&data_dir, existed, &before);
+            }
+            Err(error)
+        }
+    }
+}
+/// What the banner needs besides the running server.
+struct Banner<'a> {
+    public_url: &'a str,
+    data: &'a Path,
+    transport: &'a Transport,
+    /// `--enrollment-push-topic`, when given.
+    push_topic_flag: Option<&'a str>,
 }
 
-fn print_banner(
-    server: &baton_server::server::RunningServer,
-    public_url: &str,
-    data: &Path,
-    transport: &Transport,
-) {
+/// Prints where the server listens, what an operator needs once (API key, first enrollment
+/// URL) and what is still missing before a device can enroll, with the commands that fix it.
+fn print_banner(server: &baton_server::server::RunningServer, b: &Banner<'_>) {
+    let Banner {
+        public_url,
+        data,
+        transport,
+        push_topic_flag,
+    } = *b;
     let addr = server.local_addr();
     let local = if addr.ip().is_unspecified() {
         format!(
@@ -528,6 +667,17 @@ fn print_banner(
         )
     } else {
         server.local_url()
+    };
+    // The connection flags of the operator CLI for this server, as printed in the commands.
+    let conn = match transport {
+        Transport::SelfSignedTls { .. } if server.builtin_ca_pem().is_some() => format!(
+            "--server {local} --ca-file {}",
+            data.join("ca").join("ca.pem").display()
+        ),
+        Transport::SelfSignedTls { .. } => format!("--server {local} --insecure"),
+        // The operator's certificate names the public host, not 127.0.0.1.
+        Transport::TlsFiles { .. } => format!("--server {public_url}"),
+        _ => format!("--server {local}"),
     };
     println!("Baton is listening on {} ({addr})", server.local_url());
     match transport {
@@ -543,6 +693,43 @@ fn print_banner(
     }
     println!("  public URL: {public_url}");
     println!("  data: {}", data.display());
+    if let Some(key) = server.generated_api_key() {
+        println!();
+        println!("  Admin API key (shown only this once; only its hash is stored):");
+        println!("    {key}");
+        println!("  export BATON_API_KEY=<that key> for the commands below");
+    }
+    // What enrollment still needs, each with the command that fixes it.
+    let push = &server.services().push_service;
+    let topic = push.topic().map(|t| t.as_str().to_owned());
+    let mut missing = 0;
+    println!();
+    match (&topic, push_topic_flag) {
+        (Some(topic), _) => println!("  push certificate: {topic} (baton push-cert show)"),
+        (None, Some(flag)) => println!(
+            "  push certificate: none; enrollment profiles use --enrollment-push-topic {flag}, \
+             but no push reaches a device until one is uploaded (baton push-cert upload)"
+        ),
+        (None, None) => {
+            missing += 1;
+            println!(
+                "  MISSING push certificate: devices cannot enroll (/mdm/enroll answers 409) \
+                 until one is uploaded. With your MDM vendor certificate:"
+            );
+            println!(
+                "    baton push-cert csr --vendor-cert vendor.pem --vendor-key vendor.key \
+                 --out-dir push"
+            );
+            println!(
+                "    (upload push/push-request.b64 at https://identity.apple.com/pushcert, \
+                 download the certificate)"
+            );
+            println!(
+                "    baton push-cert upload {conn} --cert MDM_Certificate.pem --key push/push.key"
+            );
+            println!("  (a lab without pushes: restart with --enrollment-push-topic TOPIC)");
+        }
+    }
     if server.builtin_ca_pem().is_some() {
         println!(
             "  device CA: {} (SCEP at {public_url}/scep)",
@@ -551,48 +738,86 @@ fn print_banner(
         if let Some(fingerprint) = server.builtin_ca_sha256() {
             println!("  device CA SHA-256: {fingerprint}");
         }
+        let enrollable = topic.is_some() || push_topic_flag.is_some();
+        let after = if enrollable {
+            ""
+        } else {
+            " (works once the push certificate is uploaded)"
+        };
         if server.open_enrollment() {
-            println!("  enroll a device: open {public_url}/mdm/enroll on it");
+            println!("  enroll a device: open {public_url}/mdm/enroll on it{after}");
             println!(
                 "  WARNING: open enrollment is on: anyone who reaches this server can enroll a \
                  device (no enrollment token needed)"
             );
         } else if let Some(url) = server.first_enrollment_url() {
-            println!("  enroll a device: open this URL on it (one device, valid 7 days):");
+            println!("  enroll a device: open this URL on it (one device, valid 7 days){after}:");
             println!("    {url}");
         } else {
+            missing += 1;
             println!(
-                "  enroll a device: baton enrollment-token create --label NAME, then open the \
-                 URL it prints on the device"
+                "  MISSING enrollment token: make one and open the URL it prints on the device:"
             );
+            println!("    baton enrollment-token create {conn} --label NAME --uses 1");
         }
-    }
-    if let Some(key) = server.generated_api_key() {
-        println!();
-        println!("  Admin API key (shown only this once; only its hash is stored):");
-        println!("    {key}");
+    } else {
+        println!("  the built-in CA is off: devices enroll through your own SCEP/PKI");
     }
     let k = if server.is_tls() { "-k " } else { "" };
     println!();
-    println!("Next:");
+    if missing > 0 {
+        println!("Before the first device ({missing} step(s) above), then:");
+    } else {
+        println!("Next:");
+    }
     println!("  curl {k}{local}/healthz");
-    println!("  curl {k}-H \"Authorization: Bearer $BATON_API_KEY\" {local}/api/v1/devices");
-    println!("  see docs/api.md for the admin API; Ctrl-C stops the server");
+    println!("  baton device list {conn}");
+    println!("  docs/operations.md walks through the first day; Ctrl-C stops the server");
 }
 
-/// Waits for Ctrl-C or SIGTERM; on SIGHUP, has the server re-read its TLS certificate.
-async fn wait_for_signal(server: &baton_server::server::RunningServer) {
+/// What woke `baton serve` up.
+enum Wake {
+    /// SIGINT or SIGTERM: stop.
+    Stop(&'static str),
+    /// SIGUSR1: `baton backup` asked for a backup ([`crate::backup::serve_backup_request`]).
+    Backup,
+}
+
+/// The signals `baton serve` listens to, registered once for the whole run.
+struct Signals {
     #[cfg(unix)]
-    {
-        use tokio::signal::unix::{SignalKind, signal};
-        if let (Ok(mut term), Ok(mut hangup)) = (
-            signal(SignalKind::terminate()),
-            signal(SignalKind::hangup()),
-        ) {
+    streams: Option<[tokio::signal::unix::Signal; 3]>,
+}
+
+impl Signals {
+    fn new() -> Self {
+        #[cfg(unix)]
+        {
+            use tokio::signal::unix::{SignalKind, signal};
+            let streams = match (
+                signal(SignalKind::terminate()),
+                signal(SignalKind::hangup()),
+                signal(SignalKind::user_defined1()),
+            ) {
+                (Ok(term), Ok(hangup), Ok(usr1)) => Some([term, hangup, usr1]),
+                _ => None,
+            };
+            Signals { streams }
+        }
+        #[cfg(not(unix))]
+        Signals {}
+    }
+
+    /// Waits for Ctrl-C, SIGTERM or SIGUSR1; on SIGHUP, has the server re-read its TLS
+    /// certificate and waits on.
+    async fn next(&mut self, server: &baton_server::server::RunningServer) -> Wake {
+        #[cfg(unix)]
+        if let Some([term, hangup, usr1]) = &mut self.streams {
             loop {
                 tokio::select! {
-                    _ = tokio::signal::ctrl_c() => return,
-                    _ = term.recv() => return,
+                    _ = tokio::signal::ctrl_c() => return Wake::Stop("SIGINT"),
+                    _ = term.recv() => return Wake::Stop("SIGTERM"),
+                    _ = usr1.recv() => return Wake::Backup,
                     _ = hangup.recv() => {
                         tracing::info!("SIGHUP: checking the TLS certificate");
                         server.reload_tls();
@@ -600,10 +825,10 @@ async fn wait_for_signal(server: &baton_server::server::RunningServer) {
                 }
             }
         }
+        let _ = server;
+        let _ = tokio::signal::ctrl_c().await;
+        Wake::Stop("Ctrl-C")
     }
-    #[cfg(not(unix))]
-    let _ = server;
-    let _ = tokio::signal::ctrl_c().await;
 }
 
 #[cfg(test)]
@@ -984,6 +1209,32 @@ lease-check-interval = 10
         std::fs::write(&file, "open-enrollment = true\n").unwrap();
         let config = build_config(parse(&["--config", file.to_str().unwrap()])).unwrap();
         assert!(config.open_enrollment);
+    }
+
+    #[test]
+    fn log_format_flag_and_file_key() {
+        use crate::logging::LogFormat;
+        assert_eq!(log_format(&parse(&[])).unwrap(), LogFormat::Text);
+        assert_eq!(
+            log_format(&parse(&["--log-format", "json"])).unwrap(),
+            LogFormat::Json
+        );
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("baton.toml");
+        std::fs::write(&file, "log-format = \"json\"\n").unwrap();
+        let path = file.to_str().unwrap();
+        assert_eq!(
+            log_format(&parse(&["--config", path])).unwrap(),
+            LogFormat::Json
+        );
+        assert!(build_config(parse(&["--config", path])).is_ok());
+        assert_eq!(
+            log_format(&parse(&["--config", path, "--log-format", "text"])).unwrap(),
+            LogFormat::Text,
+            "the flag wins"
+        );
+        std::fs::write(&file, "log-format = \"xml\"\n").unwrap();
+        assert!(log_format(&parse(&["--config", path])).is_err());
     }
 
     #[test]

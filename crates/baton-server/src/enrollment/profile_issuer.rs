@@ -51,8 +51,10 @@ pub const DEVICE_SUBJECT_PREFIX: &str = "Baton device";
 pub enum EnrollProfileError {
     /// No push certificate is stored and no topic is configured.
     #[error(
-        "no APNs push certificate: upload one (its topic goes into the enrollment profile) \
-         before enrolling devices"
+        "no APNs push certificate: the server's operator must upload one (its topic goes into \
+         the enrollment profile) before devices can enroll: `baton push-cert csr`, then \
+         `baton push-cert upload` (docs/operations.md); a lab without pushes can start the \
+         server with --enrollment-push-topic"
     )]
     NoPushCertificate,
     /// Creating the one-time challenge failed.
