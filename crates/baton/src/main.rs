@@ -33,7 +33,7 @@ enum Command {
     Serve(Box<serve::ServeArgs>),
     /// Operator commands against a running server's admin API.
     #[command(flatten)]
-    Admin(cli::AdminCommand),
+    Admin(Box<cli::AdminCommand>),
 }
 
 fn main() -> ExitCode {

@@ -32,16 +32,9 @@ const LOCKOUT_SECONDS: std::ops::RangeInclusive<u64> = 1..=3600;
 /// Arguments of `baton serve`.
 #[derive(Debug, Args)]
 pub struct ServeArgs {
-    /// TOML config file with the same settings (kebab-case keys: `data`, `listen`, `public-url`,
-    /// `plain-http`, `tls-cert`, `tls-key`, `tls-client-auth`, `api-key`, `device-ca`,
-    /// `scep-challenge`, `open-enrollment`, `rate-limit-burst`, `rate-limit-per-minute`,
-    /// `webhook-url`, `webhook-secret`, `push-cert`, `push-key`, `push-cert-password`,
-    /// `apns-url`, `apns-ca`, `repush-interval`, `default-lease`, `lease-check-interval`,
-    /// `lockout-threshold`, `lockout-seconds`, `capture-device-requests`,
-    /// `capture-max-requests`, `max-connections`, `trusted-proxy`, `metrics-auth`,
-    /// `command-retention-days`, `session-log-retention-days`, `sign-in-log-retention-days`,
-    /// `dead-letter-retention-days`, `retention-interval`). Flags and BATON_* variables
-    /// override it.
+    /// TOML config file with the same settings: every flag's long name (without `--`) is a key,
+    /// e.g. `listen = "0.0.0.0:8443"`, `portal-title = "Ward 7"`, `device-ca = ["a.pem"]`
+    /// (repeatable flags take a list). Flags and BATON_* variables override it.
     #[arg(long, env = "BATON_CONFIG", value_name = "FILE")]
     config: Option<PathBuf>,
     /// Data directory (database, CA, generated TLS certificate) [default: ./baton-data].
@@ -262,6 +255,18 @@ struct FileConfig {
     sign_in_log_retention_days: Option<u64>,
     dead_letter_retention_days: Option<u64>,
     retention_interval: Option<u64>,
+    sign_enrollment_profile: Option<bool>,
+    enrollment_push_topic: Option<String>,
+    profile_identifier_prefix: Option<String>,
+    enrollment_challenge_ttl: Option<u64>,
+    device_identity_days: Option<u64>,
+    identity_renewal_days: Option<u64>,
+    identity_renewal_check: Option<u64>,
+    identity_expiry_warning_days: Option<u64>,
+    portal_title: Option<String>,
+    portal_logo_url: Option<String>,
+    portal_accent_color: Option<String>,
+    portal_reminder: Option<String>,
 }
 
 /// `--metrics-auth`.
@@ -467,8 +472,28 @@ fn build_config(args: ServeArgs) -> anyhow::Result<ServerConfig> {
         Some(MetricsAuthArg::ApiKey) => MetricsAuth::ApiKey,
         Some(MetricsAuthArg::None) | None => MetricsAuth::None,
     };
-    config.enrollment = args.enrollment.into_settings()?;
-    config.portal = args.portal.into_branding()?;
+    config.enrollment = args
+        .enrollment
+        .with_file(crate::enrollment_flags::EnrollmentFileValues {
+            sign_enrollment_profile: file.sign_enrollment_profile,
+            enrollment_push_topic: file.enrollment_push_topic,
+            profile_identifier_prefix: file.profile_identifier_prefix,
+            enrollment_challenge_ttl: file.enrollment_challenge_ttl,
+            device_identity_days: file.device_identity_days,
+            identity_renewal_days: file.identity_renewal_days,
+            identity_renewal_check: file.identity_renewal_check,
+            identity_expiry_warning_days: file.identity_expiry_warning_days,
+        })
+        .into_settings()?;
+    config.portal = args
+        .portal
+        .with_file(crate::portal_flags::PortalFileValues {
+            portal_title: file.portal_title,
+            portal_logo_url: file.portal_logo_url,
+            portal_accent_color: file.portal_accent_color,
+            portal_reminder: file.portal_reminder,
+        })?
+        .into_branding()?;
     config.retention =
         args.retention
             .into_settings(crate::retention_flags::RetentionFileValues {
@@ -993,5 +1018,63 @@ lease-check-interval = 10
             Some("mdm.example")
         );
         assert_eq!(url_host("https://[::1]:8443").as_deref(), Some("::1"));
+    }
+
+    /// Every `baton serve` flag (but `--config` itself) is a config file key: a key the file
+    /// does not know is refused as "unknown field", so a string value for each flag's name
+    /// may fail on its type, never as unknown.
+    #[test]
+    fn every_flag_is_a_config_file_key() {
+        use clap::CommandFactory;
+        let command = Wrapper::command();
+        let flags: Vec<String> = command
+            .get_arguments()
+            .filter_map(|a| a.get_long().map(str::to_owned))
+            .filter(|long| long != "config" && long != "help")
+            .collect();
+        assert!(flags.len() > 40, "{flags:?}");
+        for flag in &flags {
+            let text = format!("{flag} = \"x\"\n");
+            if let Err(e) = toml::from_str::<FileConfig>(&text) {
+                let message = e.to_string();
+                assert!(
+                    !message.contains("unknown field"),
+                    "--{flag} is not a config file key: {message}"
+                );
+            }
+        }
+        // The check can fail: a name the file does not know is refused as unknown.
+        let e = toml::from_str::<FileConfig>("portal-titel = \"x\"\n").unwrap_err();
+        assert!(e.to_string().contains("unknown field"), "{e}");
+        // And the values are used.
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("baton.toml");
+        std::fs::write(
+            &file,
+            "portal-title = \"Ward 7\"\nportal-accent-color = \"#aa0011\"\n\
+             device-identity-days = 100\nenrollment-push-topic = \"com.apple.mgmt.x\"\n",
+        )
+        .unwrap();
+        let config = build_config(parse(&["--config", file.to_str().unwrap()])).unwrap();
+        assert_eq!(config.portal.title, "Ward 7");
+        assert_eq!(config.portal.accent.to_string(), "#aa0011");
+        assert_eq!(
+            config.enrollment.device_validity,
+            Duration::from_secs(100 * 24 * 3600)
+        );
+        assert_eq!(
+            config.enrollment.push_topic.as_deref(),
+            Some("com.apple.mgmt.x")
+        );
+        let config = build_config(parse(&[
+            "--config",
+            file.to_str().unwrap(),
+            "--portal-title",
+            "Ward 8",
+        ]))
+        .unwrap();
+        assert_eq!(config.portal.title, "Ward 8", "a flag overrides the file");
+        std::fs::write(&file, "portal-accent-color = \"red\"\n").unwrap();
+        assert!(build_config(parse(&["--config", file.to_str().unwrap()])).is_err());
     }
 }
