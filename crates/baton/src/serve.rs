@@ -61,7 +61,9 @@ pub struct ServeArgs {
     /// [default: off].
     #[arg(long, env = "BATON_TLS_CLIENT_AUTH", value_name = "off|optional")]
     tls_client_auth: Option<ClientAuth>,
-    /// Admin API key. Without it, the stored one is kept, or one is generated and printed once.
+    /// Admin API key for this run (at least 16 characters); the stored key is not changed by
+    /// it. Without it, the stored one is used, or one is generated and printed once. Prefer
+    /// BATON_API_KEY or --api-key-file: `ps` shows command lines to every user.
     #[arg(
         long,
         env = "BATON_API_KEY",
@@ -69,6 +71,14 @@ pub struct ServeArgs {
         hide_env_values = true
     )]
     api_key: Option<String>,
+    /// File holding the admin API key for this run (its first line), e.g. a systemd credential.
+    #[arg(
+        long,
+        env = "BATON_API_KEY_FILE",
+        value_name = "FILE",
+        conflicts_with = "api_key"
+    )]
+    api_key_file: Option<PathBuf>,
     /// Extra CA (PEM) that device identity certificates may chain to; repeatable
     /// (comma-separated in BATON_DEVICE_CA). The built-in enrollment CA is always trusted.
     #[arg(
@@ -188,6 +198,15 @@ pub struct ServeArgs {
     /// API key as a bearer token) [default: none].
     #[arg(long, env = "BATON_METRICS_AUTH", value_name = "AUTH", value_enum)]
     metrics_auth: Option<MetricsAuthArg>,
+    /// Fewest characters a local user's password may have (1 to 128) [default: 8]; applies to
+    /// new users, imports and password changes (existing passwords keep working).
+    #[arg(
+        long,
+        env = "BATON_MIN_PASSWORD_LENGTH",
+        value_name = "CHARS",
+        value_parser = clap::value_parser!(u16).range(1..=128)
+    )]
+    min_password_length: Option<u16>,
     /// APNs push settings.
     #[command(flatten)]
     push: crate::push_flags::PushArgs,
@@ -214,6 +233,7 @@ struct FileConfig {
     tls_key: Option<PathBuf>,
     tls_client_auth: Option<String>,
     api_key: Option<String>,
+    api_key_file: Option<PathBuf>,
     #[serde(default)]
     device_ca: Vec<PathBuf>,
     scep_challenge: Option<String>,
@@ -267,6 +287,7 @@ struct FileConfig {
     portal_logo_url: Option<String>,
     portal_accent_color: Option<String>,
     portal_reminder: Option<String>,
+    min_password_length: Option<u16>,
 }
 
 /// `--metrics-auth`.
@@ -283,6 +304,17 @@ fn read_file_config(path: &Path) -> anyhow::Result<FileConfig> {
     let text = std::fs::read_to_string(path)
         .with_context(|| format!("cannot read config file {}", path.display()))?;
     toml::from_str(&text).with_context(|| format!("invalid config file {}", path.display()))
+}
+
+/// The first line of an API key file.
+fn read_key_file(path: &Path) -> anyhow::Result<String> {
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("cannot read the API key file {}", path.display()))?;
+    let key = text.lines().next().unwrap_or("").trim();
+    if key.is_empty() {
+        bail!("the API key file {} is empty", path.display());
+    }
+    Ok(key.to_owned())
 }
 
 /// The machine's host name, for the default public URL and the self-signed certificate.
@@ -362,7 +394,16 @@ fn build_config(args: ServeArgs) -> anyhow::Result<ServerConfig> {
     if plain && config.tls.client_auth != ClientAuth::Off {
         bail!("--tls-client-auth needs TLS: it cannot be combined with --plain-http");
     }
-    config.api_key = args.api_key.or(file.api_key);
+    config.api_key = match (
+        args.api_key,
+        args.api_key_file,
+        file.api_key,
+        file.api_key_file,
+    ) {
+        (Some(key), ..) => Some(key),
+        (None, Some(path), ..) | (None, None, None, Some(path)) => Some(read_key_file(&path)?),
+        (None, None, key, _) => key,
+    };
     config.device_ca_files = if args.device_ca.is_empty() {
         file.device_ca
     } else {
@@ -472,6 +513,12 @@ fn build_config(args: ServeArgs) -> anyhow::Result<ServerConfig> {
         Some(MetricsAuthArg::ApiKey) => MetricsAuth::ApiKey,
         Some(MetricsAuthArg::None) | None => MetricsAuth::None,
     };
+    if let Some(n) = args.min_password_length.or(file.min_password_length) {
+        if !(1..=128).contains(&n) {
+            bail!("min-password-length must be between 1 and 128, got {n}");
+        }
+        config.password_policy.min_length = usize::from(n);
+    }
     config.enrollment = args
         .enrollment
         .with_file(crate::enrollment_flags::EnrollmentFileValues {

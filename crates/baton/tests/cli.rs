@@ -285,6 +285,18 @@ fn lists_are_tables_json_is_for_scripts_and_secrets_stay_hidden() {
     assert_eq!(code(&server.cli(&["item", "delete", "intranet"])), 0);
     let group = server.cli(&["group", "add", "nurses", "--member", "bob"]);
     assert_eq!(code(&group), 0, "{}", stderr(&group));
+    let members = server.cli(&["group", "members", "nurses"]);
+    assert_eq!(code(&members), 0, "{}", stderr(&members));
+    let text = stdout(&members);
+    assert!(text.lines().any(|l| l.starts_with("bob")), "{text}");
+    assert!(!text.contains("carol"), "{text}");
+    // Usernames are one name whatever their case and surrounding space.
+    let shown = server.cli(&["user", "show", " ALICE "]);
+    assert_eq!(code(&shown), 0, "{}", stderr(&shown));
+    assert!(stdout(&shown).contains("alice"));
+    let dist = server.cli(&["distribution", "add", "wifi", "--user", "Bob"]);
+    assert_eq!(code(&dist), 0, "{}", stderr(&dist));
+    assert!(stdout(&dist).contains("users (bob)") || stdout(&dist).contains("bob"));
     assert_eq!(code(&server.cli(&["group", "delete", "nurses"])), 0);
     let groups = stdout(&server.cli(&["group", "list"]));
     assert!(!groups.contains("nurses"), "{groups}");
@@ -320,6 +332,39 @@ fn exit_codes_say_what_went_wrong() {
         ],
     );
     assert_eq!(code(&bad), 4, "{}", stderr(&bad));
+
+    // 4: the password policy (at least 8 characters), with the rule in the message.
+    let short = cli_with(
+        &["user", "add", "dave"],
+        &[
+            ("BATON_SERVER", &server.url),
+            ("BATON_API_KEY", KEY),
+            ("BATON_USER_PASSWORD", "short"),
+        ],
+    );
+    assert_eq!(code(&short), 4, "{}", stderr(&short));
+    assert!(stderr(&short).contains("at least 8"), "{}", stderr(&short));
+    // 4: an unknown group is refused like an unknown item.
+    let unknown_group = server.cli(&["distribution", "add", "sign-in", "--group", "no-such-group"]);
+    assert_eq!(code(&unknown_group), 4, "{}", stderr(&unknown_group));
+    assert!(
+        stderr(&unknown_group).contains("unknown group"),
+        "{}",
+        stderr(&unknown_group)
+    );
+    let unknown_item = server.cli(&["distribution", "add", "no-such-item", "--all"]);
+    assert_eq!(code(&unknown_item), 4, "{}", stderr(&unknown_item));
+    // 4: a file that is not a profile, with a sentence rather than a parser's debug dump.
+    let junk = dir.path().join("junk.mobileconfig");
+    std::fs::write(&junk, "hello, not a plist").unwrap();
+    let upload = server.cli(&["item", "add-profile", junk.to_str().unwrap()]);
+    assert_eq!(code(&upload), 4, "{}", stderr(&upload));
+    assert!(
+        stderr(&upload).contains("not a configuration profile"),
+        "{}",
+        stderr(&upload)
+    );
+    assert!(!stderr(&upload).contains("{ "), "{}", stderr(&upload));
 
     // 2: usage (clap), and local input that cannot be used.
     assert_eq!(code(&server.cli(&["user", "list", "--no-such-flag"])), 2);

@@ -74,6 +74,20 @@ fn api_key(conn: &Connection) -> anyhow::Result<String> {
     Ok(key.to_owned())
 }
 
+/// `path` with the bytes a URI cannot hold percent-encoded (a username with a space, a
+/// non-ASCII name); the structure characters `/ ? & = %` are kept.
+fn uri_path(path: &str) -> String {
+    let mut out = String::with_capacity(path.len());
+    for b in path.bytes() {
+        if b.is_ascii_alphanumeric() || b"-._~/?&=%:@!$'()*+,;".contains(&b) {
+            out.push(char::from(b));
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
 /// The server could not be reached, or TLS failed; the message says what to do.
 #[derive(Debug, thiserror::Error)]
 #[error("{0}")]
@@ -256,7 +270,7 @@ impl AdminClient {
     ) -> anyhow::Result<Answer> {
         let request = Request::builder()
             .method(method)
-            .uri(format!("{}/api/v1{path}", self.base))
+            .uri(format!("{}/api/v1{}", self.base, uri_path(path)))
             .header("Authorization", format!("Bearer {}", self.api_key))
             .header("Content-Type", content_type)
             .body(Full::new(Bytes::from(body)))?;
@@ -272,7 +286,7 @@ impl AdminClient {
     ) -> anyhow::Result<Answer> {
         let mut request = Request::builder()
             .method(method)
-            .uri(format!("{}/api/v1{path}", self.base))
+            .uri(format!("{}/api/v1{}", self.base, uri_path(path)))
             .header("Authorization", format!("Bearer {}", self.api_key));
         let bytes = match body {
             Some(json) => {

@@ -146,7 +146,7 @@ pub enum GroupCommand {
         /// Name (the id).
         name: String,
     },
-    /// Delete a group (refused while a distribution targets it).
+    /// Delete a group.
     Delete {
         /// Name (the id).
         name: String,
@@ -246,7 +246,7 @@ pub enum ItemCommand {
         /// The item id.
         id: String,
     },
-    /// Delete an item (refused while a distribution uses it).
+    /// Delete an item.
     Delete {
         /// The item id.
         id: String,

@@ -301,6 +301,12 @@ fn write_list(out: &mut String, list_key: &str, rows: &[Value]) {
         return;
     }
     let owned: Vec<(String, String)>;
+    // A user group's members are users, a device group's devices.
+    let list_key = if list_key == "members" && rows[0].get("username").is_some() {
+        "users"
+    } else {
+        list_key
+    };
     let columns: Vec<(&str, &str)> = match known_columns(list_key) {
         Some(c) => c.to_vec(),
         None => {
