@@ -64,8 +64,9 @@ pub fn generate_api_key() -> Result<String, ApiKeyError> {
 }
 
 /// Settles the API key at start-up. A configured key (`--api-key`, `--api-key-file`,
-/// `BATON_API_KEY`) is the key of this run only: the stored hash is left as it is, so a one-off
-/// key given on one start does not silently replace the key the operator keeps for the others.
+/// `BATON_API_KEY`) is stored when no key is stored yet (the first start); otherwise it is the
+/// key of this run only and the stored hash is left as it is, so a one-off key given on one
+/// start does not silently replace the key the operator keeps for the others.
 /// Otherwise the stored hash is used; otherwise a key is generated, its hash stored, and the
 /// key returned (to be printed once).
 pub fn load_or_init(
@@ -77,7 +78,12 @@ pub fn load_or_init(
         if key.len() < 16 {
             return Err(ApiKeyError::TooShort);
         }
-        return Ok((ApiKeyHash::of(key), None));
+        let hash = ApiKeyHash::of(key);
+        if store.get(&collection, API_KEY_HASH_KEY)?.is_none() {
+            // The first start: the configured key becomes the stored one.
+            store.put(&collection, API_KEY_HASH_KEY, &hash.0)?;
+        }
+        return Ok((hash, None));
     }
     if let Some(stored) = store.get(&collection, API_KEY_HASH_KEY)? {
         let bytes = <[u8; 32]>::try_from(stored.as_slice()).map_err(|_| ApiKeyError::Corrupt)?;
@@ -105,6 +111,16 @@ mod tests {
         let (again, none) = load_or_init(&store, None).unwrap();
         assert!(none.is_none());
         assert!(again.matches(&key));
+    }
+
+    #[test]
+    fn a_configured_key_on_the_first_start_is_stored() {
+        let store = SledStore::temporary().unwrap();
+        let (_, none) = load_or_init(&store, Some("operator-chosen-key-123")).unwrap();
+        assert!(none.is_none());
+        let (stored, none) = load_or_init(&store, None).unwrap();
+        assert!(none.is_none(), "no new key is generated");
+        assert!(stored.matches("operator-chosen-key-123"));
     }
 
     #[test]

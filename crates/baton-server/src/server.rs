@@ -257,7 +257,7 @@ async fn start_inner(
         let (hash, generated) = api_key::load_or_init(store.as_ref(), configured_key.as_deref())?;
         if configured_key.is_some() {
             tracing::info!(
-                "admin API key: the configured one, for this run only (the stored key, if any, is unchanged)"
+                "admin API key: the configured one (stored if no key was; an existing stored key is kept for starts without it)"
             );
         }
         let mut depth = 0i64;

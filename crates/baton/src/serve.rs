@@ -61,9 +61,10 @@ pub struct ServeArgs {
     /// [default: off].
     #[arg(long, env = "BATON_TLS_CLIENT_AUTH", value_name = "off|optional")]
     tls_client_auth: Option<ClientAuth>,
-    /// Admin API key for this run (at least 16 characters); the stored key is not changed by
-    /// it. Without it, the stored one is used, or one is generated and printed once. Prefer
-    /// BATON_API_KEY or --api-key-file: `ps` shows command lines to every user.
+    /// Admin API key (at least 16 characters): stored on the first start; later, the key of
+    /// this run only (the stored key is not replaced). Without it, the stored one is used, or one
+    /// is generated and printed once. Prefer BATON_API_KEY or --api-key-file: `ps` shows
+    /// command lines to every user.
     #[arg(
         long,
         env = "BATON_API_KEY",
