@@ -210,3 +210,57 @@ async fn api_errors_are_json_with_statuses() {
     server.assert_healthy().await;
     server.stop().await;
 }
+
+/// `GET /groups/{id}/members` lists the devices a device group's rule matches now, as the
+/// engine evaluates it: `model = "iPad"` (devices report `iPhone15,2`) matches none, which is
+/// how an operator sees that the rule is wrong; `model_name` and `serial` rules match.
+#[tokio::test]
+async fn device_group_members_are_the_devices_its_rule_matches() {
+    let (device, server) = server_with_two_devices().await;
+    for (name, rule) in [
+        ("ipads", r#"model = "iPad""#.to_owned()),
+        ("phones", r#"model_name = "iPhone""#.to_owned()),
+        ("one", format!(r#"serial = "{}""#, device.serial_number())),
+    ] {
+        let r = server
+            .api(
+                Method::POST,
+                "/api/v1/groups",
+                Some(serde_json::json!({"name": name, "kind": "device", "rule": rule})),
+            )
+            .await;
+        assert_eq!(r.status, 201, "{}", r.text());
+    }
+    let members = |body: serde_json::Value| -> Vec<String> {
+        body["members"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|m| m["id"].as_str().unwrap().to_owned())
+            .collect()
+    };
+    let r = server
+        .api(Method::GET, "/api/v1/groups/ipads/members", None)
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert!(members(r.json()).is_empty());
+    let r = server
+        .api(Method::GET, "/api/v1/groups/phones/members", None)
+        .await;
+    let body = r.json();
+    assert_eq!(body["kind"], "devices");
+    assert_eq!(
+        members(body.clone()),
+        vec![UDID.to_owned(), OTHER.to_owned()]
+    );
+    assert_eq!(body["members"][0]["assignee"], "nobody");
+    assert_eq!(body["members"][0]["model"], "iPhone15,2");
+    let r = server
+        .api(Method::GET, "/api/v1/groups/one/members", None)
+        .await;
+    assert_eq!(members(r.json()), vec![UDID.to_owned()]);
+    let r = server
+        .api(Method::GET, "/api/v1/groups/nope/members", None)
+        .await;
+    assert_eq!(r.status, 404, "{}", r.text());
+}

@@ -112,6 +112,9 @@ impl TestServer {
                 .unwrap_or_else(|| dir.path().join("data")),
         );
         config.min_free_disk = options.min_free_disk;
+        // The end-to-end tests use short passwords (`pw`); the policy has its own tests
+        // (unit tests and crates/baton/tests/cli.rs, which runs the binary's default of 8).
+        config.password_policy.min_length = 1;
         config.listen = "127.0.0.1:0".parse().unwrap();
         let mut hosts = vec!["localhost".to_owned(), "127.0.0.1".to_owned()];
         config.public_url = match &options.public_host {

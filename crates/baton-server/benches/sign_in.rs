@@ -103,7 +103,12 @@ fn fixture() -> Fixture {
         "username": USER, "password": PASSWORD, "full_name": "Carol Bench"
     }))
     .unwrap();
-    let record = user.into_record(secs).unwrap();
+    let record = user
+        .into_record(
+            secs,
+            &baton_server::directory::PasswordPolicy { min_length: 1 },
+        )
+        .unwrap();
     store
         .put(
             &collection(USERS_COLLECTION).unwrap(),

@@ -63,9 +63,12 @@ pub fn generate_api_key() -> Result<String, ApiKeyError> {
     Ok(format!("{KEY_PREFIX}{}", URL_SAFE_NO_PAD.encode(raw)))
 }
 
-/// Settles the API key at start-up. A configured key replaces the stored hash; otherwise the
-/// stored hash is used; otherwise a key is generated, its hash stored, and the key returned
-/// (to be printed once).
+/// Settles the API key at start-up. A configured key (`--api-key`, `--api-key-file`,
+/// `BATON_API_KEY`) is stored when no key is stored yet (the first start); otherwise it is the
+/// key of this run only and the stored hash is left as it is, so a one-off key given on one
+/// start does not silently replace the key the operator keeps for the others.
+/// Otherwise the stored hash is used; otherwise a key is generated, its hash stored, and the
+/// key returned (to be printed once).
 pub fn load_or_init(
     store: &dyn Keyspace,
     configured: Option<&str>,
@@ -76,7 +79,10 @@ pub fn load_or_init(
             return Err(ApiKeyError::TooShort);
         }
         let hash = ApiKeyHash::of(key);
-        store.put(&collection, API_KEY_HASH_KEY, &hash.0)?;
+        if store.get(&collection, API_KEY_HASH_KEY)?.is_none() {
+            // The first start: the configured key becomes the stored one.
+            store.put(&collection, API_KEY_HASH_KEY, &hash.0)?;
+        }
         return Ok((hash, None));
     }
     if let Some(stored) = store.get(&collection, API_KEY_HASH_KEY)? {
@@ -108,13 +114,29 @@ mod tests {
     }
 
     #[test]
-    fn configured_key_replaces_the_stored_one() {
+    fn a_configured_key_on_the_first_start_is_stored() {
+        let store = SledStore::temporary().unwrap();
+        let (_, none) = load_or_init(&store, Some("operator-chosen-key-123")).unwrap();
+        assert!(none.is_none());
+        let (stored, none) = load_or_init(&store, None).unwrap();
+        assert!(none.is_none(), "no new key is generated");
+        assert!(stored.matches("operator-chosen-key-123"));
+    }
+
+    #[test]
+    fn a_configured_key_serves_its_run_and_leaves_the_stored_one() {
         let store = SledStore::temporary().unwrap();
         let (_, generated) = load_or_init(&store, None).unwrap();
+        let generated = generated.unwrap();
         let (hash, none) = load_or_init(&store, Some("operator-chosen-key-123")).unwrap();
         assert!(none.is_none());
         assert!(hash.matches("operator-chosen-key-123"));
-        assert!(!hash.matches(&generated.unwrap()));
+        assert!(!hash.matches(&generated));
+        // The next start without a configured key uses the stored (generated) key again.
+        let (stored, none) = load_or_init(&store, None).unwrap();
+        assert!(none.is_none());
+        assert!(stored.matches(&generated));
+        assert!(!stored.matches("operator-chosen-key-123"));
         assert!(matches!(
             load_or_init(&store, Some("short")),
             Err(ApiKeyError::TooShort)

@@ -122,8 +122,9 @@ pub struct ServerConfig {
     pub transport: Transport,
     /// TLS client authentication, and validity and renewal checks of the server certificate.
     pub tls: crate::tls::TlsSettings,
-    /// The admin API key. When absent, the stored hash is used, or a key is generated on first
-    /// start and returned once in [`crate::server::RunningServer::generated_api_key`]. Secret.
+    /// The admin API key of this run (the stored hash is not changed by it). When absent, the
+    /// stored hash is used, or a key is generated on first start and returned once in
+    /// [`crate::server::RunningServer::generated_api_key`]. Secret.
     pub api_key: Option<String>,
     /// Extra CA certificate files (PEM) that device identity certificates may chain to.
     pub device_ca_files: Vec<PathBuf>,
@@ -140,6 +141,8 @@ pub struct ServerConfig {
     pub webhook: Option<WebhookConfig>,
     /// Request-body bounds.
     pub body_limits: BodyLimits,
+    /// The password policy for local users (minimum length, default 8).
+    pub password_policy: crate::directory::PasswordPolicy,
     /// How far ahead of the server's clock a device certificate's NotBefore may be.
     pub clock_skew: Duration,
     /// How often buffered last-seen times are written.
@@ -198,6 +201,7 @@ impl ServerConfig {
             rate_limit: crate::rate_limit::RateLimitSettings::default(),
             webhook: None,
             body_limits: BodyLimits::default(),
+            password_policy: crate::directory::PasswordPolicy::default(),
             clock_skew: Duration::from_secs(5 * 60),
             last_seen_flush_every: Duration::from_secs(5),
             push: crate::push::PushConfig::default(),
@@ -237,6 +241,7 @@ impl fmt::Debug for ServerConfig {
             .field("rate_limit", &self.rate_limit)
             .field("webhook", &self.webhook)
             .field("body_limits", &self.body_limits)
+            .field("password_policy", &self.password_policy)
             .field("clock_skew", &self.clock_skew)
             .field("last_seen_flush_every", &self.last_seen_flush_every)
             .field("push", &self.push)

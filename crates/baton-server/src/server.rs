@@ -255,6 +255,11 @@ async fn start_inner(
     let (store, api_key, generated_api_key, queue_depth) = tokio::task::spawn_blocking(move || {
         let store: Arc<dyn Store> = Arc::new(open_store(&db_path)?);
         let (hash, generated) = api_key::load_or_init(store.as_ref(), configured_key.as_deref())?;
+        if configured_key.is_some() {
+            tracing::info!(
+                "admin API key: the configured one (stored if no key was; an existing stored key is kept for starts without it)"
+            );
+        }
         let mut depth = 0i64;
         for e in store.enrollments()? {
             depth += store
@@ -390,6 +395,7 @@ async fn start_inner(
         session: Arc::new(crate::session_policy::SessionRules::new(config.session)),
         api_key,
         body_limits: config.body_limits,
+        password_policy: config.password_policy,
         plist_limits: Limits::default().with_max_body_bytes(config.body_limits.device),
         enrollment_tokens: EnrollmentTokens::new(Arc::clone(&store), &config.public_url),
         rate_limits: Arc::new(RateLimiter::new(config.rate_limit)),

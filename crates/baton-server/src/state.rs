@@ -39,6 +39,8 @@ pub struct Services {
     pub api_key: ApiKeyHash,
     /// Request-body bounds per route kind.
     pub body_limits: BodyLimits,
+    /// The password policy for local users.
+    pub password_policy: crate::directory::PasswordPolicy,
     /// Plist limits for device messages.
     pub plist_limits: Limits,
     /// Enrollment tokens (admin API, enrollment profiles, Authenticate).
@@ -56,6 +58,7 @@ impl std::fmt::Debug for Services {
             .field("push", &self.push)
             .field("events", &self.events)
             .field("body_limits", &self.body_limits)
+            .field("password_policy", &self.password_policy)
             .finish_non_exhaustive()
     }
 }

@@ -40,9 +40,44 @@ pub struct EnrollmentArgs {
     identity_expiry_warning_days: Option<u64>,
 }
 
+/// The same settings from the config file (`baton serve --config`).
+#[derive(Debug, Default)]
+pub struct EnrollmentFileValues {
+    pub sign_enrollment_profile: Option<bool>,
+    pub enrollment_push_topic: Option<String>,
+    pub profile_identifier_prefix: Option<String>,
+    pub enrollment_challenge_ttl: Option<u64>,
+    pub device_identity_days: Option<u64>,
+    pub identity_renewal_days: Option<u64>,
+    pub identity_renewal_check: Option<u64>,
+    pub identity_expiry_warning_days: Option<u64>,
+}
+
 const DAY: u64 = 24 * 3600;
 
 impl EnrollmentArgs {
+    /// Fills what the flags and variables left unset from the config file.
+    pub fn with_file(self, file: EnrollmentFileValues) -> Self {
+        EnrollmentArgs {
+            sign_enrollment_profile: self
+                .sign_enrollment_profile
+                .or(file.sign_enrollment_profile),
+            enrollment_push_topic: self.enrollment_push_topic.or(file.enrollment_push_topic),
+            profile_identifier_prefix: self
+                .profile_identifier_prefix
+                .or(file.profile_identifier_prefix),
+            enrollment_challenge_ttl: self
+                .enrollment_challenge_ttl
+                .or(file.enrollment_challenge_ttl),
+            device_identity_days: self.device_identity_days.or(file.device_identity_days),
+            identity_renewal_days: self.identity_renewal_days.or(file.identity_renewal_days),
+            identity_renewal_check: self.identity_renewal_check.or(file.identity_renewal_check),
+            identity_expiry_warning_days: self
+                .identity_expiry_warning_days
+                .or(file.identity_expiry_warning_days),
+        }
+    }
+
     /// The settings (defaults for what is not given).
     pub fn into_settings(self) -> anyhow::Result<EnrollmentSettings> {
         let mut s = EnrollmentSettings::default();

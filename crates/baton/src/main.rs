@@ -44,7 +44,7 @@ enum Command {
     Restore(backup::RestoreArgs),
     /// Operator commands against a running server's admin API.
     #[command(flatten)]
-    Admin(cli::AdminCommand),
+    Admin(Box<cli::AdminCommand>),
 }
 
 fn main() -> ExitCode {

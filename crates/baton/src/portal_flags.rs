@@ -24,7 +24,35 @@ pub struct PortalArgs {
     portal_reminder: Option<String>,
 }
 
+/// The same settings from the config file (`baton serve --config`).
+#[derive(Debug, Default)]
+pub struct PortalFileValues {
+    pub portal_title: Option<String>,
+    pub portal_logo_url: Option<String>,
+    /// `#rrggbb`, checked like the flag.
+    pub portal_accent_color: Option<String>,
+    pub portal_reminder: Option<String>,
+}
+
 impl PortalArgs {
+    /// Fills what the flags and variables left unset from the config file.
+    pub fn with_file(self, file: PortalFileValues) -> anyhow::Result<Self> {
+        let accent = match (self.portal_accent_color, file.portal_accent_color) {
+            (Some(a), _) => Some(a),
+            (None, Some(text)) => Some(
+                AccentColor::parse(&text)
+                    .map_err(|e| anyhow::anyhow!("portal-accent-color in the config file: {e}"))?,
+            ),
+            (None, None) => None,
+        };
+        Ok(PortalArgs {
+            portal_title: self.portal_title.or(file.portal_title),
+            portal_logo_url: self.portal_logo_url.or(file.portal_logo_url),
+            portal_accent_color: accent,
+            portal_reminder: self.portal_reminder.or(file.portal_reminder),
+        })
+    }
+
     /// The branding, or why a value is refused.
     pub fn into_branding(self) -> anyhow::Result<PortalBranding> {
         let mut branding = PortalBranding::default();

@@ -32,16 +32,9 @@ const LOCKOUT_SECONDS: std::ops::RangeInclusive<u64> = 1..=3600;
 /// Arguments of `baton serve`.
 #[derive(Debug, Args)]
 pub struct ServeArgs {
-    /// TOML config file with the same settings (kebab-case keys: `data`, `listen`, `public-url`,
-    /// `plain-http`, `tls-cert`, `tls-key`, `tls-client-auth`, `api-key`, `device-ca`,
-    /// `scep-challenge`, `open-enrollment`, `rate-limit-burst`, `rate-limit-per-minute`,
-    /// `webhook-url`, `webhook-secret`, `push-cert`, `push-key`, `push-cert-password`,
-    /// `apns-url`, `apns-ca`, `repush-interval`, `default-lease`, `lease-check-interval`,
-    /// `lockout-threshold`, `lockout-seconds`, `capture-device-requests`,
-    /// `capture-max-requests`, `max-connections`, `trusted-proxy`, `metrics-auth`,
-    /// `command-retention-days`, `session-log-retention-days`, `sign-in-log-retention-days`,
-    /// `dead-letter-retention-days`, `retention-interval`, `log-format`). Flags and BATON_* variables
-    /// override it.
+    /// TOML config file with the same settings: every flag's long name (without `--`) is a key,
+    /// e.g. `listen = "0.0.0.0:8443"`, `portal-title = "Ward 7"`, `device-ca = ["a.pem"]`
+    /// (repeatable flags take a list). Flags and BATON_* variables override it.
     #[arg(long, env = "BATON_CONFIG", value_name = "FILE")]
     config: Option<PathBuf>,
     /// Data directory (database, CA, generated TLS certificate) [default: ./baton-data].
@@ -68,7 +61,10 @@ pub struct ServeArgs {
     /// [default: off].
     #[arg(long, env = "BATON_TLS_CLIENT_AUTH", value_name = "off|optional")]
     tls_client_auth: Option<ClientAuth>,
-    /// Admin API key. Without it, the stored one is kept, or one is generated and printed once.
+    /// Admin API key (at least 16 characters): stored on the first start; later, the key of
+    /// this run only (the stored key is not replaced). Without it, the stored one is used, or one
+    /// is generated and printed once. Prefer BATON_API_KEY or --api-key-file: `ps` shows
+    /// command lines to every user.
     #[arg(
         long,
         env = "BATON_API_KEY",
@@ -76,6 +72,14 @@ pub struct ServeArgs {
         hide_env_values = true
     )]
     api_key: Option<String>,
+    /// File holding the admin API key for this run (its first line), e.g. a systemd credential.
+    #[arg(
+        long,
+        env = "BATON_API_KEY_FILE",
+        value_name = "FILE",
+        conflicts_with = "api_key"
+    )]
+    api_key_file: Option<PathBuf>,
     /// Extra CA (PEM) that device identity certificates may chain to; repeatable
     /// (comma-separated in BATON_DEVICE_CA). The built-in enrollment CA is always trusted.
     #[arg(
@@ -199,6 +203,15 @@ pub struct ServeArgs {
     /// line) [default: text].
     #[arg(long, env = "BATON_LOG_FORMAT", value_name = "FORMAT", value_enum)]
     log_format: Option<crate::logging::LogFormat>,
+    /// Fewest characters a local user's password may have (1 to 128) [default: 8]; applies to
+    /// new users, imports and password changes (existing passwords keep working).
+    #[arg(
+        long,
+        env = "BATON_MIN_PASSWORD_LENGTH",
+        value_name = "CHARS",
+        value_parser = clap::value_parser!(u16).range(1..=128)
+    )]
+    min_password_length: Option<u16>,
     /// APNs push settings.
     #[command(flatten)]
     push: crate::push_flags::PushArgs,
@@ -225,6 +238,7 @@ struct FileConfig {
     tls_key: Option<PathBuf>,
     tls_client_auth: Option<String>,
     api_key: Option<String>,
+    api_key_file: Option<PathBuf>,
     #[serde(default)]
     device_ca: Vec<PathBuf>,
     scep_challenge: Option<String>,
@@ -267,6 +281,19 @@ struct FileConfig {
     dead_letter_retention_days: Option<u64>,
     retention_interval: Option<u64>,
     log_format: Option<crate::logging::LogFormat>,
+    sign_enrollment_profile: Option<bool>,
+    enrollment_push_topic: Option<String>,
+    profile_identifier_prefix: Option<String>,
+    enrollment_challenge_ttl: Option<u64>,
+    device_identity_days: Option<u64>,
+    identity_renewal_days: Option<u64>,
+    identity_renewal_check: Option<u64>,
+    identity_expiry_warning_days: Option<u64>,
+    portal_title: Option<String>,
+    portal_logo_url: Option<String>,
+    portal_accent_color: Option<String>,
+    portal_reminder: Option<String>,
+    min_password_length: Option<u16>,
 }
 
 /// `--metrics-auth`.
@@ -283,6 +310,17 @@ fn read_file_config(path: &Path) -> anyhow::Result<FileConfig> {
     let text = std::fs::read_to_string(path)
         .with_context(|| format!("cannot read config file {}", path.display()))?;
     toml::from_str(&text).with_context(|| format!("invalid config file {}", path.display()))
+}
+
+/// The first line of an API key file.
+fn read_key_file(path: &Path) -> anyhow::Result<String> {
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("cannot read the API key file {}", path.display()))?;
+    let key = text.lines().next().unwrap_or("").trim();
+    if key.is_empty() {
+        bail!("the API key file {} is empty", path.display());
+    }
+    Ok(key.to_owned())
 }
 
 /// The machine's host name, for the default public URL and the self-signed certificate.
@@ -362,7 +400,16 @@ fn build_config(args: ServeArgs) -> anyhow::Result<ServerConfig> {
     if plain && config.tls.client_auth != ClientAuth::Off {
         bail!("--tls-client-auth needs TLS: it cannot be combined with --plain-http");
     }
-    config.api_key = args.api_key.or(file.api_key);
+    config.api_key = match (
+        args.api_key,
+        args.api_key_file,
+        file.api_key,
+        file.api_key_file,
+    ) {
+        (Some(key), ..) => Some(key),
+        (None, Some(path), ..) | (None, None, None, Some(path)) => Some(read_key_file(&path)?),
+        (None, None, key, _) => key,
+    };
     config.device_ca_files = if args.device_ca.is_empty() {
         file.device_ca
     } else {
@@ -472,8 +519,34 @@ fn build_config(args: ServeArgs) -> anyhow::Result<ServerConfig> {
         Some(MetricsAuthArg::ApiKey) => MetricsAuth::ApiKey,
         Some(MetricsAuthArg::None) | None => MetricsAuth::None,
     };
-    config.enrollment = args.enrollment.into_settings()?;
-    config.portal = args.portal.into_branding()?;
+    if let Some(n) = args.min_password_length.or(file.min_password_length) {
+        if !(1..=128).contains(&n) {
+            bail!("min-password-length must be between 1 and 128, got {n}");
+        }
+        config.password_policy.min_length = usize::from(n);
+    }
+    config.enrollment = args
+        .enrollment
+        .with_file(crate::enrollment_flags::EnrollmentFileValues {
+            sign_enrollment_profile: file.sign_enrollment_profile,
+            enrollment_push_topic: file.enrollment_push_topic,
+            profile_identifier_prefix: file.profile_identifier_prefix,
+            enrollment_challenge_ttl: file.enrollment_challenge_ttl,
+            device_identity_days: file.device_identity_days,
+            identity_renewal_days: file.identity_renewal_days,
+            identity_renewal_check: file.identity_renewal_check,
+            identity_expiry_warning_days: file.identity_expiry_warning_days,
+        })
+        .into_settings()?;
+    config.portal = args
+        .portal
+        .with_file(crate::portal_flags::PortalFileValues {
+            portal_title: file.portal_title,
+            portal_logo_url: file.portal_logo_url,
+            portal_accent_color: file.portal_accent_color,
+            portal_reminder: file.portal_reminder,
+        })?
+        .into_branding()?;
     config.retention =
         args.retention
             .into_settings(crate::retention_flags::RetentionFileValues {
@@ -1244,5 +1317,63 @@ lease-check-interval = 10
             Some("mdm.example")
         );
         assert_eq!(url_host("https://[::1]:8443").as_deref(), Some("::1"));
+    }
+
+    /// Every `baton serve` flag (but `--config` itself) is a config file key: a key the file
+    /// does not know is refused as "unknown field", so a string value for each flag's name
+    /// may fail on its type, never as unknown.
+    #[test]
+    fn every_flag_is_a_config_file_key() {
+        use clap::CommandFactory;
+        let command = Wrapper::command();
+        let flags: Vec<String> = command
+            .get_arguments()
+            .filter_map(|a| a.get_long().map(str::to_owned))
+            .filter(|long| long != "config" && long != "help")
+            .collect();
+        assert!(flags.len() > 40, "{flags:?}");
+        for flag in &flags {
+            let text = format!("{flag} = \"x\"\n");
+            if let Err(e) = toml::from_str::<FileConfig>(&text) {
+                let message = e.to_string();
+                assert!(
+                    !message.contains("unknown field"),
+                    "--{flag} is not a config file key: {message}"
+                );
+            }
+        }
+        // The check can fail: a name the file does not know is refused as unknown.
+        let e = toml::from_str::<FileConfig>("portal-titel = \"x\"\n").unwrap_err();
+        assert!(e.to_string().contains("unknown field"), "{e}");
+        // And the values are used.
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("baton.toml");
+        std::fs::write(
+            &file,
+            "portal-title = \"Ward 7\"\nportal-accent-color = \"#aa0011\"\n\
+             device-identity-days = 100\nenrollment-push-topic = \"com.apple.mgmt.x\"\n",
+        )
+        .unwrap();
+        let config = build_config(parse(&["--config", file.to_str().unwrap()])).unwrap();
+        assert_eq!(config.portal.title, "Ward 7");
+        assert_eq!(config.portal.accent.to_string(), "#aa0011");
+        assert_eq!(
+            config.enrollment.device_validity,
+            Duration::from_secs(100 * 24 * 3600)
+        );
+        assert_eq!(
+            config.enrollment.push_topic.as_deref(),
+            Some("com.apple.mgmt.x")
+        );
+        let config = build_config(parse(&[
+            "--config",
+            file.to_str().unwrap(),
+            "--portal-title",
+            "Ward 8",
+        ]))
+        .unwrap();
+        assert_eq!(config.portal.title, "Ward 8", "a flag overrides the file");
+        std::fs::write(&file, "portal-accent-color = \"red\"\n").unwrap();
+        assert!(build_config(parse(&["--config", file.to_str().unwrap()])).is_err());
     }
 }

@@ -57,10 +57,13 @@ pub async fn sign_in(
     blocking(move || {
         let now = SystemTime::now();
         let store = state.store.as_ref();
+        // Trimmed and matched without case, as at the portal.
+        let username = super::directory::stored_username(store, &body.username)?
+            .unwrap_or_else(|| body.username.trim().to_owned());
         let entry = |result, reason| {
             SignInEntry::new(
                 now,
-                &body.username,
+                &username,
                 id.as_str(),
                 SignInHow::Admin,
                 result,
@@ -81,7 +84,7 @@ pub async fn sign_in(
             &state.reconciler,
             &state.session,
             &id,
-            &body.username,
+            &username,
             "admin",
             body.persistent,
             now,

@@ -5,6 +5,8 @@
 
 use std::time::SystemTime;
 
+use crate::catalog::TargetInput;
+
 use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
@@ -202,6 +204,37 @@ pub async fn create_distribution(
         if read_json::<CatalogItem>(store, ITEMS_COLLECTION, input.item.as_str())?.is_none() {
             return Err(ApiError::BadRequest(format!("unknown item {}", input.item)));
         }
+        // Unknown groups and users are refused like an unknown item; usernames are matched
+        // without case and stored as the user's own spelling.
+        let target = match input.target {
+            TargetInput::Groups { groups } => {
+                for g in &groups {
+                    if read_json::<crate::directory::GroupRecord>(
+                        store,
+                        crate::directory::GROUPS_COLLECTION,
+                        g.as_str(),
+                    )?
+                    .is_none()
+                    {
+                        return Err(ApiError::BadRequest(format!("unknown group {g}")));
+                    }
+                }
+                TargetInput::Groups { groups }
+            }
+            TargetInput::Users { users } => {
+                let mut stored = Vec::with_capacity(users.len());
+                for u in &users {
+                    match super::directory::stored_username(store, u)? {
+                        Some(name) => stored.push(name),
+                        None => {
+                            return Err(ApiError::BadRequest(format!("unknown user {u:?}")));
+                        }
+                    }
+                }
+                TargetInput::Users { users: stored }
+            }
+            other => other,
+        };
         let id = match input.id {
             Some(id) => id,
             None => DistributionId::new(free_id(
@@ -215,7 +248,7 @@ pub async fn create_distribution(
             id: id.clone(),
             name: input.name.unwrap_or_default(),
             item: input.item,
-            target: input.target,
+            target,
         };
         match store.compare_and_swap(
             &collection(DISTRIBUTIONS_COLLECTION)?,

@@ -47,9 +47,10 @@ fn create_users(state: &AppState, inputs: Vec<UserInput>) -> Result<Vec<UserView
     let mut views = Vec::new();
     let mut seen: Vec<String> = Vec::new();
     for input in inputs {
+        let typed = input.username.clone();
         let record = input
-            .into_record(now_secs())
-            .map_err(|e| ApiError::BadRequest(e.to_string()))?;
+            .into_record(now_secs(), &state.password_policy)
+            .map_err(|e| ApiError::BadRequest(format!("user {:?}: {e}", typed.trim())))?;
         let name = record.user.username.clone();
         if let Some(earlier) = username::clash(&name, seen.iter().map(String::as_str)) {
             return Err(ApiError::BadRequest(format!(
@@ -183,12 +184,29 @@ pub async fn list_users(State(state): State<AppState>) -> Result<Json<Value>, Ap
     Ok(Json(json!({ "users": users })))
 }
 
-/// `GET /api/v1/users/{name}`.
+/// The stored username a typed one means: trimmed, matched without case
+/// ([`username::resolve`]); the typed name (trimmed) when none matches, so "unknown user"
+/// messages quote what was asked for.
+pub(crate) fn stored_username(
+    store: &dyn baton_store::Keyspace,
+    typed: &str,
+) -> Result<Option<String>, ApiError> {
+    let users = all_json::<UserRecord>(store, USERS_COLLECTION)?;
+    Ok(username::resolve(typed, users.iter().map(|u| u.user.username.as_str())).map(str::to_owned))
+}
+
+/// `name` as stored, or as typed (trimmed) when no user has it.
+fn canonical(store: &dyn baton_store::Keyspace, name: &str) -> Result<String, ApiError> {
+    Ok(stored_username(store, name)?.unwrap_or_else(|| name.trim().to_owned()))
+}
+
+/// `GET /api/v1/users/{name}` (the name matched without case, like everywhere).
 pub async fn show_user(
     State(state): State<AppState>,
     Path(name): Path<String>,
 ) -> Result<Json<UserView>, ApiError> {
     blocking(move || {
+        let name = canonical(state.store.as_ref(), &name)?;
         read_json::<UserRecord>(state.store.as_ref(), USERS_COLLECTION, &name)?
             .map(|r| Json(UserView::from(&r)))
             .ok_or_else(|| ApiError::NotFound(format!("unknown user {name:?}")))
@@ -201,12 +219,13 @@ pub async fn delete_user(
     State(state): State<AppState>,
     Path(name): Path<String>,
 ) -> Result<StatusCode, ApiError> {
-    if name == NOBODY_USERNAME {
+    if username::same(name.trim(), NOBODY_USERNAME) {
         return Err(ApiError::BadRequest(
             "the nobody user cannot be deleted".into(),
         ));
     }
     blocking(move || {
+        let name = canonical(state.store.as_ref(), &name)?;
         if !state
             .store
             .delete(&collection(USERS_COLLECTION)?, name.as_bytes())?
@@ -233,13 +252,14 @@ pub async fn patch_user(
         .map_err(|e| ApiError::BadRequest(format!("user patch: {e}")))?;
     blocking(move || {
         let store = state.store.as_ref();
+        let name = canonical(store, &name)?;
         let users = collection(USERS_COLLECTION)?;
         let old = store
             .get(&users, name.as_bytes())?
             .ok_or_else(|| ApiError::NotFound(format!("unknown user {name:?}")))?;
         let mut record: UserRecord = crate::catalog::assignment_config::decode(USERS_COLLECTION, &old)?;
         let effect = patch
-            .apply(&mut record)
+            .apply(&mut record, &state.password_policy)
             .map_err(|e| ApiError::BadRequest(e.to_string()))?;
         match store.compare_and_swap(&users, name.as_bytes(), Some(&old), Some(&encode(&record)?))? {
             CasOutcome::Applied => {}

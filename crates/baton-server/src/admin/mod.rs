@@ -29,6 +29,7 @@ pub mod commands;
 pub mod devices;
 pub mod directory;
 pub mod enrollment_tokens;
+pub mod group_members;
 pub mod identity_renewals;
 pub mod json_body;
 pub mod push;
@@ -127,6 +128,7 @@ fn assignment_routes(state: &AppState) -> Router<AppState> {
             "/api/v1/groups/{id}",
             put(directory::replace_group).delete(directory::delete_group),
         )
+        .route("/api/v1/groups/{id}/members", get(group_members::list))
         .route(
             "/api/v1/items",
             get(catalog::list_items)

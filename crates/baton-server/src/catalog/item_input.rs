@@ -117,11 +117,18 @@ pub fn profile_template(bytes: &[u8]) -> Result<String, ItemInputError> {
     } else {
         bytes.to_vec()
     };
-    let value = Value::from_reader(std::io::Cursor::new(&inner))
-        .map_err(|e| ItemInputError::Plist(e.to_string()))?;
+    // The plist parser's own message is a Rust debug dump (`ExpectedEndOfEventStream
+    // { found: String }`): say what is wrong instead.
+    let value = Value::from_reader(std::io::Cursor::new(&inner)).map_err(|_| {
+        ItemInputError::Plist(
+            "this is not a configuration profile: a .mobileconfig is a property list (XML, \
+             binary, or either signed with CMS) and this one could not be read as one"
+                .into(),
+        )
+    })?;
     if value.as_dictionary().is_none() {
         return Err(ItemInputError::Plist(
-            "top level is not a dictionary".into(),
+            "this is not a configuration profile: its top level is not a dictionary".into(),
         ));
     }
     let mut xml = Vec::new();

@@ -7,12 +7,14 @@
 pub mod device_member;
 pub mod group_record;
 pub mod password;
+pub mod password_policy;
 pub mod user_record;
 pub mod username;
 
 pub use device_member::{GroupJoin, add_device_member, is_static_device_group};
 pub use group_record::{GroupInput, GroupRecord};
 pub use password::{PasswordError, hash_password, verify_password};
+pub use password_policy::PasswordPolicy;
 pub use user_record::{UserInput, UserRecord, UserView};
 
 /// Keyspace collection: username -> [`UserRecord`] JSON.

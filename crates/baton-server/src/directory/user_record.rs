@@ -75,7 +75,11 @@ pub const MAX_USERNAME_LEN: usize = 128;
 
 impl UserInput {
     /// Validates the input and hashes the password.
-    pub fn into_record(self, now: u64) -> Result<UserRecord, UserInputError> {
+    pub fn into_record(
+        self,
+        now: u64,
+        policy: &super::PasswordPolicy,
+    ) -> Result<UserRecord, UserInputError> {
         let name = self.username.trim();
         if name.is_empty()
             || name.len() > MAX_USERNAME_LEN
@@ -88,7 +92,10 @@ impl UserInput {
         }
         let password_hash = match self.password.as_deref() {
             None | Some("") => return Err(UserInputError::NoPassword),
-            Some(p) => Some(hash_password(p)?),
+            Some(p) => {
+                policy.check(p).map_err(UserInputError::Policy)?;
+                Some(hash_password(p)?)
+            }
         };
         Ok(UserRecord {
             user: User {
@@ -145,7 +152,11 @@ pub struct PatchEffect {
 
 impl UserPatch {
     /// Applies the patch to `record` (hashing a new password).
-    pub fn apply(self, record: &mut UserRecord) -> Result<PatchEffect, UserInputError> {
+    pub fn apply(
+        self,
+        record: &mut UserRecord,
+        policy: &super::PasswordPolicy,
+    ) -> Result<PatchEffect, UserInputError> {
         let mut effect = PatchEffect::default();
         if record.user.username == NOBODY_USERNAME
             && (self.disabled == Some(true) || self.password.is_some())
@@ -169,7 +180,10 @@ impl UserPatch {
         match self.password.as_deref() {
             None => {}
             Some("") => return Err(UserInputError::NoPassword),
-            Some(p) => record.password_hash = Some(hash_password(p)?),
+            Some(p) => {
+                policy.check(p).map_err(UserInputError::Policy)?;
+                record.password_hash = Some(hash_password(p)?);
+            }
         }
         Ok(effect)
     }
@@ -188,6 +202,9 @@ pub enum UserInputError {
     /// A password is required.
     #[error("a password is required")]
     NoPassword,
+    /// The password breaks the password policy (the message says how).
+    #[error("{0}")]
+    Policy(String),
     /// The nobody user cannot be disabled or given a password.
     #[error("the nobody user cannot be disabled or given a password")]
     NobodyFixed,
@@ -233,13 +250,17 @@ impl From<&UserRecord> for UserView {
 mod tests {
     use super::*;
 
+    /// The tests' passwords are short; the policy has its own tests.
+    const LAX: crate::directory::PasswordPolicy =
+        crate::directory::PasswordPolicy { min_length: 1 };
+
     #[test]
     fn record_round_trips_and_view_hides_hash() {
         let input: UserInput = serde_json::from_str(
             r#"{"username":"alice","password":"pw","email":"a@x","attributes":{"ward":"3"}}"#,
         )
         .unwrap();
-        let rec = input.into_record(5).unwrap();
+        let rec = input.into_record(5, &LAX).unwrap();
         let json = serde_json::to_string(&rec).unwrap();
         let back: UserRecord = serde_json::from_str(&json).unwrap();
         assert_eq!(back, rec);
@@ -249,7 +270,10 @@ mod tests {
         let bad: UserInput =
             serde_json::from_str(r#"{"username":"nobody","password":"x"}"#).unwrap();
         assert!(!format!("{bad:?}").contains("\"x\""));
-        assert!(matches!(bad.into_record(0), Err(UserInputError::Reserved)));
+        assert!(matches!(
+            bad.into_record(0, &LAX),
+            Err(UserInputError::Reserved)
+        ));
     }
 
     fn record(name: &str) -> UserRecord {
@@ -276,7 +300,7 @@ mod tests {
         let mut r = record("alice");
         let patch: UserPatch =
             serde_json::from_str(r#"{"disabled":true,"email":"a@x","full_name":""}"#).unwrap();
-        let effect = patch.apply(&mut r).unwrap();
+        let effect = patch.apply(&mut r, &LAX).unwrap();
         assert!(r.disabled);
         assert_eq!(r.user.email.as_deref(), Some("a@x"));
         assert_eq!(
@@ -288,21 +312,21 @@ mod tests {
         );
         // Same value again: nothing changed.
         let again: UserPatch = serde_json::from_str(r#"{"disabled":true}"#).unwrap();
-        assert_eq!(again.apply(&mut r).unwrap(), PatchEffect::default());
+        assert_eq!(again.apply(&mut r, &LAX).unwrap(), PatchEffect::default());
         let enable: UserPatch = serde_json::from_str(r#"{"disabled":false}"#).unwrap();
-        assert!(enable.apply(&mut r).unwrap().disabled_changed);
+        assert!(enable.apply(&mut r, &LAX).unwrap().disabled_changed);
         assert!(!r.disabled);
         // Unknown fields, empty passwords and disabling nobody are refused.
         assert!(serde_json::from_str::<UserPatch>(r#"{"disable":true}"#).is_err());
         let empty: UserPatch = serde_json::from_str(r#"{"password":""}"#).unwrap();
         assert!(matches!(
-            empty.apply(&mut r),
+            empty.apply(&mut r, &LAX),
             Err(UserInputError::NoPassword)
         ));
         let mut nobody = record(NOBODY_USERNAME);
         let off: UserPatch = serde_json::from_str(r#"{"disabled":true}"#).unwrap();
         assert!(matches!(
-            off.apply(&mut nobody),
+            off.apply(&mut nobody, &LAX),
             Err(UserInputError::NobodyFixed)
         ));
         assert!(!nobody.disabled);

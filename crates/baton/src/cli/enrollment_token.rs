@@ -47,6 +47,13 @@ pub enum EnrollmentTokenCommand {
     },
 }
 
+impl EnrollmentTokenCommand {
+    /// True for `create` (its answer holds the token's secret, shown only then).
+    pub fn is_create(&self) -> bool {
+        matches!(self, Self::Create { .. })
+    }
+}
+
 /// The admin API request of a token command (path relative to `/api/v1`).
 pub fn request(
     command: &EnrollmentTokenCommand,

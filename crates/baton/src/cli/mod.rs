@@ -1,11 +1,13 @@
 //! The operator CLI: `baton user|group|item|distribution|device|policy|enrollment-token|sign-in-log
-//! ...` talk to a running server's
-//! admin API (`--server URL --api-key KEY`, or `BATON_SERVER` / `BATON_API_KEY`) and print the
-//! JSON answer. Exit 0 on a 2xx answer, 1 on an error answer, 2 when the server cannot be
-//! reached or the input is unusable.
+//! ...` talk to a running server's admin API (`--server URL`, `BATON_SERVER`; the key from
+//! `BATON_API_KEY` or `--api-key-file`) and print the answer as a table, or as JSON with
+//! `--output json`, secrets redacted unless `--show-secrets` ([`output`]). Exit codes are in
+//! [`exit`].
 
 pub mod admin_client;
 pub mod enrollment_token;
+pub mod exit;
+pub mod output;
 pub mod policy;
 pub mod sign_in_log;
 
@@ -24,11 +26,11 @@ use admin_client::{AdminClient, Connection};
 /// The admin subcommands (flattened into `baton`'s top level).
 #[derive(Debug, Subcommand)]
 pub enum AdminCommand {
-    /// Users: add, list, show, delete, disable, enable.
+    /// Users: add, import, list, show, set-password, delete, disable, enable.
     User(Scoped<UserCommand>),
-    /// Groups: add, list.
+    /// Groups: add, set, list, members, delete.
     Group(Scoped<GroupCommand>),
-    /// Catalog items: add a profile, list.
+    /// Catalog items: add a profile, app, web clip or certificate; list, show, delete.
     Item(Scoped<ItemCommand>),
     /// Distributions: add, list, delete.
     Distribution(Scoped<DistributionCommand>),
@@ -47,6 +49,8 @@ pub enum AdminCommand {
 pub struct Scoped<C: Subcommand> {
     #[command(flatten)]
     conn: Connection,
+    #[command(flatten)]
+    view: output::View,
     #[command(subcommand)]
     command: C,
 }
@@ -58,7 +62,7 @@ pub enum UserCommand {
     Add {
         /// Username.
         username: String,
-        /// Password (else `BATON_USER_PASSWORD`).
+        /// Password (better: `BATON_USER_PASSWORD`, which `ps` does not show).
         #[arg(long, env = "BATON_USER_PASSWORD", hide_env_values = true)]
         password: String,
         /// E-mail.
@@ -68,10 +72,21 @@ pub enum UserCommand {
         #[arg(long)]
         full_name: Option<String>,
     },
+    /// Add users from a CSV file (`username,password,full_name,email`; header line optional;
+    /// `-` reads standard input). All or nothing.
+    Import {
+        /// The CSV file.
+        file: PathBuf,
+    },
     /// List users.
     List,
     /// Show one user.
     Show {
+        /// Username.
+        username: String,
+    },
+    /// Set a user's password (from `BATON_USER_PASSWORD`, or the first line of standard input).
+    SetPassword {
         /// Username.
         username: String,
     },
@@ -125,6 +140,17 @@ pub enum GroupCommand {
     },
     /// List groups.
     List,
+    /// The members of a group now: a device group's devices (rule or static), a user group's
+    /// users.
+    Members {
+        /// Name (the id).
+        name: String,
+    },
+    /// Delete a group.
+    Delete {
+        /// Name (the id).
+        name: String,
+    },
 }
 
 /// `baton item ...`.
@@ -151,8 +177,91 @@ pub enum ItemCommand {
         #[arg(long)]
         name: Option<String>,
     },
+    /// Add an app: from the App Store (`--itunes-store-id`) or an enterprise manifest
+    /// (`--manifest-url`).
+    AddApp {
+        /// Bundle identifier, e.g. `com.example.ward`.
+        #[arg(long)]
+        bundle_id: String,
+        /// App Store id (the number in the app's App Store URL).
+        #[arg(
+            long,
+            required_unless_present = "manifest_url",
+            conflicts_with = "manifest_url"
+        )]
+        itunes_store_id: Option<u64>,
+        /// Enterprise app manifest URL.
+        #[arg(long)]
+        manifest_url: Option<String>,
+        /// The app is licensed through Apps and Books (VPP); shared devices need it.
+        #[arg(long)]
+        vpp: bool,
+        /// Take the app over when the person installed it themselves.
+        #[arg(long)]
+        take_over_user_installed: bool,
+        /// Managed app configuration: a plist XML file.
+        #[arg(long, value_name = "FILE")]
+        configuration: Option<PathBuf>,
+        #[command(flatten)]
+        common: NewItem,
+    },
+    /// Add a web clip (a home-screen link).
+    AddWebClip {
+        /// The label under the icon.
+        #[arg(long)]
+        label: String,
+        /// The URL (templates such as `$USER.username` work).
+        #[arg(long)]
+        url: String,
+        /// Open without Safari's bars.
+        #[arg(long)]
+        full_screen: bool,
+        /// The person may delete it.
+        #[arg(long)]
+        removable: bool,
+        #[command(flatten)]
+        common: NewItem,
+    },
+    /// Add a certificate the built-in CA issues per user or per device.
+    AddCertificate {
+        /// Subject template, e.g. `CN=$USER.username,O=Example Hospital`.
+        #[arg(long)]
+        subject: String,
+        /// E-mail (subjectAltName) template, e.g. `$USER.email`.
+        #[arg(long)]
+        email: Option<String>,
+        /// `user` (a new one for each person) or `device`.
+        #[arg(long, default_value = "user", value_parser = ["user", "device"])]
+        per: String,
+        /// Validity in days (1 to 3650) [default: 365].
+        #[arg(long)]
+        validity_days: Option<u32>,
+        #[command(flatten)]
+        common: NewItem,
+    },
     /// List items.
     List,
+    /// Show one item.
+    Show {
+        /// The item id.
+        id: String,
+    },
+    /// Delete an item.
+    Delete {
+        /// The item id.
+        id: String,
+    },
+}
+
+/// Name and id of a new item.
+#[derive(Debug, Args)]
+pub struct NewItem {
+    /// Display name (default: the id, or the label).
+    #[arg(long)]
+    name: Option<String>,
+    /// Item id (default: derived from the name).
+    #[arg(long)]
+    id: Option<String>,
 }
 
 /// `baton distribution ...`.
@@ -214,6 +323,22 @@ pub enum DeviceCommand {
         #[arg(long)]
         user: Option<String>,
     },
+    /// Queue an MDM command, e.g. `device command UDID ProfileList` or
+    /// `device command UDID DeviceInformation --field 'Queries=["SerialNumber"]'`.
+    Command {
+        /// UDID (or enrollment id).
+        id: String,
+        /// The RequestType.
+        request_type: String,
+        /// A command field `KEY=VALUE` (VALUE as JSON when it parses, else text); repeatable.
+        #[arg(long = "field", value_name = "KEY=VALUE")]
+        fields: Vec<String>,
+    },
+    /// What the device is installing and removing for its assignee now.
+    Progress {
+        /// UDID.
+        id: String,
+    },
     /// The session log of a device.
     Sessions {
         /// UDID.
@@ -255,6 +380,14 @@ fn request(command: &AdminCommand) -> anyhow::Result<(Method, String, Option<Val
                     json!({"username": username, "password": password, "email": email, "full_name": full_name}),
                 ),
             )),
+            UserCommand::Import { .. } => {
+                Ok((Method::POST, "/users/import".into(), None)) // body: see `execute`
+            }
+            UserCommand::SetPassword { username } => Ok((
+                Method::PATCH,
+                format!("/users/{username}"),
+                Some(json!({"password": read_password()?})),
+            )),
             UserCommand::List => get("/users"),
             UserCommand::Show { username } => get(&format!("/users/{username}")),
             UserCommand::Delete { username } => {
@@ -293,6 +426,8 @@ fn request(command: &AdminCommand) -> anyhow::Result<(Method, String, Option<Val
                 Some(json!({"name": name, "kind": kind, "members": members, "rule": rule})),
             )),
             GroupCommand::List => get("/groups"),
+            GroupCommand::Members { name } => get(&format!("/groups/{name}/members")),
+            GroupCommand::Delete { name } => Ok((Method::DELETE, format!("/groups/{name}"), None)),
         },
         A::Item(s) => match &s.command {
             ItemCommand::AddProfile { file, name, id } => {
@@ -323,7 +458,69 @@ fn request(command: &AdminCommand) -> anyhow::Result<(Method, String, Option<Val
                         "mobileconfig": base64::engine::general_purpose::STANDARD.encode(bytes)})),
                 ))
             }
+            ItemCommand::AddApp {
+                bundle_id,
+                itunes_store_id,
+                manifest_url,
+                vpp,
+                take_over_user_installed,
+                configuration,
+                common,
+            } => {
+                let mut body = json!({"kind": "app", "bundle_id": bundle_id,
+                    "name": common.name.clone().unwrap_or_else(|| bundle_id.clone()),
+                    "id": common.id});
+                if let Some(n) = itunes_store_id {
+                    body["itunes_store_id"] = json!(n);
+                    body["licensing"] = json!(if *vpp { "vpp" } else { "apple_id" });
+                    body["take_over_user_installed"] = json!(take_over_user_installed);
+                }
+                if let Some(url) = manifest_url {
+                    body["manifest_url"] = json!(url);
+                }
+                if let Some(file) = configuration {
+                    let text = std::fs::read_to_string(file)
+                        .with_context(|| format!("cannot read {}", file.display()))?;
+                    body["configuration"] = json!(text);
+                }
+                Ok((Method::POST, "/items".into(), Some(body)))
+            }
+            ItemCommand::AddWebClip {
+                label,
+                url,
+                full_screen,
+                removable,
+                common,
+            } => Ok((
+                Method::POST,
+                "/items".into(),
+                Some(json!({"kind": "web_clip", "label": label, "url": url,
+                    "full_screen": full_screen, "removable": removable,
+                    "name": common.name.clone().unwrap_or_else(|| label.clone()),
+                    "id": common.id})),
+            )),
+            ItemCommand::AddCertificate {
+                subject,
+                email,
+                per,
+                validity_days,
+                common,
+            } => {
+                let mut body = json!({"kind": "certificate", "subject": subject,
+                    "issued_per": per, "id": common.id,
+                    "name": common.name.clone().or_else(|| common.id.clone())
+                        .unwrap_or_else(|| "certificate".into())});
+                if let Some(e) = email {
+                    body["email"] = json!(e);
+                }
+                if let Some(d) = validity_days {
+                    body["validity_days"] = json!(d);
+                }
+                Ok((Method::POST, "/items".into(), Some(body)))
+            }
             ItemCommand::List => get("/items"),
+            ItemCommand::Show { id } => get(&format!("/items/{id}")),
+            ItemCommand::Delete { id } => Ok((Method::DELETE, format!("/items/{id}"), None)),
         },
         A::Distribution(s) => match &s.command {
             DistributionCommand::Add {
@@ -369,6 +566,27 @@ fn request(command: &AdminCommand) -> anyhow::Result<(Method, String, Option<Val
                 Some(u) => get(&format!("/devices/{id}/preview?user={u}")),
                 None => get(&format!("/devices/{id}/preview")),
             },
+            DeviceCommand::Command {
+                id,
+                request_type,
+                fields,
+            } => {
+                let mut body = serde_json::Map::new();
+                body.insert("request_type".into(), json!(request_type));
+                for f in fields {
+                    let Some((key, value)) = f.split_once('=') else {
+                        anyhow::bail!("--field {f:?}: expected KEY=VALUE");
+                    };
+                    let value = serde_json::from_str(value).unwrap_or_else(|_| json!(value));
+                    body.insert(key.to_owned(), value);
+                }
+                Ok((
+                    Method::POST,
+                    format!("/devices/{id}/commands"),
+                    Some(Value::Object(body)),
+                ))
+            }
+            DeviceCommand::Progress { id } => get(&format!("/devices/{id}/progress")),
             DeviceCommand::Sessions { id } => get(&format!("/devices/{id}/sessions")),
             DeviceCommand::ApproveReEnrollment { id, minutes } => Ok((
                 Method::POST,
@@ -402,10 +620,65 @@ fn connection(command: &AdminCommand) -> &Connection {
     }
 }
 
+fn view(command: &AdminCommand) -> &output::View {
+    match command {
+        AdminCommand::User(s) => &s.view,
+        AdminCommand::Group(s) => &s.view,
+        AdminCommand::Item(s) => &s.view,
+        AdminCommand::Distribution(s) => &s.view,
+        AdminCommand::Device(s) => &s.view,
+        AdminCommand::Policy(s) => &s.view,
+        AdminCommand::EnrollmentToken(s) => &s.view,
+        AdminCommand::SignInLog(a) => &a.view,
+    }
+}
+
+/// A new user's password: `BATON_USER_PASSWORD`, else the first line of standard input (so it
+/// never has to be on the command line).
+fn read_password() -> anyhow::Result<String> {
+    if let Ok(p) = std::env::var("BATON_USER_PASSWORD") {
+        return Ok(p);
+    }
+    if std::io::IsTerminal::is_terminal(&std::io::stdin()) {
+        eprint!("new password (echoed; or set BATON_USER_PASSWORD): ");
+    }
+    let mut line = String::new();
+    std::io::stdin()
+        .read_line(&mut line)
+        .context("reading the password from standard input")?;
+    let password = line.trim_end_matches(['\r', '\n']).to_owned();
+    if password.is_empty() {
+        anyhow::bail!("no password: set BATON_USER_PASSWORD or give it on standard input");
+    }
+    Ok(password)
+}
+
+/// Reads a file, `-` meaning standard input.
+fn read_input(file: &PathBuf) -> anyhow::Result<String> {
+    if file.as_os_str() == "-" {
+        let mut s = String::new();
+        std::io::Read::read_to_string(&mut std::io::stdin(), &mut s)
+            .context("reading standard input")?;
+        return Ok(s);
+    }
+    std::fs::read_to_string(file).with_context(|| format!("cannot read {}", file.display()))
+}
+
 async fn execute(command: &AdminCommand) -> anyhow::Result<(u16, Value)> {
     let (method, path, body) = request(command)?;
     let client = AdminClient::new(connection(command))?;
-    let answer = client.call(method, &path, body.as_ref()).await?;
+    let answer = match command {
+        AdminCommand::User(Scoped {
+            command: UserCommand::Import { file },
+            ..
+        }) => {
+            let csv = read_input(file)?;
+            client
+                .call_raw(method, &path, "text/csv", csv.into_bytes())
+                .await?
+        }
+        _ => client.call(method, &path, body.as_ref()).await?,
+    };
     let json = if answer.body.is_empty() {
         Value::Null
     } else {
@@ -415,7 +688,16 @@ async fn execute(command: &AdminCommand) -> anyhow::Result<(u16, Value)> {
     Ok((answer.status, json))
 }
 
-/// Runs an admin subcommand; returns the exit code.
+/// Top-level fields of an answer printed although they are secrets: a new enrollment token's
+/// secret and URL are shown once, in that answer, and never again.
+fn shown_once(command: &AdminCommand) -> &'static [&'static str] {
+    match command {
+        AdminCommand::EnrollmentToken(s) if s.command.is_create() => &["token", "url"],
+        _ => &[],
+    }
+}
+
+/// Runs an admin subcommand; returns the exit code ([`exit`]).
 pub fn run(command: &AdminCommand) -> ExitCode {
     if let AdminCommand::SignInLog(args) = command
         && args.wants_csv()
@@ -429,28 +711,51 @@ pub fn run(command: &AdminCommand) -> ExitCode {
         Ok(r) => r,
         Err(e) => {
             eprintln!("baton: cannot start the runtime: {e}");
-            return ExitCode::from(2);
+            return exit::ERROR.into();
         }
     };
+    let view = view(command);
     match runtime.block_on(execute(command)) {
-        Ok((status, json)) => {
+        Ok((status, mut json)) if (200..300).contains(&status) => {
+            if !view.show_secrets {
+                output::redact(&mut json, shown_once(command));
+            }
             let mut out = std::io::stdout().lock();
-            if !json.is_null() {
-                let _ = serde_json::to_writer_pretty(&mut out, &json);
-                let _ = writeln!(out);
+            match view.output {
+                output::OutputFormat::Json if !json.is_null() => {
+                    let _ = serde_json::to_writer_pretty(&mut out, &json);
+                    let _ = writeln!(out);
+                }
+                output::OutputFormat::Json => {}
+                output::OutputFormat::Table => {
+                    let _ = out.write_all(output::table(&json).as_bytes());
+                }
             }
-            if (200..300).contains(&status) {
-                ExitCode::SUCCESS
-            } else {
-                eprintln!("baton: the server answered {status}");
-                ExitCode::from(1)
-            }
+            exit::for_answer(command_is_lint(command), &json).into()
+        }
+        Ok((status, json)) => {
+            eprintln!("baton: {}", exit::describe_error(status, &json));
+            exit::for_status(status).into()
         }
         Err(e) => {
             eprintln!("baton: {e:#}");
-            ExitCode::from(2)
+            if e.downcast_ref::<admin_client::Unreachable>().is_some() {
+                exit::UNREACHABLE.into()
+            } else {
+                exit::USAGE.into()
+            }
         }
     }
+}
+
+fn command_is_lint(command: &AdminCommand) -> bool {
+    matches!(
+        command,
+        AdminCommand::Device(Scoped {
+            command: DeviceCommand::Lint,
+            ..
+        })
+    )
 }
 
 #[cfg(test)]

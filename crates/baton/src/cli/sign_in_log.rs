@@ -17,6 +17,8 @@ use super::admin_client::{AdminClient, Connection};
 pub struct SignInLogArgs {
     #[command(flatten)]
     pub(crate) conn: Connection,
+    #[command(flatten)]
+    pub(crate) view: super::output::View,
     /// Only this username (case-insensitive).
     #[arg(long = "user")]
     user: Option<String>,
