@@ -221,12 +221,12 @@ async fn a_person_signs_in_and_out_through_the_portal() {
     assert!(browser.cookie.is_some());
     assert_eq!(assignee(&server).await, "alice");
 
-    // Progress before the device fetched anything: pending, refreshing.
+    // Progress before the device fetched anything: pending, updated in place.
     let r = browser.get(&server, &location(&r)).await;
     assert_eq!(r.status, 200, "{}", r.text());
     let html = r.text();
     assert!(
-        html.contains("http-equiv=\"refresh\" content=\"2\""),
+        html.contains("aria-live=\"polite\" data-done=\"0\"") && html.contains("live.js"),
         "{html}"
     );
     assert!(html.contains("Pending"), "{html}");

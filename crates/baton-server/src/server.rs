@@ -386,7 +386,9 @@ async fn start_inner(
         push_service,
         events,
         reconciler,
-        session: Arc::new(crate::session_policy::SessionRules::new(config.session)),
+        session: Arc::new(crate::session_policy::SessionRules::new(
+            config.session.clone(),
+        )),
         api_key,
         body_limits: config.body_limits,
         plist_limits: Limits::default().with_max_body_bytes(config.body_limits.device),

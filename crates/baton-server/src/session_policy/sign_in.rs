@@ -61,13 +61,10 @@ pub fn policy_for(
         .engine_device(device)?
         .ok_or_else(|| ReconcileError::UnknownDevice(device.parent()))?;
     let policy = record::load(store)?;
-    Ok(effective(
-        &policy,
-        rules.default_lease(),
-        &compiled,
-        &engine,
-        username,
-    ))
+    Ok(
+        effective(&policy, rules.default_lease(), &compiled, &engine, username)
+            .in_zone(rules.time_zone()),
+    )
 }
 
 /// Signs `username` in on `device` with a lease (`how`: `admin`, `portal`, goes into the
