@@ -263,17 +263,15 @@ pub fn progress(base: &str, progress: &DeviceProgress, end: Option<SessionEnd>) 
 /// with a button to the sign-in form (`sign_in_href`, the device's portal page).
 pub fn signed_out(progress: &DeviceProgress, sign_in_href: &str) -> Page {
     if progress.ready {
+        // The button is inside the live region: a signing-out page updated in place to this
+        // one gets it too.
         let live = format!(
-            "<p class=\"status\">{}</p>\n",
-            escape(tr("You are signed out. Your items were removed."))
-        );
-        let body = format!(
-            "{}\n<a class=\"button\" href=\"{}\">{}</a>",
-            Page::live_region(&live, true),
+            "<p class=\"status\">{}</p>\n<a class=\"button\" href=\"{}\">{}</a>\n",
+            escape(tr("You are signed out. Your items were removed.")),
             escape(sign_in_href),
             escape(tr("Sign in"))
         );
-        return Page::new(tr(READY_FOR_NEXT), body);
+        return Page::new(tr(READY_FOR_NEXT), Page::live_region(&live, true));
     }
     let mut changes: Vec<String> = progress
         .removals
