@@ -455,6 +455,7 @@ async fn a_lease_ends_by_itself_with_a_warning_and_a_clean_hand_off() {
             session: SessionSettings {
                 default_lease: Duration::from_secs(5),
                 lease_check_interval: Duration::from_secs(1),
+                ..SessionSettings::default()
             },
             ..ServerOptions::default()
         },
@@ -543,6 +544,7 @@ async fn leases_survive_a_restart() {
             session: SessionSettings {
                 default_lease: Duration::from_secs(4),
                 lease_check_interval: Duration::from_secs(1),
+                ..SessionSettings::default()
             },
             ..ServerOptions::default()
         },

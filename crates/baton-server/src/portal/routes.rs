@@ -981,8 +981,9 @@ fn sign_out_device(portal: &Portal, device: &EnrollmentId) -> Result<Reply, Port
     if reconciler.assignee(device)? != NOBODY_USERNAME {
         let outcome = crate::session_policy::sign_in::sign_out(
             reconciler,
+            &portal.services.events,
             device,
-            "portal",
+            SignInHow::Portal,
             SystemTime::now(),
         )?;
         tracing::info!(enrollment_id = %device, commands = outcome.enqueued.len(), "portal sign-out");

@@ -824,7 +824,14 @@ mod tests {
     fn admin_sign_out_helper_leaves_nothing_for_the_sweeper() {
         let (f, device) = basic(60);
         sign(&f, &device, "alice", false, 0);
-        signed_out(&f.reconciler, &device, "admin", at(SEC)).unwrap();
+        signed_out(
+            &f.reconciler,
+            &crate::webhook::EventSink::disabled(),
+            &device,
+            SignInHow::Admin,
+            at(SEC),
+        )
+        .unwrap();
         let report = sweep(&f, 120 * SEC);
         assert_eq!(
             (

@@ -111,7 +111,7 @@ impl OperatorZone {
     /// the gap); in a fold, the earlier of the two.
     fn at(&self, day: Date, time: Time) -> Result<Timestamp, jiff::Error> {
         let ambiguous = self.tz.to_ambiguous_timestamp(day.to_datetime(time));
-        let earlier = ambiguous.clone().disambiguate(Disambiguation::Earlier)?;
+        let earlier = ambiguous.disambiguate(Disambiguation::Earlier)?;
         if let AmbiguousOffset::Gap { .. } = ambiguous.offset() {
             // `earlier` reads the skipped time with the new offset, which falls before the
             // jump; the jump is the zone's next transition.
