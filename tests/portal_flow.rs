@@ -767,6 +767,20 @@ async fn the_portal_at_a_shift_change_in_english_and_japanese() {
                 .unwrap(),
         );
         browser.eval("window.__notReloaded = true").await.unwrap();
+        // An operator sees the sign-in: portal routes by name, the sign-in counted, the
+        // device signed in with a timed lease.
+        let metrics = server.client.get("/metrics").await.text();
+        for line in [
+            "baton_http_requests_total{endpoint=\"portal_page\",status=\"200\"} 1",
+            "baton_sign_ins_total{result=\"success\",reason=\"success\"} 1",
+            "baton_devices_enrolled 1",
+            "baton_devices_signed_in 1",
+            "baton_leases{kind=\"timed\"} 1",
+            "baton_devices_not_clean 0",
+        ] {
+            assert!(metrics.contains(line), "{line} missing in\n{metrics}");
+        }
+        assert!(metrics.contains("baton_http_requests_total{endpoint=\"portal_sign_in\""));
 
         // The device fetches everything; the app is refused. The region updates in place.
         apns.wait_for(device.push_token_hex(), 2).await;
@@ -834,6 +848,20 @@ async fn the_portal_at_a_shift_change_in_english_and_japanese() {
             true
         );
         shots.push(browser.screenshot(&format!("{lang}-ready")).await.unwrap());
+        // The person's own sign-out is in the sign-in log.
+        let log = server
+            .api(Method::GET, "/api/v1/sign-in-log?since=1h&limit=1", None)
+            .await
+            .json();
+        assert_eq!(log[0]["result"], "signed_out", "{log}");
+        assert_eq!(log[0]["reason"], "sign_out", "{log}");
+        assert_eq!(log[0]["how"], "portal", "{log}");
+        let metrics = server.client.get("/metrics").await.text();
+        assert!(metrics.contains("baton_devices_signed_in 0"), "{metrics}");
+        assert!(
+            metrics.contains("baton_sign_ins_total{result=\"signed_out\",reason=\"sign_out\"} 1"),
+            "{metrics}"
+        );
         // "Ready for the next person" leads to the sign-in form.
         browser.click("a.button").await.unwrap();
         browser
