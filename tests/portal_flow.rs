@@ -15,7 +15,9 @@ use baton_e2e::chromium::{self, Chromium};
 use baton_e2e::portal::{Apns, Browser, FORM, attr_after, clip_path, encode_form, profile_xml};
 use baton_e2e::{Pki, Reply, ServerOptions, TestServer};
 use baton_server::identity::testing::DeviceCertificateSpec;
-use baton_server::portal::pages::{IN_USE_HEADING, READY_FOR_NEXT, WRONG_CREDENTIALS};
+use baton_server::portal::pages::{
+    IN_USE_HEADING, NOT_FINISHED_HEADING, READY_FOR_NEXT, WRONG_CREDENTIALS,
+};
 use baton_server::reconciler::AssignmentSettings;
 use baton_sim::{ServerEndpoints, ServerTrust, SimDevice, SimOptions, Transport};
 use http::Method;
@@ -26,6 +28,10 @@ const UDID: &str = "00008120-0001A2B3C4D5E6F7";
 /// A TLS server with the default multi-user setup, alice and bob, a Wi-Fi profile for every
 /// device and a mail profile for alice and bob; plus an enrolled, converged sim device.
 async fn setup(apns: &Apns, tls: bool) -> (TestServer, SimDevice) {
+    setup_with(apns, tls, SimOptions::default()).await
+}
+
+async fn setup_with(apns: &Apns, tls: bool, options: SimOptions) -> (TestServer, SimDevice) {
     let pki = Pki::generate();
     let server = TestServer::start(
         &pki,
@@ -84,7 +90,7 @@ async fn setup(apns: &Apns, tls: bool) -> (TestServer, SimDevice) {
         UDID,
         ServerEndpoints::baton(&server.running().local_url()),
         identity.into(),
-        SimOptions::default(),
+        options,
         Transport::new(&ServerTrust::AcceptAny).unwrap(),
     )
     .unwrap();
@@ -221,12 +227,12 @@ async fn a_person_signs_in_and_out_through_the_portal() {
     assert!(browser.cookie.is_some());
     assert_eq!(assignee(&server).await, "alice");
 
-    // Progress before the device fetched anything: pending, refreshing.
+    // Progress before the device fetched anything: pending, updated in place.
     let r = browser.get(&server, &location(&r)).await;
     assert_eq!(r.status, 200, "{}", r.text());
     let html = r.text();
     assert!(
-        html.contains("http-equiv=\"refresh\" content=\"2\""),
+        html.contains("aria-live=\"polite\" data-done=\"0\"") && html.contains("live.js"),
         "{html}"
     );
     assert!(html.contains("Pending"), "{html}");
@@ -660,6 +666,274 @@ async fn a_person_uses_the_portal_in_headless_chromium() {
     browser.close().await;
     for s in &shots {
         eprintln!("screenshot: {}", s.display());
+    }
+}
+
+/// The portal at a shift change in English and in Japanese (chosen by the browser's
+/// Accept-Language), in headless Chromium: the sign-in form, progress updated in place (the
+/// page is never reloaded: a marker set in the page survives), an item that failed with its
+/// reason and next step, the sign-out's changes named, and "ready for the next person" with a
+/// Sign in button. Screenshots of each go to `<target>/portal-screenshots/`, and with
+/// `BATON_UPDATE_SCREENSHOTS=1` to `docs/screenshots/` as well.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_portal_at_a_shift_change_in_english_and_japanese() {
+    let Some(binary) = chromium::binary_for_test("the portal language check") else {
+        return;
+    };
+    for (lang, accept, failed, not_finished, ready, sign_in_label) in [
+        (
+            "en",
+            "en-US,en;q=0.9",
+            "Failed",
+            NOT_FINISHED_HEADING,
+            READY_FOR_NEXT,
+            "Sign in",
+        ),
+        (
+            "ja",
+            "ja-JP,ja;q=0.9,en;q=0.5",
+            "失敗",
+            "サインアウトが終わっていません",
+            "次の人が使える状態になりました",
+            "サインイン",
+        ),
+    ] {
+        let apns = Apns::start().await;
+        // The App Store refuses bob's app: it shows as failed, with the device's reason.
+        let mut options = SimOptions::default();
+        options.fail_request_types.insert(
+            "InstallApplication".into(),
+            vec![baton_proto::ErrorChainItem {
+                code: 12064,
+                domain: "MCMDMErrorDomain".into(),
+                localized_description: None,
+                us_english_description: Some("The app could not be purchased".into()),
+            }],
+        );
+        let (server, mut device) = setup_with(&apns, false, options).await;
+        let r = server
+            .api(
+                Method::POST,
+                "/api/v1/items",
+                Some(json!({"id": "notes", "name": "Notes", "kind": "app",
+                    "bundle_id": "com.example.notes", "itunes_store_id": 1_000_001})),
+            )
+            .await;
+        assert_eq!(r.status, 201, "{}", r.text());
+        let r = server
+            .api(
+                Method::POST,
+                "/api/v1/distributions",
+                Some(json!({"item": "notes", "target": {"users": ["bob"]}})),
+            )
+            .await;
+        assert_eq!(r.status, 201, "{}", r.text());
+        let base = server.running().local_url();
+        let portal = clip_path(&device, "Sign in");
+        let mut browser = Chromium::launch(&binary).await.unwrap();
+        browser.set_accept_language(accept).await.unwrap();
+        let mut shots = Vec::new();
+
+        browser.goto(&format!("{base}{portal}")).await.unwrap();
+        assert_eq!(
+            browser.eval("document.documentElement.lang").await.unwrap(),
+            lang
+        );
+        assert_eq!(
+            browser
+                .eval("document.getElementById('password').autocomplete")
+                .await
+                .unwrap(),
+            "off"
+        );
+        shots.push(
+            browser
+                .screenshot(&format!("{lang}-sign-in"))
+                .await
+                .unwrap(),
+        );
+
+        browser.fill("#username", "bob").await.unwrap();
+        browser.fill("#password", "pw-bob").await.unwrap();
+        browser.click("button[type=submit]").await.unwrap();
+        assert_eq!(browser.path().await.unwrap(), format!("{portal}/progress"));
+        assert_eq!(
+            browser
+                .eval("document.getElementById('live').getAttribute('aria-live')")
+                .await
+                .unwrap(),
+            "polite"
+        );
+        // Only bob's items: Wi-Fi, Mail and Notes, not the "Sign out" clip.
+        let status = browser
+            .eval("document.querySelector('#live .status').innerText")
+            .await
+            .unwrap();
+        assert!(status.as_str().unwrap().contains('3'), "{status}");
+        shots.push(
+            browser
+                .screenshot(&format!("{lang}-progress"))
+                .await
+                .unwrap(),
+        );
+        browser.eval("window.__notReloaded = true").await.unwrap();
+        // An operator sees the sign-in: portal routes by name, the sign-in counted, the
+        // device signed in with a timed lease.
+        let metrics = server.client.get("/metrics").await.text();
+        for line in [
+            "baton_http_requests_total{endpoint=\"portal_page\",status=\"200\"} 1",
+            "baton_sign_ins_total{result=\"success\",reason=\"success\"} 1",
+            "baton_devices_enrolled 1",
+            "baton_devices_signed_in 1",
+            "baton_leases{kind=\"timed\"} 1",
+            "baton_devices_not_clean 0",
+        ] {
+            assert!(metrics.contains(line), "{line} missing in\n{metrics}");
+        }
+        assert!(metrics.contains("baton_http_requests_total{endpoint=\"portal_sign_in\""));
+
+        // The device fetches everything; the app is refused. The region updates in place.
+        apns.wait_for(device.push_token_hex(), 2).await;
+        device.connect_until_idle().await.unwrap();
+        browser
+            .wait_until(&format!(
+                "document.querySelector('#live .state-failed') !== null && \
+                 document.body.innerText.includes({})",
+                serde_json::to_string(failed).unwrap()
+            ))
+            .await
+            .unwrap();
+        assert_eq!(
+            browser.eval("window.__notReloaded === true").await.unwrap(),
+            true,
+            "the page was reloaded instead of updated in place"
+        );
+        let text = browser.text().await.unwrap();
+        assert!(text.contains("12064"), "the reason is shown: {text}");
+        assert_eq!(
+            browser
+                .eval("document.querySelectorAll('#live .next').length")
+                .await
+                .unwrap(),
+            1,
+            "a next step for the failed item"
+        );
+        shots.push(browser.screenshot(&format!("{lang}-failed")).await.unwrap());
+        browser.close().await;
+
+        // Sign out from the "Sign out" clip; the changes left are named. The device refuses
+        // to remove bob's Mail profile at first: "Sign-out not finished", naming it; once it
+        // complies and the hand-off is checked again, ready.
+        let mail = device
+            .profiles()
+            .iter()
+            .find(|p| p.identifier.contains("mail"))
+            .map(|p| p.identifier.clone())
+            .expect("bob's Mail profile is on the device");
+        device
+            .options_mut()
+            .refuse_removals
+            .insert(mail.clone(), 12013);
+        let out_portal = clip_path(&device, "Sign out");
+        let mut browser = Chromium::launch(&binary).await.unwrap();
+        browser.set_accept_language(accept).await.unwrap();
+        browser.goto(&format!("{base}{out_portal}")).await.unwrap();
+        let pushes = apns.wait_for(device.push_token_hex(), 0).await;
+        browser
+            .click("form[action$='/sign-out'] button")
+            .await
+            .unwrap();
+        assert!(browser.path().await.unwrap().ends_with("/signed-out"));
+        let changes = browser
+            .eval("document.querySelectorAll('#live li').length")
+            .await
+            .unwrap();
+        assert!(changes.as_u64().unwrap() >= 2, "changes named: {changes}");
+        shots.push(
+            browser
+                .screenshot(&format!("{lang}-signing-out"))
+                .await
+                .unwrap(),
+        );
+        browser.eval("window.__notReloaded = true").await.unwrap();
+        apns.wait_for(device.push_token_hex(), pushes + 1).await;
+        device.connect_until_idle().await.unwrap();
+        browser
+            .wait_until(&format!(
+                "document.body.innerText.includes({})",
+                serde_json::to_string(not_finished).unwrap()
+            ))
+            .await
+            .unwrap();
+        let text = browser.text().await.unwrap();
+        assert!(text.contains("mail") && text.contains("12013"), "{text}");
+        assert!(!text.contains(ready), "{text}");
+        shots.push(
+            browser
+                .screenshot(&format!("{lang}-not-clean"))
+                .await
+                .unwrap(),
+        );
+        device.options_mut().refuse_removals.clear();
+        let pushes = apns.wait_for(device.push_token_hex(), 0).await;
+        let r = server
+            .api(
+                Method::POST,
+                &format!("/api/v1/devices/{}/hand-off/retry", device.udid()),
+                None,
+            )
+            .await;
+        assert_eq!(r.status, 200, "{}", r.text());
+        apns.wait_for(device.push_token_hex(), pushes + 1).await;
+        device.connect_until_idle().await.unwrap();
+        assert!(device.profiles().iter().all(|p| p.identifier != mail));
+        browser
+            .wait_until(&format!(
+                "document.body.innerText.includes({})",
+                serde_json::to_string(ready).unwrap()
+            ))
+            .await
+            .unwrap();
+        assert_eq!(
+            browser.eval("window.__notReloaded === true").await.unwrap(),
+            true
+        );
+        shots.push(browser.screenshot(&format!("{lang}-ready")).await.unwrap());
+        // The person's own sign-out is in the sign-in log.
+        let log = server
+            .api(Method::GET, "/api/v1/sign-in-log?since=1h&limit=1", None)
+            .await
+            .json();
+        assert_eq!(log[0]["result"], "signed_out", "{log}");
+        assert_eq!(log[0]["reason"], "sign_out", "{log}");
+        assert_eq!(log[0]["how"], "portal", "{log}");
+        let metrics = server.client.get("/metrics").await.text();
+        assert!(metrics.contains("baton_devices_signed_in 0"), "{metrics}");
+        assert!(
+            metrics.contains("baton_sign_ins_total{result=\"signed_out\",reason=\"sign_out\"} 1"),
+            "{metrics}"
+        );
+        // "Ready for the next person" leads to the sign-in form.
+        browser.click("a.button").await.unwrap();
+        browser
+            .wait_until("document.getElementById('password') !== null")
+            .await
+            .unwrap();
+        assert!(
+            browser.text().await.unwrap().contains(sign_in_label),
+            "{lang}"
+        );
+        browser.close().await;
+        if std::env::var_os("BATON_UPDATE_SCREENSHOTS").is_some() {
+            let docs = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../docs/screenshots");
+            std::fs::create_dir_all(&docs).unwrap();
+            for s in &shots {
+                std::fs::copy(s, docs.join(s.file_name().unwrap())).unwrap();
+            }
+        }
+        for s in &shots {
+            eprintln!("screenshot: {}", s.display());
+        }
     }
 }
 

@@ -321,7 +321,17 @@ async fn the_prompt_appears_only_when_every_rule_allows_it() {
         (r.status.as_u16(), location(&r)),
         (303, desk_path(&server, "stay"))
     );
-    assert_eq!(newest(&server, "alice").await["result"], "success");
+    // The sign-in waiting on the prompt is logged when answered (or interrupted); the newest
+    // entry is still the operator's sign-out above.
+    let before_answer = newest(&server, "alice").await;
+    assert_eq!(
+        (
+            &before_answer["result"],
+            &before_answer["reason"],
+            &before_answer["how"]
+        ),
+        (&json!("signed_out"), &json!("sign_out"), &json!("admin"))
+    );
     let page = stranger.get(&server, &desk_path(&server, "stay")).await;
     assert_eq!(page.status, 303, "{}", page.text());
     let refused = stranger
@@ -455,6 +465,7 @@ async fn a_lease_ends_by_itself_with_a_warning_and_a_clean_hand_off() {
             session: SessionSettings {
                 default_lease: Duration::from_secs(5),
                 lease_check_interval: Duration::from_secs(1),
+                ..SessionSettings::default()
             },
             ..ServerOptions::default()
         },
@@ -543,6 +554,7 @@ async fn leases_survive_a_restart() {
             session: SessionSettings {
                 default_lease: Duration::from_secs(4),
                 lease_check_interval: Duration::from_secs(1),
+                ..SessionSettings::default()
             },
             ..ServerOptions::default()
         },

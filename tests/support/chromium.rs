@@ -1,10 +1,11 @@
 //! A headless Chromium driven over the Chrome DevTools Protocol, so portal tests can use the
 //! pages as a person would: open the web clip's URL, type into the fields, press the buttons,
-//! follow the redirects, let `<meta http-equiv="refresh">` reload the progress page, and keep
+//! follow the redirects, let the progress page update itself, and keep
 //! cookies the way a real browser does. Screenshots come from the same browser.
 //!
-//! The pages themselves have no JavaScript; the driver uses `Runtime.evaluate` only to read
-//! the DOM and to set field values and click buttons, like a person would.
+//! The pages' only script updates a progress page's live region in place; the driver uses
+//! `Runtime.evaluate` only to read the DOM and to set field values and click buttons, like a
+//! person would.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use std::path::{Path, PathBuf};
@@ -312,6 +313,19 @@ impl Chromium {
         let file = dir.join(format!("{name}.png"));
         std::fs::write(&file, &png)?;
         Ok(file)
+    }
+
+    /// Makes the browser send `accept_language` (e.g. `"ja-JP,ja;q=0.9"`) as its
+    /// `Accept-Language`, on navigations and on the page's own requests, as an iPhone set to
+    /// that language does.
+    pub async fn set_accept_language(&mut self, accept_language: &str) -> anyhow::Result<()> {
+        let ua = self.eval("navigator.userAgent").await?;
+        self.call(
+            "Emulation.setUserAgentOverride",
+            json!({ "userAgent": ua, "acceptLanguage": accept_language }),
+        )
+        .await?;
+        Ok(())
     }
 
     /// Closes the browser.

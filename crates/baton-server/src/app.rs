@@ -156,16 +156,25 @@ async fn readyz(State(state): State<AppState>) -> Response {
 }
 
 async fn metrics_route(State(state): State<AppState>) -> impl IntoResponse {
+    let store = Arc::clone(&state.store);
+    let fleet =
+        tokio::task::spawn_blocking(move || crate::fleet_gauges::FleetGauges::read(store.as_ref()))
+            .await;
+    let mut text = state.metrics.render();
+    state.push_service.metrics().render(&mut text);
+    state.events.sign_ins().render(&mut text);
+    match fleet {
+        Ok(Ok(gauges)) => gauges.render(&mut text),
+        // The other metrics are still worth serving; the gap shows as absent gauges.
+        Ok(Err(error)) => tracing::warn!(%error, "fleet gauges not read"),
+        Err(error) => tracing::warn!(%error, "fleet gauges task failed"),
+    }
     (
         [(
             header::CONTENT_TYPE,
             HeaderValue::from_static("text/plain; version=0.0.4"),
         )],
-        {
-            let mut text = state.metrics.render();
-            state.push_service.metrics().render(&mut text);
-            text
-        },
+        text,
     )
 }
 

@@ -30,6 +30,7 @@ pub mod device_reply;
 pub mod directory;
 pub mod disk_floor;
 pub mod error_response;
+pub mod fleet_gauges;
 pub mod gate;
 pub mod lockout;
 pub mod metrics;

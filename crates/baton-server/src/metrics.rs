@@ -27,18 +27,39 @@ pub enum Endpoint {
     Metrics,
     /// `/scep`.
     Scep,
+    /// `GET /mdm/enroll` and `/mdm/trust`.
+    Enroll,
+    /// The portal's pages: `/portal/{token}`, `/portal/session/{secret}`, `…/stay` (GET).
+    PortalPage,
+    /// `POST /portal/{token}/sign-in`.
+    PortalSignIn,
+    /// `/portal/{token}/stay` (the prompt and its answer).
+    PortalStay,
+    /// `…/progress` and `…/signed-out`.
+    PortalProgress,
+    /// `POST …/sign-out`.
+    PortalSignOut,
+    /// `/portal/assets/…`.
+    PortalAsset,
     /// Anything else (including unknown paths).
     Other,
 }
 
 impl Endpoint {
-    const ALL: [Endpoint; 7] = [
+    const ALL: [Endpoint; 14] = [
         Endpoint::Checkin,
         Endpoint::Connect,
         Endpoint::Api,
         Endpoint::Health,
         Endpoint::Metrics,
         Endpoint::Scep,
+        Endpoint::Enroll,
+        Endpoint::PortalPage,
+        Endpoint::PortalSignIn,
+        Endpoint::PortalStay,
+        Endpoint::PortalProgress,
+        Endpoint::PortalSignOut,
+        Endpoint::PortalAsset,
         Endpoint::Other,
     ];
 
@@ -51,6 +72,13 @@ impl Endpoint {
             Endpoint::Health => "healthz",
             Endpoint::Metrics => "metrics",
             Endpoint::Scep => "scep",
+            Endpoint::Enroll => "enroll",
+            Endpoint::PortalPage => "portal_page",
+            Endpoint::PortalSignIn => "portal_sign_in",
+            Endpoint::PortalStay => "portal_stay",
+            Endpoint::PortalProgress => "portal_progress",
+            Endpoint::PortalSignOut => "portal_sign_out",
+            Endpoint::PortalAsset => "portal_asset",
             Endpoint::Other => "other",
         }
     }
@@ -64,6 +92,25 @@ impl Endpoint {
             "/metrics" => Endpoint::Metrics,
             p if p.starts_with("/api/") => Endpoint::Api,
             p if p.starts_with("/scep") => Endpoint::Scep,
+            "/mdm/enroll" | "/mdm/trust" => Endpoint::Enroll,
+            p if p.starts_with("/portal/") => Self::of_portal_path(p),
+            _ => Endpoint::Other,
+        }
+    }
+
+    /// A `/portal/...` path by its last segment (tokens and secrets are never labels).
+    fn of_portal_path(path: &str) -> Self {
+        let rest = &path["/portal/".len()..];
+        if rest.starts_with("assets/") {
+            return Endpoint::PortalAsset;
+        }
+        let rest = rest.strip_prefix("session/").unwrap_or(rest);
+        match rest.split_once('/').map(|(_, tail)| tail) {
+            None if !rest.is_empty() => Endpoint::PortalPage,
+            Some("sign-in") => Endpoint::PortalSignIn,
+            Some("stay") => Endpoint::PortalStay,
+            Some("progress" | "signed-out") => Endpoint::PortalProgress,
+            Some("sign-out") => Endpoint::PortalSignOut,
             _ => Endpoint::Other,
         }
     }
@@ -150,7 +197,6 @@ pub struct Metrics {
     checkin_latency: Histogram,
     connect_latency: Histogram,
     queue_depth: AtomicI64,
-    devices_not_clean: AtomicI64,
     webhook_delivered: AtomicU64,
     webhook_failed_attempts: AtomicU64,
     webhook_pending: AtomicI64,
@@ -193,7 +239,6 @@ impl Default for Metrics {
             checkin_latency: Histogram::default(),
             connect_latency: Histogram::default(),
             queue_depth: AtomicI64::new(0),
-            devices_not_clean: AtomicI64::new(0),
             webhook_delivered: AtomicU64::new(0),
             webhook_failed_attempts: AtomicU64::new(0),
             webhook_pending: AtomicI64::new(0),
@@ -272,25 +317,6 @@ impl Metrics {
     }
 
     /// Counts a delivered webhook event.
-    /// Sets the number of devices whose hand-off is not clean (the timed pass counts them).
-    pub fn set_devices_not_clean(&self, n: i64) {
-        self.devices_not_clean.store(n, Ordering::Relaxed);
-    }
-
-    /// Moves the number of devices whose hand-off is not clean by `delta` (never below 0).
-    pub fn add_devices_not_clean(&self, delta: i64) {
-        let _ = self
-            .devices_not_clean
-            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| {
-                Some((n + delta).max(0))
-            });
-    }
-
-    /// Devices whose hand-off is not clean.
-    pub fn devices_not_clean(&self) -> i64 {
-        self.devices_not_clean.load(Ordering::Relaxed)
-    }
-
     pub fn webhook_delivered(&self) {
         self.webhook_delivered.fetch_add(1, Ordering::Relaxed);
     }
@@ -425,12 +451,6 @@ impl Metrics {
         );
         out.push_str("# TYPE baton_command_queue_depth gauge\n");
         let _ = writeln!(out, "baton_command_queue_depth {}", self.queue_depth());
-        out.push_str(
-            "# HELP baton_devices_not_clean Devices whose last sign-out left something of the \
-             previous session (hand-off not clean or given up).\n",
-        );
-        out.push_str("# TYPE baton_devices_not_clean gauge\n");
-        let _ = writeln!(out, "baton_devices_not_clean {}", self.devices_not_clean());
         out.push_str("# HELP baton_webhook_events_delivered_total Webhook events delivered.\n");
         out.push_str("# TYPE baton_webhook_events_delivered_total counter\n");
         let _ = writeln!(
@@ -590,6 +610,29 @@ impl Metrics {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn portal_and_enrollment_paths_have_their_own_labels() {
+        for (path, label) in [
+            ("/portal/tok", "portal_page"),
+            ("/portal/session/sec", "portal_page"),
+            ("/portal/tok/sign-in", "portal_sign_in"),
+            ("/portal/tok/stay", "portal_stay"),
+            ("/portal/tok/progress", "portal_progress"),
+            ("/portal/session/sec/progress", "portal_progress"),
+            ("/portal/tok/signed-out", "portal_progress"),
+            ("/portal/tok/sign-out", "portal_sign_out"),
+            ("/portal/session/sec/sign-out", "portal_sign_out"),
+            ("/portal/assets/live.js", "portal_asset"),
+            ("/portal/tok/unknown", "other"),
+            ("/portal/", "other"),
+            ("/mdm/enroll", "enroll"),
+            ("/mdm/trust", "enroll"),
+            ("/nope", "other"),
+        ] {
+            assert_eq!(Endpoint::of_path(path).label(), label, "{path}");
+        }
+    }
+
     use super::*;
 
     #[test]

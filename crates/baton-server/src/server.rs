@@ -392,7 +392,9 @@ async fn start_inner(
         push_service,
         events,
         reconciler,
-        session: Arc::new(crate::session_policy::SessionRules::new(config.session)),
+        session: Arc::new(crate::session_policy::SessionRules::new(
+            config.session.clone(),
+        )),
         api_key,
         body_limits: config.body_limits,
         password_policy: config.password_policy,

@@ -15,6 +15,7 @@ use anyhow::{Context, bail};
 use baton_server::client_origin::{IpNet, TrustedProxies};
 use baton_server::config::{MetricsAuth, ServerConfig, Transport, WebhookConfig};
 use baton_server::disk_floor::MinFreeDisk;
+use baton_server::session_policy::OperatorZone;
 use baton_server::tls::ClientAuth;
 use clap::Args;
 use serde::Deserialize;
@@ -130,6 +131,12 @@ pub struct ServeArgs {
     /// [default: 30]. Known lease ends are also acted on when they come.
     #[arg(long, env = "BATON_LEASE_CHECK_INTERVAL", value_name = "SECONDS")]
     lease_check_interval: Option<u64>,
+    /// The operator's time zone, an IANA name (`Asia/Tokyo`, `Europe/Berlin`): shift ends
+    /// are times of day in it (daylight saving applied), and the portal shows dates and times
+    /// in it [default: UTC].
+    #[arg(long, env = "BATON_TIME_ZONE", value_name = "IANA-NAME",
+        value_parser = OperatorZone::parse)]
+    time_zone: Option<OperatorZone>,
     /// While an accepted app install has not shown Managed in the device's
     /// ManagedApplicationList, ask for that list and push this often, in seconds (1 to 3600)
     /// [default: 30]. It is also asked at the start of each session of the device.
@@ -258,6 +265,8 @@ struct FileConfig {
     default_lease: Option<u64>,
     #[serde(alias = "lease_check_interval")]
     lease_check_interval: Option<u64>,
+    #[serde(alias = "time_zone")]
+    time_zone: Option<String>,
     #[serde(alias = "app_install_poll_interval")]
     app_install_poll_interval: Option<u64>,
     #[serde(alias = "app_install_timeout")]
@@ -447,6 +456,11 @@ fn build_config(args: ServeArgs) -> anyhow::Result<ServerConfig> {
     if let Some(secs) = args.lease_check_interval.or(file.lease_check_interval) {
         config.session.lease_check_interval = Duration::from_secs(secs);
     }
+    config.session.time_zone = match (args.time_zone, file.time_zone) {
+        (Some(zone), _) => zone,
+        (None, Some(name)) => OperatorZone::parse(&name).context("time-zone in the config file")?,
+        (None, None) => OperatorZone::utc(),
+    };
     // Flags are range-checked by clap; the file's values here, with the same bounds.
     if let Some(secs) = args
         .app_install_poll_interval

@@ -125,8 +125,9 @@ pub async fn sign_out(
     blocking(move || {
         Ok(Json(session::sign_out(
             &state.reconciler,
+            &state.events,
             &id,
-            "admin",
+            crate::sign_in_log::SignInHow::Admin,
             SystemTime::now(),
         )?))
     })

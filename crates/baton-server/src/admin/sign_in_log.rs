@@ -3,7 +3,8 @@
 //!
 //! Query filters: `username`, `device`, `result`, `reason` (the snake_case codes), `since`,
 //! `until` (RFC 3339 such as `2024-05-01T08:00:00Z`, a date `2024-05-01` meaning its midnight
-//! UTC, or Unix seconds; `since` is inclusive, `until` exclusive) and `limit` (default 100,
+//! UTC, Unix seconds, or a time ago: `90s`, `30m`, `1h`, `2d`, `1w`; `since` is inclusive,
+//! `until` exclusive) and `limit` (default 100,
 //! 1 to 10000). A bad value is a 400 JSON error.
 
 use axum::Json;
@@ -51,8 +52,13 @@ enum Format {
 }
 
 impl SignInLogQuery {
-    /// The store filter these parameters describe.
+    /// The store filter these parameters describe, relative times counted back from now.
     pub fn filter(&self) -> Result<Filter, ApiError> {
+        self.filter_at(baton_store::unix_millis(std::time::SystemTime::now()))
+    }
+
+    /// [`Self::filter`] with relative times (`1h`) counted back from `now_ms`.
+    pub fn filter_at(&self, now_ms: u64) -> Result<Filter, ApiError> {
         let non_empty = |v: &Option<String>| {
             v.as_deref()
                 .map(str::trim)
@@ -72,10 +78,10 @@ impl SignInLogQuery {
             },
         };
         let since_ms = non_empty(&self.since)
-            .map(|s| parse_time("since", &s))
+            .map(|s| parse_time_at("since", &s, now_ms))
             .transpose()?;
         let until_ms = non_empty(&self.until)
-            .map(|s| parse_time("until", &s))
+            .map(|s| parse_time_at("until", &s, now_ms))
             .transpose()?;
         if let (Some(s), Some(u)) = (since_ms, until_ms)
             && s > u
@@ -124,15 +130,20 @@ impl SignInLogQuery {
     }
 }
 
-/// Parses `since`/`until`: Unix seconds, an RFC 3339 date-time, or a date (midnight UTC).
-/// Returns Unix milliseconds.
-pub fn parse_time(name: &str, raw: &str) -> Result<u64, ApiError> {
+/// Parses `since`/`until`: Unix seconds, an RFC 3339 date-time, a date (midnight UTC), or a
+/// time ago (`90s`, `30m`, `1h`, `2d`, `1w`) counted back from `now_ms`. Returns Unix
+/// milliseconds.
+pub fn parse_time_at(name: &str, raw: &str, now_ms: u64) -> Result<u64, ApiError> {
     let bad = || {
         ApiError::BadRequest(format!(
-            "{name} must be RFC 3339 (2024-05-01T08:00:00Z), a date (2024-05-01) or Unix seconds, not {raw:?}"
+            "{name} must be RFC 3339 (2024-05-01T08:00:00Z), a date (2024-05-01), Unix seconds \
+             or a time ago (30m, 1h, 2d, 1w), not {raw:?}"
         ))
     };
     let s = raw.trim();
+    if let Some(ago) = relative_ms(s) {
+        return Ok(now_ms.saturating_sub(ago));
+    }
     if !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit()) {
         return s
             .parse::<u64>()
@@ -141,6 +152,23 @@ pub fn parse_time(name: &str, raw: &str) -> Result<u64, ApiError> {
             .ok_or_else(bad);
     }
     rfc3339_millis(s).ok_or_else(bad)
+}
+
+/// The length of a relative time (`90s`, `30m`, `1h`, `2d`, `1w`) in milliseconds.
+fn relative_ms(s: &str) -> Option<u64> {
+    let unit = match s.as_bytes().last()? {
+        b's' => 1_000,
+        b'm' => 60_000,
+        b'h' => 3_600_000,
+        b'd' => 86_400_000,
+        b'w' => 7 * 86_400_000,
+        _ => return None,
+    };
+    let digits = &s[..s.len() - 1];
+    if digits.is_empty() || digits.len() > 9 || !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    digits.parse::<u64>().ok()?.checked_mul(unit)
 }
 
 /// Unix milliseconds of an RFC 3339 date-time (`T`, `t` or space between date and time;
@@ -265,6 +293,33 @@ pub async fn list(
 
 #[cfg(test)]
 mod tests {
+
+    fn parse_time(name: &str, raw: &str) -> Result<u64, ApiError> {
+        parse_time_at(name, raw, 0)
+    }
+
+    #[test]
+    fn relative_times_count_back_from_now() {
+        let now = 1_800_000_000_000;
+        let at = |s: &str| parse_time_at("since", s, now).unwrap();
+        assert_eq!(at("1h"), now - 3_600_000);
+        assert_eq!(at(" 30m "), now - 1_800_000);
+        assert_eq!(at("90s"), now - 90_000);
+        assert_eq!(at("2d"), now - 2 * 86_400_000);
+        assert_eq!(at("1w"), now - 7 * 86_400_000);
+        assert_eq!(at("0h"), now);
+        // Longer than the epoch: the start of time, not an overflow.
+        assert_eq!(at("999999999w"), 0);
+        for bad in ["h", "1y", "-1h", "1.5h", "1 h", "1H0"] {
+            assert!(parse_time_at("since", bad, now).is_err(), "{bad:?}");
+        }
+        let q = SignInLogQuery {
+            since: Some("1h".into()),
+            ..SignInLogQuery::default()
+        };
+        assert_eq!(q.filter_at(now).unwrap().since_ms, Some(now - 3_600_000));
+    }
+
     use std::sync::Arc;
     use std::time::{Duration, SystemTime};
 

@@ -39,6 +39,7 @@ pub mod cookie;
 pub mod csrf;
 pub mod device_lock;
 pub mod html;
+pub mod language;
 pub mod pages;
 pub mod routes;
 pub mod stay_prompt;
@@ -109,6 +110,8 @@ impl Portal {
 pub fn router_with(portal: &Arc<Portal>) -> Router {
     let portal = Arc::clone(portal);
     Router::new()
+        // The path is html::LIVE_SCRIPT_PATH (written out for the OpenAPI route check).
+        .route("/portal/assets/live.js", get(routes::live_script))
         .route("/portal/{token}", get(routes::device_page))
         .route("/portal/{token}/sign-in", post(routes::sign_in))
         .route(

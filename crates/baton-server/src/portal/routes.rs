@@ -15,7 +15,9 @@ use baton_proto::EnrollmentId;
 use baton_store::{KeyspaceBatch, unix_millis};
 use serde::Deserialize;
 
+use super::html;
 use super::html::Page;
+use super::language::{Lang, fill, tr, with_lang};
 use super::pages::SessionEnd;
 use super::stay_prompt::{self, PendingPrompt};
 use super::{Portal, cookie, device_lock, pages};
@@ -111,7 +113,8 @@ impl Reply {
             header::CONTENT_SECURITY_POLICY,
             HeaderValue::from_static(
                 "default-src 'none'; style-src 'unsafe-inline'; img-src https: http:; \
-                 form-action 'self'; frame-ancestors 'none'",
+                 script-src 'self'; connect-src 'self'; form-action 'self'; \
+                 frame-ancestors 'none'",
             ),
         );
         for (name, value) in [
@@ -153,24 +156,44 @@ fn secure_cookie(portal: &Portal, client: &Client) -> bool {
     portal.secure_cookies || client.https
 }
 
-/// Runs `f` on the blocking pool and renders its reply (or a generic failure page).
+/// Runs `f` on the blocking pool with `lang` as the pages' language and renders its reply
+/// (or a generic failure page).
 async fn blocking(
     portal: Arc<Portal>,
+    lang: Lang,
     f: impl FnOnce(&Portal) -> Result<Reply, PortalError> + Send + 'static,
 ) -> Response {
     let p = Arc::clone(&portal);
-    let reply = match tokio::task::spawn_blocking(move || f(&p)).await {
+    let reply = match tokio::task::spawn_blocking(move || with_lang(lang, || f(&p))).await {
         Ok(Ok(reply)) => reply,
         Ok(Err(error)) => {
             tracing::error!(%error, "portal request failed");
-            Reply::failed()
+            with_lang(lang, Reply::failed)
         }
         Err(error) => {
             tracing::error!(%error, "portal worker failed");
-            Reply::failed()
+            with_lang(lang, Reply::failed)
         }
     };
     reply.render(&portal)
+}
+
+/// `GET /portal/assets/live.js`: the script that updates progress pages in place.
+pub async fn live_script() -> Response {
+    (
+        [
+            (
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("text/javascript; charset=utf-8"),
+            ),
+            (
+                header::CACHE_CONTROL,
+                HeaderValue::from_static("max-age=3600"),
+            ),
+        ],
+        html::LIVE_SCRIPT,
+    )
+        .into_response()
 }
 
 fn device_of(portal: &Portal, token: &str) -> Result<Option<EnrollmentId>, PortalError> {
@@ -270,10 +293,11 @@ fn not_clean_hand_off(
 pub async fn device_page(
     State(portal): State<Arc<Portal>>,
     Path(token): Path<String>,
+    lang: Lang,
     headers: HeaderMap,
 ) -> Response {
     let cookie = cookie::value_in(&headers);
-    blocking(portal, move |portal| {
+    blocking(portal, lang, move |portal| {
         let Some(device) = device_of(portal, &token)? else {
             return Ok(Reply::not_found());
         };
@@ -307,8 +331,9 @@ pub async fn device_page(
 pub async fn session_page(
     State(portal): State<Arc<Portal>>,
     Path(secret): Path<String>,
+    lang: Lang,
 ) -> Response {
-    blocking(portal, move |portal| {
+    blocking(portal, lang, move |portal| {
         let Some(device) = portal_session::device_of(portal.services.store.as_ref(), &secret)?
         else {
             return Ok(session_ended());
@@ -366,7 +391,7 @@ fn session_end(
     let warn_before = policy_record::load(store)?.warn_before();
     let left_ms = end_ms.saturating_sub(unix_millis(now));
     Ok(Some(SessionEnd::At {
-        end_ms,
+        at: portal.services.session.time_zone().format(end_ms),
         soon: lease::warning(&lease, now, warn_before).is_some(),
         minutes_left: left_ms.div_ceil(60_000),
     }))
@@ -498,9 +523,9 @@ fn locked_message(until_ms: u64, now: SystemTime) -> String {
         .saturating_sub(unix_millis(now))
         .div_ceil(60_000)
         .max(1);
-    format!(
-        "Too many sign-in attempts. Try again in {minutes} minute{}.",
-        if minutes == 1 { "" } else { "s" }
+    fill(
+        tr("Too many sign-in attempts. Try again in {minutes} min."),
+        &[("minutes", &minutes.to_string())],
     )
 }
 
@@ -510,6 +535,7 @@ fn locked_message(until_ms: u64, now: SystemTime) -> String {
 pub async fn sign_in(
     State(portal): State<Arc<Portal>>,
     Path(token): Path<String>,
+    lang: Lang,
     client: Client,
     form: Result<Form<SignInForm>, FormRejection>,
 ) -> Response {
@@ -520,7 +546,7 @@ pub async fn sign_in(
             return rejected(&rejection).render(&portal);
         }
     };
-    blocking(portal, move |portal| {
+    blocking(portal, lang, move |portal| {
         let Some(device) = device_of(portal, &token)? else {
             return Ok(Reply::not_found());
         };
@@ -749,10 +775,11 @@ pub fn interrupted_entry(
 pub async fn stay_page(
     State(portal): State<Arc<Portal>>,
     Path(token): Path<String>,
+    lang: Lang,
     headers: HeaderMap,
 ) -> Response {
     let cookie = cookie::value_in(&headers);
-    blocking(portal, move |portal| {
+    blocking(portal, lang, move |portal| {
         let Some(device) = device_of(portal, &token)? else {
             return Ok(Reply::not_found());
         };
@@ -789,6 +816,7 @@ fn policy_timeout_ms(portal: &Portal) -> Result<u64, PortalError> {
 pub async fn stay(
     State(portal): State<Arc<Portal>>,
     Path(token): Path<String>,
+    lang: Lang,
     client: Client,
     headers: HeaderMap,
     form: Result<Form<StayForm>, FormRejection>,
@@ -798,7 +826,7 @@ pub async fn stay(
         Ok(Form(f)) => f,
         Err(rejection) => return rejected(&rejection).render(&portal),
     };
-    blocking(portal, move |portal| {
+    blocking(portal, lang, move |portal| {
         let Some(device) = device_of(portal, &token)? else {
             return Ok(Reply::not_found());
         };
@@ -940,10 +968,11 @@ fn progress_page(portal: &Portal, device: &EnrollmentId, base: &str) -> Result<R
 pub async fn progress(
     State(portal): State<Arc<Portal>>,
     Path(token): Path<String>,
+    lang: Lang,
     headers: HeaderMap,
 ) -> Response {
     let cookie = cookie::value_in(&headers);
-    blocking(portal, move |portal| {
+    blocking(portal, lang, move |portal| {
         let Some(device) = device_of(portal, &token)? else {
             return Ok(Reply::not_found());
         };
@@ -962,8 +991,9 @@ pub async fn progress(
 pub async fn session_progress(
     State(portal): State<Arc<Portal>>,
     Path(secret): Path<String>,
+    lang: Lang,
 ) -> Response {
-    blocking(portal, move |portal| {
+    blocking(portal, lang, move |portal| {
         let Some(device) = portal_session::device_of(portal.services.store.as_ref(), &secret)?
         else {
             return Ok(session_ended());
@@ -983,8 +1013,9 @@ fn sign_out_device(portal: &Portal, device: &EnrollmentId) -> Result<Reply, Port
     if reconciler.assignee(device)? != NOBODY_USERNAME {
         let outcome = crate::session_policy::sign_in::sign_out(
             reconciler,
+            &portal.services.events,
             device,
-            "portal",
+            SignInHow::Portal,
             SystemTime::now(),
         )?;
         tracing::info!(enrollment_id = %device, commands = outcome.enqueued.len(), "portal sign-out");
@@ -1000,6 +1031,7 @@ fn sign_out_device(portal: &Portal, device: &EnrollmentId) -> Result<Reply, Port
 pub async fn sign_out(
     State(portal): State<Arc<Portal>>,
     Path(token): Path<String>,
+    lang: Lang,
     client: Client,
     headers: HeaderMap,
     form: Result<Form<SignOutForm>, FormRejection>,
@@ -1009,7 +1041,7 @@ pub async fn sign_out(
         Ok(Form(f)) => f,
         Err(rejection) => return rejected(&rejection).render(&portal),
     };
-    blocking(portal, move |portal| {
+    blocking(portal, lang, move |portal| {
         let Some(device) = device_of(portal, &token)? else {
             return Ok(Reply::not_found());
         };
@@ -1044,13 +1076,14 @@ pub async fn sign_out(
 pub async fn session_sign_out(
     State(portal): State<Arc<Portal>>,
     Path(secret): Path<String>,
+    lang: Lang,
     form: Result<Form<SignOutForm>, FormRejection>,
 ) -> Response {
     let form = match form {
         Ok(Form(f)) => f,
         Err(rejection) => return rejected(&rejection).render(&portal),
     };
-    blocking(portal, move |portal| {
+    blocking(portal, lang, move |portal| {
         let store = portal.services.store.as_ref();
         let Some(device) = portal_session::device_of(store, &secret)? else {
             return Ok(session_ended());
@@ -1074,8 +1107,12 @@ pub async fn session_sign_out(
 }
 
 /// `GET /portal/{token}/signed-out`.
-pub async fn signed_out(State(portal): State<Arc<Portal>>, Path(token): Path<String>) -> Response {
-    blocking(portal, move |portal| {
+pub async fn signed_out(
+    State(portal): State<Arc<Portal>>,
+    Path(token): Path<String>,
+    lang: Lang,
+) -> Response {
+    blocking(portal, lang, move |portal| {
         let Some(device) = device_of(portal, &token)? else {
             return Ok(Reply::not_found());
         };
@@ -1086,7 +1123,10 @@ pub async fn signed_out(State(portal): State<Arc<Portal>>, Path(token): Path<Str
         if progress.assignee != NOBODY_USERNAME {
             return Ok(Reply::see_other(format!("/portal/{token}")));
         }
-        Ok(Reply::page(StatusCode::OK, pages::signed_out(&progress)))
+        Ok(Reply::page(
+            StatusCode::OK,
+            pages::signed_out(&progress, &format!("/portal/{token}")),
+        ))
     })
     .await
 }

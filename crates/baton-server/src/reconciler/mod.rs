@@ -675,9 +675,6 @@ impl Reconciler {
                 tracing::warn!(enrollment_id = %id, username, remaining = %h.remaining_text(),
                     "signed in on a device whose hand-off is not clean");
             }
-            if h.reported_not_clean {
-                self.metrics.add_devices_not_clean(-1);
-            }
             batch.delete(&collection(HAND_OFFS_COLLECTION)?, id.as_str().as_bytes());
         }
         session_log::start(
@@ -736,10 +733,6 @@ impl Reconciler {
         );
         let store = self.store.as_ref();
         let open = session_log::open_session(store, &id)?;
-        let previous = hand_off::of(store, &id)?;
-        if previous.is_some_and(|h| h.reported_not_clean) {
-            self.metrics.add_devices_not_clean(-1);
-        }
         batch.put(
             &collection(HAND_OFFS_COLLECTION)?,
             id.as_str().as_bytes(),
@@ -819,9 +812,6 @@ impl Reconciler {
             &collection(APP_INSTALLS_COLLECTION)?,
             id.as_str().as_bytes(),
         );
-        if hand_off::of(store, &id)?.is_some_and(|h| h.reported_not_clean) {
-            self.metrics.add_devices_not_clean(-1);
-        }
         batch.delete(&collection(HAND_OFFS_COLLECTION)?, id.as_str().as_bytes());
         let in_flight = collection(IN_FLIGHT_COLLECTION)?;
         for k in device_state::in_flight_keys(store, &id)? {
@@ -1443,7 +1433,6 @@ impl Reconciler {
                 tracing::info!(enrollment_id = %id, username = ?h.username,
                     rounds_not_clean = h.rounds_not_clean, "hand-off verified clean");
                 if was_reported {
-                    self.metrics.add_devices_not_clean(-1);
                     self.events.record(
                         id,
                         crate::webhook::EventPayload::HandOffClean(hand_off_event(h)),
@@ -1455,9 +1444,6 @@ impl Reconciler {
                 tracing::warn!(enrollment_id = %id, username = ?h.username, state = ?h.state,
                     rounds_not_clean = h.rounds_not_clean, remaining = %h.remaining_text(),
                     "hand-off not clean");
-                if first_round {
-                    self.metrics.add_devices_not_clean(1);
-                }
                 // One event when found, one when Baton gives up; the rounds between are logged.
                 if first_round || h.state == HandOffState::GivenUp {
                     self.events.record(
@@ -1547,17 +1533,13 @@ impl Reconciler {
         self.retry_hand_off(&id, now)
     }
 
-    /// The timed pass: starts every due round (and pushes the device), and sets the
-    /// not-clean gauge from the records. Returns how many rounds started.
+    /// The timed pass: starts every due round (and pushes the device). Returns how many
+    /// rounds started.
     pub fn poll_hand_offs(&self, now: SystemTime) -> Result<usize, ReconcileError> {
         let mut started = 0;
-        let mut not_clean = 0;
         for (key, h) in
             assignment_config::scan_json::<HandOff>(self.store.as_ref(), HAND_OFFS_COLLECTION, "")?
         {
-            if h.state.is_not_clean() {
-                not_clean += 1;
-            }
             if h.state != HandOffState::NotClean {
                 continue;
             }
@@ -1568,7 +1550,6 @@ impl Reconciler {
                 started += 1;
             }
         }
-        self.metrics.set_devices_not_clean(not_clean);
         Ok(started)
     }
 }

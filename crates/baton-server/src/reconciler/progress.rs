@@ -6,7 +6,7 @@
 use std::collections::BTreeSet;
 
 use baton_assign::{
-    AppStatus, CompiledConfig, DesiredEntry, DesiredState, ItemFailures, ItemId, ItemKind,
+    AppStatus, CompiledConfig, DesiredEntry, DesiredState, Intent, ItemFailures, ItemId, ItemKind,
     Observed, UnixTime, plan,
 };
 use serde::Serialize;
@@ -51,6 +51,9 @@ pub struct DeviceProgress {
     pub items: Vec<ItemProgress>,
     /// Items the device still has and must lose (the previous person's).
     pub removals_pending: usize,
+    /// What those removals are: the catalog item's name, else the app's bundle id or the
+    /// profile's or certificate's identifier.
+    pub removals: Vec<String>,
     /// True when every item is installed and nothing remains to remove; after a sign-out,
     /// also only once the hand-off was verified clean.
     pub ready: bool,
@@ -71,9 +74,17 @@ pub fn measure(
     let planned = plan(desired, observed, &[], failures, now);
     let mut installing: BTreeSet<&ItemId> = BTreeSet::new();
     let mut removals_pending = 0;
+    let mut removals = Vec::new();
+    let catalog = &compiled.config().catalog;
     for intent in &planned.intents {
         match (intent.is_removal(), intent.item()) {
-            (true, _) => removals_pending += 1,
+            (true, item) => {
+                removals_pending += 1;
+                removals.push(
+                    item.and_then(|i| catalog.item(i))
+                        .map_or_else(|| removal_label(intent), |i| i.name.clone()),
+                );
+            }
             (false, Some(item)) => {
                 installing.insert(item);
             }
@@ -94,7 +105,6 @@ pub fn measure(
             .and_then(|c| c.apps.get(e.key))
             .is_some_and(|a| a.status == AppStatus::Managed)
     };
-    let catalog = &compiled.config().catalog;
     let items: Vec<ItemProgress> = desired
         .entries
         .iter()
@@ -119,7 +129,18 @@ pub fn measure(
         assignee: desired.user().username.clone(),
         items,
         removals_pending,
+        removals,
         ready,
         hand_off: None,
+    }
+}
+
+/// What a removal of something no longer in the catalog is called.
+fn removal_label(intent: &Intent) -> String {
+    match intent {
+        Intent::RemoveApplication { bundle_id, .. } => bundle_id.to_string(),
+        Intent::RemoveProfile { identifier, .. } => identifier.to_string(),
+        Intent::RemoveCertificate { identifier, .. } => identifier.to_string(),
+        other => other.request_type().unwrap_or("").to_owned(),
     }
 }

@@ -15,6 +15,7 @@ use serde::{Serialize, Serializer};
 
 use super::record::{PersistentSessions, SessionPolicy};
 use super::shift::ShiftTime;
+use super::zone::OperatorZone;
 
 fn as_secs<S: Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
     s.serialize_u64(d.as_secs())
@@ -28,8 +29,12 @@ pub struct EffectivePolicy {
     /// The longest a non-persistent session lasts.
     #[serde(rename = "lease_seconds", serialize_with = "as_secs")]
     pub lease: Duration,
-    /// Times of day (UTC) at which a non-persistent session ends, sorted, no duplicates.
+    /// Times of day (in `time_zone`) at which a non-persistent session ends, sorted, no
+    /// duplicates.
     pub shift_ends: Vec<ShiftTime>,
+    /// The operator's time zone, in which the shift ends are read (UTC unless
+    /// [`EffectivePolicy::in_zone`] says otherwise).
+    pub time_zone: OperatorZone,
     /// A persistent session may be granted: not shared mode and no user group says never.
     pub persistent_allowed: bool,
     /// The global "Stay signed in?" toggle.
@@ -97,10 +102,19 @@ pub fn from_groups(
         shared_mode,
         lease,
         shift_ends,
+        time_zone: OperatorZone::utc(),
         persistent_allowed: !shared_mode && !never,
         show_keep_signed_in: policy.show_keep_signed_in,
         prompt_timeout: policy.prompt_timeout(),
         warn_before: policy.warn_before(),
+    }
+}
+
+impl EffectivePolicy {
+    /// The same rules with shift ends read in `zone`.
+    pub fn in_zone(mut self, zone: &OperatorZone) -> Self {
+        self.time_zone = zone.clone();
+        self
     }
 }
 
@@ -216,6 +230,7 @@ mod tests {
             shared_mode: false,
             lease: DAY,
             shift_ends: Vec::new(),
+            time_zone: OperatorZone::utc(),
             persistent_allowed: true,
             show_keep_signed_in: true,
             prompt_timeout: Duration::from_secs(300),

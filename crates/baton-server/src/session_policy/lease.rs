@@ -1,7 +1,7 @@
 //! Leases: how long a sign-in holds a device. One JSON record per device in
 //! [`LEASES_COLLECTION`] (key: the device's enrollment id), written in the same transaction as
 //! the sign-in and deleted with the sign-out, so it survives restarts. A non-persistent lease
-//! ends at `min(sign-in + lease, next shift end)`; a persistent one has no end.
+//! ends at `min(sign-in + lease, next shift end in the operator's time zone)`; a persistent one has no end.
 
 use std::time::{Duration, SystemTime};
 
@@ -10,7 +10,6 @@ use baton_store::{CasOutcome, Keyspace, KeyspaceBatch, unix_millis};
 use serde::{Deserialize, Serialize};
 
 use super::effective::EffectivePolicy;
-use super::shift::next_shift_end;
 use crate::catalog::assignment_config::{RecordError, collection, decode, encode};
 
 /// Keyspace collection: device enrollment id -> [`Lease`] JSON.
@@ -42,7 +41,10 @@ impl Lease {
 pub fn expiry_for(policy: &EffectivePolicy, started_ms: u64) -> u64 {
     let by_lease =
         started_ms.saturating_add(u64::try_from(policy.lease.as_millis()).unwrap_or(u64::MAX));
-    next_shift_end(&policy.shift_ends, started_ms).map_or(by_lease, |shift| shift.min(by_lease))
+    policy
+        .time_zone
+        .next_shift_end(&policy.shift_ends, started_ms)
+        .map_or(by_lease, |shift| shift.min(by_lease))
 }
 
 /// The non-persistent lease of `username` signing in at `now` under `policy`.
@@ -218,6 +220,7 @@ pub fn warning(lease: &Lease, now: SystemTime, warn_before: Duration) -> Option<
 mod tests {
     use super::*;
     use crate::session_policy::shift::ShiftTime;
+    use crate::session_policy::zone::OperatorZone;
     use baton_store::from_unix_millis;
 
     /// 2024-03-01T00:00:00Z.
@@ -229,6 +232,7 @@ mod tests {
             shared_mode: shared,
             lease: Duration::from_secs(lease_secs),
             shift_ends: ends.iter().map(|s| ShiftTime::parse(s).unwrap()).collect(),
+            time_zone: OperatorZone::utc(),
             persistent_allowed: !shared,
             show_keep_signed_in: true,
             prompt_timeout: Duration::from_secs(300),

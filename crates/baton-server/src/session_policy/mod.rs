@@ -21,6 +21,7 @@ pub mod record;
 pub mod shift;
 pub mod sign_in;
 pub mod sweeper;
+pub mod zone;
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
@@ -31,6 +32,7 @@ pub use effective::{EffectivePolicy, effective, prompt_allowed};
 pub use lease::{Lease, lease_for_sign_in};
 pub use record::{PersistentSessions, SessionPolicy};
 pub use sweeper::{AutomaticSignOut, SignOutHook, SignOutReason};
+pub use zone::{OperatorZone, ZoneError};
 
 /// Default lease: 24 hours.
 pub const DEFAULT_LEASE: Duration = Duration::from_secs(86_400);
@@ -42,13 +44,16 @@ pub const MIN_LEASE_CHECK_INTERVAL: Duration = Duration::from_secs(1);
 pub const MAX_LEASE_CHECK_INTERVAL: Duration = Duration::from_secs(3600);
 
 /// Server settings for sessions (`baton serve --default-lease`, `--lease-check-interval`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SessionSettings {
     /// The lease of a non-persistent sign-in when no device group sets one.
     pub default_lease: Duration,
     /// How often the sweeper looks for ended leases (it also wakes up for the next known
     /// lease end, and when a user is disabled or the policy changes).
     pub lease_check_interval: Duration,
+    /// The operator's time zone: shift ends are times of day in it, and the portal shows
+    /// times in it.
+    pub time_zone: OperatorZone,
 }
 
 impl Default for SessionSettings {
@@ -56,6 +61,7 @@ impl Default for SessionSettings {
         SessionSettings {
             default_lease: DEFAULT_LEASE,
             lease_check_interval: DEFAULT_LEASE_CHECK_INTERVAL,
+            time_zone: OperatorZone::utc(),
         }
     }
 }
@@ -118,6 +124,11 @@ impl SessionRules {
     /// The default lease.
     pub fn default_lease(&self) -> Duration {
         self.settings.default_lease
+    }
+
+    /// The operator's time zone.
+    pub fn time_zone(&self) -> &OperatorZone {
+        &self.settings.time_zone
     }
 
     /// Asks the sweeper to run now (after a user was disabled, the policy changed, or a lease
@@ -185,21 +196,22 @@ mod tests {
         let short = SessionSettings {
             default_lease: Duration::from_secs(1),
             lease_check_interval: Duration::from_secs(1),
+            ..SessionSettings::default()
         };
         assert!(short.validate().is_ok());
         let zero = SessionSettings {
             default_lease: Duration::ZERO,
-            ..short
+            ..short.clone()
         };
         assert_eq!(zero.validate(), Err(SessionSettingsError::DefaultLease(0)));
         let long = SessionSettings {
             default_lease: Duration::from_secs(91 * 86_400),
-            ..short
+            ..short.clone()
         };
         assert!(long.validate().is_err());
         let slow = SessionSettings {
             lease_check_interval: Duration::from_secs(3601),
-            ..short
+            ..short.clone()
         };
         assert_eq!(
             slow.validate(),

@@ -17,6 +17,9 @@ use super::record;
 use crate::catalog::assignment_config::RecordError;
 use crate::directory::user_record::is_disabled;
 use crate::reconciler::{ReconcileError, ReconcileOutcome, Reconciler};
+use crate::sign_in_log::{self, ReasonCode, SignInEntry, SignInHow, SignInResult};
+use crate::webhook::EventSink;
+use baton_assign::NOBODY_USERNAME;
 
 /// Why a sign-in with a lease failed.
 #[derive(Debug, thiserror::Error)]
@@ -61,13 +64,10 @@ pub fn policy_for(
         .engine_device(device)?
         .ok_or_else(|| ReconcileError::UnknownDevice(device.parent()))?;
     let policy = record::load(store)?;
-    Ok(effective(
-        &policy,
-        rules.default_lease(),
-        &compiled,
-        &engine,
-        username,
-    ))
+    Ok(
+        effective(&policy, rules.default_lease(), &compiled, &engine, username)
+            .in_zone(rules.time_zone()),
+    )
 }
 
 /// Signs `username` in on `device` with a lease (`how`: `admin`, `portal`, goes into the
@@ -148,13 +148,34 @@ pub fn sign_in_with(
 /// transaction.
 pub fn sign_out(
     reconciler: &Reconciler,
+    events: &EventSink,
     device: &EnrollmentId,
-    how: &str,
+    how: SignInHow,
     now: SystemTime,
 ) -> Result<ReconcileOutcome, ReconcileError> {
     let mut batch = KeyspaceBatch::new();
     lease::delete(&mut batch, device)?;
-    reconciler.sign_out_with(device, how, now, batch)
+    // The sign-in log entry goes in the sign-out's transaction (none when nobody was signed
+    // in: the sign-out changes nothing then).
+    let username = reconciler.assignee(device)?;
+    let entry = (username != NOBODY_USERNAME).then(|| {
+        SignInEntry::new(
+            now,
+            &username,
+            device.as_str(),
+            how,
+            SignInResult::SignedOut,
+            ReasonCode::SignOut,
+        )
+    });
+    if let Some(entry) = &entry {
+        sign_in_log::append_to_batch(&mut batch, entry)?;
+    }
+    let outcome = reconciler.sign_out_with(device, how.as_str(), now, batch)?;
+    if let Some(entry) = &entry {
+        sign_in_log::publish(events, entry);
+    }
+    Ok(outcome)
 }
 
 #[cfg(test)]
@@ -218,7 +239,21 @@ mod tests {
             Some(done.lease)
         );
         assert_eq!(f.reconciler.assignee(&device).unwrap(), "alice");
-        sign_out(&f.reconciler, &device, "admin", from_unix_millis(T0 + 1000)).unwrap();
+        sign_out(
+            &f.reconciler,
+            &EventSink::disabled(),
+            &device,
+            SignInHow::Admin,
+            from_unix_millis(T0 + 1000),
+        )
+        .unwrap();
+        let logged = sign_in_log::list(f.store.as_ref(), &sign_in_log::Filter::default()).unwrap();
+        assert!(
+            logged.iter().any(|e| e.result == SignInResult::SignedOut
+                && e.reason == ReasonCode::SignOut
+                && e.how == SignInHow::Admin),
+            "{logged:?}"
+        );
         assert_eq!(lease::get(f.store.as_ref(), &device).unwrap(), None);
         assert_eq!(f.reconciler.assignee(&device).unwrap(), NOBODY_USERNAME);
     }

@@ -31,6 +31,7 @@ use super::SessionRules;
 use super::effective::{EffectivePolicy, effective};
 use super::lease::{self, Lease, StoredLease, expiry_for};
 use super::record::{self, SessionPolicy};
+use super::zone::OperatorZone;
 use crate::admin::devices::ASSIGNEE_COLLECTION;
 use crate::catalog::assignment_config::{RecordError, all_json, collection};
 use crate::directory::{USERS_COLLECTION, UserRecord};
@@ -132,6 +133,7 @@ pub enum SweepError {
 struct Snapshot {
     policy: SessionPolicy,
     default_lease: Duration,
+    time_zone: OperatorZone,
     /// Usernames of users that exist and are enabled.
     enabled: BTreeSet<String>,
     /// device -> assignee (not nobody).
@@ -143,12 +145,14 @@ pub fn sweep_once(
     store: &dyn Store,
     reconciler: &Reconciler,
     default_lease: Duration,
+    time_zone: &OperatorZone,
     now: SystemTime,
 ) -> Result<SweepReport, SweepError> {
     let now_ms = unix_millis(now);
     let snapshot = Snapshot {
         policy: record::load(store)?,
         default_lease,
+        time_zone: time_zone.clone(),
         enabled: all_json::<UserRecord>(store, USERS_COLLECTION)?
             .into_iter()
             .filter(|r| !r.disabled)
@@ -224,6 +228,7 @@ fn current_policy(
             &engine,
             username,
         )
+        .in_zone(&snapshot.time_zone)
     }))
 }
 
@@ -448,9 +453,10 @@ pub async fn run(
             Arc::clone(&hook),
         );
         let default_lease = rules.default_lease();
+        let time_zone = rules.time_zone().clone();
         let swept = tokio::task::spawn_blocking(move || {
             let now = SystemTime::now();
-            match sweep_once(s.as_ref(), r.as_ref(), default_lease, now) {
+            match sweep_once(s.as_ref(), r.as_ref(), default_lease, &time_zone, now) {
                 Ok(report) => {
                     for signed_out in &report.signed_out {
                         h(signed_out);
@@ -534,6 +540,7 @@ mod tests {
             f.store.as_ref(),
             &f.reconciler,
             f.rules.default_lease(),
+            f.rules.time_zone(),
             at(when),
         )
         .unwrap()
@@ -731,6 +738,7 @@ mod tests {
         let snapshot = Snapshot {
             policy: SessionPolicy::default(),
             default_lease: Duration::from_secs(60),
+            time_zone: OperatorZone::utc(),
             enabled: ["alice".to_owned(), "bob".to_owned()].into_iter().collect(),
             assignees: [(device.clone(), "alice".to_owned())].into_iter().collect(),
         };
@@ -816,7 +824,14 @@ mod tests {
     fn admin_sign_out_helper_leaves_nothing_for_the_sweeper() {
         let (f, device) = basic(60);
         sign(&f, &device, "alice", false, 0);
-        signed_out(&f.reconciler, &device, "admin", at(SEC)).unwrap();
+        signed_out(
+            &f.reconciler,
+            &crate::webhook::EventSink::disabled(),
+            &device,
+            SignInHow::Admin,
+            at(SEC),
+        )
+        .unwrap();
         let report = sweep(&f, 120 * SEC);
         assert_eq!(
             (
@@ -874,6 +889,7 @@ mod tests {
         let f = Fixture::new(SessionSettings {
             default_lease: Duration::from_secs(86_400),
             lease_check_interval: Duration::from_secs(3600),
+            ..SessionSettings::default()
         });
         f.add_user("alice", false);
         let device = f.enroll("UDID-1", SystemTime::now());

@@ -248,6 +248,8 @@ code_enum!(
         /// The device left management (CheckOut, e.g. its MDM profile was removed) while
         /// someone was signed in.
         CheckedOut => "checked_out",
+        /// The person signed out in the portal, or an operator signed them out.
+        SignOut => "sign_out",
     }
 );
 

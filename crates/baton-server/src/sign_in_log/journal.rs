@@ -73,6 +73,7 @@ pub fn append_to_batch(batch: &mut KeyspaceBatch, entry: &SignInEntry) -> Result
 /// Records the webhook event (`sign_in.logged`) for `entry`. Nothing is sent when the entry's
 /// device is not a valid enrollment id (it is logged instead).
 pub fn publish(events: &EventSink, entry: &SignInEntry) {
+    events.sign_ins().count(entry);
     if !events.is_enabled() {
         return;
     }

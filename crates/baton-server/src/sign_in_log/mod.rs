@@ -12,10 +12,12 @@
 //! Served by `GET /api/v1/sign-in-log` ([`crate::admin::sign_in_log`]). Not here: deciding
 //! the outcome (the portal, [`crate::lockout`], [`crate::sign_in_risk`]).
 
+pub mod counters;
 pub mod csv;
 pub mod entry;
 pub mod journal;
 
+pub use counters::SignInCounters;
 pub use csv::{CSV_COLUMNS, to_csv};
 pub use entry::{
     MAX_USERNAME_CHARS, ReasonCode, SignInEntry, SignInHow, SignInResult, UnknownCode,

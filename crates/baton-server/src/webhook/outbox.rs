@@ -275,22 +275,32 @@ impl Outbox {
 }
 
 /// Where handlers record events: an [`Outbox`] when a webhook is configured, nothing otherwise.
+///
+/// Every sign-in log entry passes through it ([`crate::sign_in_log::publish`]), so it also
+/// keeps their counts for `/metrics`, with or without a webhook.
 #[derive(Debug, Clone, Default)]
 pub struct EventSink {
     outbox: Option<Outbox>,
+    sign_ins: std::sync::Arc<crate::sign_in_log::SignInCounters>,
 }
 
 impl EventSink {
     /// A sink that drops every event (no webhook configured).
     pub fn disabled() -> Self {
-        Self { outbox: None }
+        Self::default()
     }
 
     /// A sink writing to `outbox`.
     pub fn to_outbox(outbox: Outbox) -> Self {
         Self {
             outbox: Some(outbox),
+            sign_ins: Default::default(),
         }
+    }
+
+    /// Sign-in log entries counted since start.
+    pub fn sign_ins(&self) -> &crate::sign_in_log::SignInCounters {
+        &self.sign_ins
     }
 
     /// The outbox, when a webhook is configured.

@@ -32,10 +32,11 @@ pub struct SignInLogArgs {
     /// interrupted, expired.
     #[arg(long, value_parser = |s: &str| s.parse::<ReasonCode>())]
     reason: Option<ReasonCode>,
-    /// Entries at or after this time (RFC 3339, a date, or Unix seconds).
+    /// Entries at or after this time (RFC 3339, a date, Unix seconds, or a time ago: 30m,
+    /// 1h, 2d, 1w).
     #[arg(long)]
     since: Option<String>,
-    /// Entries before this time (RFC 3339, a date, or Unix seconds).
+    /// Entries before this time (RFC 3339, a date, Unix seconds, or a time ago).
     #[arg(long)]
     until: Option<String>,
     /// How many entries (1 to 10000; the server's default is 100).
