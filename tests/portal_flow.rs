@@ -16,7 +16,8 @@ use baton_e2e::portal::{Apns, Browser, FORM, attr_after, clip_path, encode_form,
 use baton_e2e::{Pki, Reply, ServerOptions, TestServer};
 use baton_server::identity::testing::DeviceCertificateSpec;
 use baton_server::portal::pages::{
-    IN_USE_HEADING, NOT_FINISHED_HEADING, READY_FOR_NEXT, WRONG_CREDENTIALS,
+    ALREADY_SIGNED_IN_HEADING, IN_USE_HEADING, NOT_FINISHED_HEADING, READY_FOR_NEXT,
+    WRONG_CREDENTIALS,
 };
 use baton_server::reconciler::AssignmentSettings;
 use baton_sim::{ServerEndpoints, ServerTrust, SimDevice, SimOptions, Transport};
@@ -485,6 +486,11 @@ async fn the_portal_refuses_bad_input_and_storms() {
 
     // A storm: 20 browsers post the form at once; exactly one wins. The rest find the device
     // in use or, beyond the lockout threshold of checks under way at once, are refused unchecked.
+    // Two forms kept open from before the storm (a second tab, a slow second tap).
+    let kept = [
+        form_of(&browser.get(&server, &portal).await),
+        form_of(&browser.get(&server, &portal).await),
+    ];
     let mut forms = Vec::new();
     for _ in 0..20 {
         forms.push(form_of(&browser.get(&server, &portal).await));
@@ -512,12 +518,13 @@ async fn the_portal_refuses_bad_input_and_storms() {
     }
     let mut winners = Vec::new();
     let mut in_use = 0;
+    let mut conflicts = Vec::new();
     for t in tasks {
         let (user, r) = t.await.unwrap();
         match r.status.as_u16() {
             303 => winners.push(user),
             409 => {
-                assert!(r.text().contains(IN_USE_HEADING), "{}", r.text());
+                conflicts.push((user, r.text()));
                 in_use += 1;
             }
             429 => {
@@ -533,6 +540,14 @@ async fn the_portal_refuses_bad_input_and_storms() {
     }
     assert_eq!(winners.len(), 1, "exactly one sign-in wins: {winners:?}");
     assert_eq!(in_use, 19);
+    // The winner's other posts are told they are signed in already; everyone else that the
+    // device is in use.
+    for (user, text) in conflicts {
+        if user == winners[0] && text.contains(ALREADY_SIGNED_IN_HEADING) {
+            continue;
+        }
+        assert!(text.contains(IN_USE_HEADING), "{user}: {text}");
+    }
     assert_eq!(assignee(&server).await, winners[0]);
     let sessions = server
         .api(
@@ -547,6 +562,29 @@ async fn the_portal_refuses_bad_input_and_storms() {
         1,
         "{sessions}"
     );
+
+    // A kept form: the winner is told they are signed in already, the other person that the
+    // device is in use; neither changes anything.
+    let (winner, loser) = if winners[0] == "alice" {
+        (("alice", "pw-alice"), ("bob", "pw-bob"))
+    } else {
+        (("bob", "pw-bob"), ("alice", "pw-alice"))
+    };
+    for ((user, pw), (action, csrf), heading) in [
+        (winner, &kept[0], ALREADY_SIGNED_IN_HEADING),
+        (loser, &kept[1], IN_USE_HEADING),
+    ] {
+        let r = Browser::default()
+            .post(
+                &server,
+                action,
+                &[("username", user), ("password", pw), ("csrf", csrf)],
+            )
+            .await;
+        assert_eq!(r.status, 409, "{user}: {}", r.text());
+        assert!(r.text().contains(heading), "{user}: {}", r.text());
+    }
+    assert_eq!(assignee(&server).await, winners[0]);
 
     // Signed in: the device URL in any browser but the winner's shows "in use", no name and
     // no form.

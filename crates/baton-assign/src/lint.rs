@@ -79,6 +79,10 @@ pub enum LintCode {
     /// A device rule compares `model` (the product code iOS reports, e.g. `iPad13,18`) with a
     /// family name such as `"iPad"`: it never matches.
     ModelNeverMatches,
+    /// An item only the nobody user gets (besides the sign-in clip): it is removed at every
+    /// sign-in and installed again at every sign-out. Right when meant ("only while nobody is
+    /// signed in"); a mistake when the operator meant "always" (target `all`).
+    NobodyOnlyItem,
 }
 
 /// One finding.
@@ -182,6 +186,35 @@ impl CompiledConfig {
             reach = reach.max(r);
         }
         reach
+    }
+
+    /// True when some distribution of item `idx` reaches a user other than nobody, or devices
+    /// whoever is signed in (device groups).
+    fn reaches_others(&self, idx: usize, nobody: Option<usize>) -> bool {
+        let someone_else_in = |g: usize| {
+            self.user_groups
+                .iter()
+                .enumerate()
+                .any(|(u, bits)| Some(u) != nobody && bits.get(g))
+        };
+        self.item_distributions
+            .get(idx)
+            .into_iter()
+            .flatten()
+            .any(|&di| match self.distributions.get(di).map(|d| &d.target) {
+                Some(CompiledTarget::All) => true,
+                Some(CompiledTarget::Groups(gs)) => {
+                    gs.iter()
+                        .flatten()
+                        .any(|&g| match self.groups.get(g).map(|g| &g.eval) {
+                            Some(GroupEval::User) => someone_else_in(g),
+                            Some(GroupEval::DeviceStatic(_) | GroupEval::DeviceRule(_)) => true,
+                            Some(GroupEval::AssigneeIn(Some(ug), _)) => someone_else_in(*ug),
+                            _ => false,
+                        })
+                }
+                _ => false,
+            })
     }
 
     /// Lints this configuration.
@@ -412,6 +445,22 @@ impl CompiledConfig {
                     }
                 }
                 _ => {}
+            }
+            let sign_in_clip =
+                matches!(it.item.content, ItemContent::WebClip { sign_in: true, .. });
+            if reach != Reach::None && !sign_in_clip && !self.reaches_others(idx, nobody) {
+                out.push(
+                    Lint::new(
+                        Warning,
+                        C::NobodyOnlyItem,
+                        format!(
+                            "item {id} goes only to the nobody user: it is removed at every \
+                             sign-in and installed again at every sign-out; to keep it on the \
+                             device for everyone, distribute it to all"
+                        ),
+                    )
+                    .item(id),
+                );
             }
             if it.item.leaves_on_sign_out && reach != Reach::None {
                 out.push(

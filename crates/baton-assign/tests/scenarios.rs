@@ -526,6 +526,30 @@ fn lints_find_configuration_mistakes() {
         found[0].message.contains("model_name = \"iPad\""),
         "{found:?}"
     );
+    // An item only nobody gets is removed at every sign-in: a warning naming "all". The
+    // sign-in clip (owners only, by design) is not one.
+    let nobody_only = |cfg: &Config| -> Vec<Lint> {
+        lint(cfg)
+            .into_iter()
+            .filter(|l| l.code == LintCode::NobodyOnlyItem)
+            .collect()
+    };
+    let mut cfg = hospital();
+    assert!(nobody_only(&cfg).is_empty(), "{:?}", nobody_only(&cfg));
+    cfg.distributions
+        .push(dist("d-wifi-owners", "teams", groups(&["owners"])));
+    assert!(nobody_only(&cfg).is_empty(), "teams also goes to staff");
+    cfg.distributions.retain(|d| d.id.as_str() != "d-wifi");
+    cfg.distributions
+        .push(dist("d-wifi-nobody", "wifi", groups(&["owners"])));
+    let found = nobody_only(&cfg);
+    assert_eq!(found.len(), 1, "{found:?}");
+    assert_eq!(found[0].item.as_ref().map(|i| i.as_str()), Some("wifi"));
+    assert!(
+        found[0].message.contains("distribute it to all"),
+        "{found:?}"
+    );
+    assert_eq!(found[0].severity, Severity::Warning);
     let mut cfg = hospital();
     cfg.directory.users.retain(|u| !u.is_nobody());
     assert!(lint(&cfg).iter().any(|l| l.code == LintCode::NoNobodyUser));

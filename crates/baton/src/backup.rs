@@ -17,6 +17,7 @@
 //! the target and renamed into place; the directory it replaces is kept under
 //! `<data>.replaced-<unix time>`.
 
+use std::io::IsTerminal as _;
 use std::io::{BufReader, BufWriter};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -197,9 +198,24 @@ fn backup_by_running_server(data: &Path, out: &Path, holder: &str) -> anyhow::Re
     eprintln!(
         "baton backup: the running server (pid {pid}) pauses serving while it writes the backup"
     );
-    let deadline = std::time::Instant::now() + ONLINE_WAIT;
+    let started = std::time::Instant::now();
+    let deadline = started + ONLINE_WAIT;
+    // On a terminal, a progress line with the time waited (the server writes the whole store).
+    let progress = std::io::stderr().is_terminal();
+    let mut shown = 0;
     while std::time::Instant::now() < deadline {
+        let waited = started.elapsed().as_secs();
+        if progress && waited > shown {
+            shown = waited;
+            eprint!(
+                "\rbaton backup: waiting for the server to write the backup... {waited} s (at most {} s)",
+                ONLINE_WAIT.as_secs()
+            );
+        }
         if let Ok(bytes) = std::fs::read(&result_path) {
+            if progress && shown > 0 {
+                eprintln!();
+            }
             let _ = std::fs::remove_file(&result_path);
             let result: BackupResult =
                 serde_json::from_slice(&bytes).context("the server's backup result")?;

@@ -224,6 +224,11 @@ pub const JA: &[(&str, &str)] = &[
         "Baton is trying again; this page updates by itself.",
         "再試行しています。このページは自動的に更新されます。",
     ),
+    ("You are already signed in", "すでにサインインしています"),
+    (
+        "You are already signed in on this device. To see your items or sign out, open \"Sign out\" on the Home Screen.",
+        "このデバイスにはすでにサインインしています。項目を確認するかサインアウトするには、ホーム画面の「サインアウト」を開いてください。",
+    ),
     ("Page not found", "ページが見つかりません"),
     ("Too much input", "入力が多すぎます"),
     (

@@ -22,6 +22,10 @@ pub const IN_USE_HEADING: &str = "This device is in use";
 /// What the device's own portal URL says while someone else's session is open.
 pub const SIGN_OUT_WITH_CLIP: &str =
     "Someone is signed in on this device. To sign out, open \"Sign out\" on the Home Screen.";
+/// Heading of the page answering a sign-in by the person already signed in on the device.
+pub const ALREADY_SIGNED_IN_HEADING: &str = "You are already signed in";
+/// What that page says.
+pub const ALREADY_SIGNED_IN: &str = "You are already signed in on this device. To see your items or sign out, open \"Sign out\" on the Home Screen.";
 /// Heading of the page for a session link whose session ended (or never existed).
 pub const SESSION_ENDED_HEADING: &str = "This session has ended";
 /// What the signed-out page says once the device is clean.
@@ -658,6 +662,7 @@ mod tests {
                 not_ready_for_next(&not_clean),
                 not_ready_for_next(&given_up),
                 message(IN_USE_HEADING, SIGN_OUT_WITH_CLIP),
+                message(ALREADY_SIGNED_IN_HEADING, ALREADY_SIGNED_IN),
             ]
         });
         for page in pages {

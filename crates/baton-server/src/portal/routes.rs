@@ -660,7 +660,23 @@ pub async fn sign_in(
             return Ok(Reply::in_use());
         };
         let reconciler = &portal.services.reconciler;
-        if reconciler.assignee(&device)? != NOBODY_USERNAME {
+        let assignee = reconciler.assignee(&device)?;
+        // The person holding the device signs in again (a second tap, a form kept open): tell
+        // them so, not that someone else is signed in. Their password was just checked.
+        if assignee != NOBODY_USERNAME && assignee.eq_ignore_ascii_case(&username) {
+            tracing::info!(enrollment_id = %device, username = %username,
+                result = "already_signed_in", "portal sign-in refused");
+            log_refusal(
+                portal,
+                &entry(SignInResult::Failure, ReasonCode::Policy)
+                    .with_detail("already signed in on this device"),
+            )?;
+            return Ok(Reply::page(
+                StatusCode::CONFLICT,
+                pages::message(pages::ALREADY_SIGNED_IN_HEADING, pages::ALREADY_SIGNED_IN),
+            ));
+        }
+        if assignee != NOBODY_USERNAME {
             tracing::info!(enrollment_id = %device, username = %username, result = "in_use",
                 "portal sign-in refused");
             log_refusal(
