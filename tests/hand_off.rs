@@ -77,12 +77,15 @@ async fn hand_off_events(rx: &Received, n: usize) -> Vec<(String, String)> {
     panic!("hand-off events: {:?}", rx.lock().unwrap());
 }
 
-/// Checks every 0 s (each device session or timed pass starts the next round), 4 rounds.
+/// Checks every 0 s (the timed pass, every [`EAGER_PASS`], starts the next round), 4 rounds.
 const EAGER: HandOffPolicy = HandOffPolicy {
     max_rounds: 4,
     backoff: Duration::ZERO,
     max_backoff: Duration::ZERO,
 };
+
+/// How often the timed pass runs with [`EAGER`] (it starts due rounds and pushes).
+const EAGER_PASS: Duration = Duration::from_millis(50);
 
 /// Checks again only after an hour: the state holds still between the test's steps, and the
 /// next round starts when the operator asks (`POST .../hand-off/retry`).
@@ -112,6 +115,11 @@ async fn server(
                     max_backoff_secs: 0,
                 },
                 hand_off,
+                app_install_poll_interval: if hand_off == EAGER {
+                    EAGER_PASS
+                } else {
+                    AssignmentSettings::default().app_install_poll_interval
+                },
                 ..AssignmentSettings::default()
             },
             ..ServerOptions::default()
@@ -224,13 +232,15 @@ async fn connect_until(
     done: impl Fn(&Value) -> bool,
 ) -> Vec<String> {
     let mut sent = Vec::new();
-    for _ in 0..12 {
+    for _ in 0..40 {
         for c in device.connect_until_idle().await.unwrap() {
             sent.push(format!("{} {:?}", c.request_type, c.status));
         }
         if done(&progress(server).await) {
             return sent;
         }
+        // Due rounds are started by the timed pass, not by the device's Idle.
+        tokio::time::sleep(2 * EAGER_PASS).await;
     }
     panic!("never {what}: {} after {sent:?}", progress(server).await);
 }

@@ -321,16 +321,24 @@ async fn the_prompt_appears_only_when_every_rule_allows_it() {
         (r.status.as_u16(), location(&r)),
         (303, desk_path(&server, "stay"))
     );
-    // The sign-in waiting on the prompt is logged when answered (or interrupted); the newest
-    // entry is still the operator's sign-out above.
+    // The sign-in waiting on the prompt is logged at once, as prompted; the answer adds its
+    // own entry below.
     let before_answer = newest(&server, "alice").await;
     assert_eq!(
         (
             &before_answer["result"],
             &before_answer["reason"],
-            &before_answer["how"]
+            &before_answer["how"],
+            &before_answer["kmsi_shown"],
+            &before_answer["kmsi_answer"]
         ),
-        (&json!("signed_out"), &json!("sign_out"), &json!("admin"))
+        (
+            &json!("prompted"),
+            &json!("stay_signed_in_prompt"),
+            &json!("portal"),
+            &json!(true),
+            &Value::Null
+        )
     );
     let page = stranger.get(&server, &desk_path(&server, "stay")).await;
     assert_eq!(page.status, 303, "{}", page.text());
@@ -653,6 +661,13 @@ async fn an_unanswered_prompt_is_logged_as_an_interrupt() {
     let page = browser.get(&server, &stay).await;
     let csrf = attr_after(&page.text(), "name=\"csrf\"", "value");
     assert!(log(&server, "result=interrupted").await.is_empty());
+    // The sign-in is in the log at once, as prompted.
+    let prompted = log(&server, "username=alice&result=prompted").await;
+    assert_eq!(prompted.len(), 1, "{prompted:?}");
+    assert_eq!(
+        (&prompted[0]["reason"], &prompted[0]["kmsi_shown"]),
+        (&json!("stay_signed_in_prompt"), &json!(true))
+    );
     eventually(Duration::from_secs(20), "interrupted entry", || async {
         !log(&server, "result=interrupted").await.is_empty()
     })
@@ -776,6 +791,14 @@ async fn repeated_failures_lock_out_with_back_off_and_every_attempt_is_logged() 
         entry["detail"].as_str().unwrap().starts_with("device"),
         "{entry}"
     );
+    // Lockouts are counted as they start: erin twice, the device once.
+    let metrics = server.client.get("/metrics").await.text();
+    for line in [
+        "baton_lockouts_total{scope=\"user\"} 2",
+        "baton_lockouts_total{scope=\"device\"} 1",
+    ] {
+        assert!(metrics.contains(line), "{line} missing in {metrics}");
+    }
 
     // The log: filters, newest first, CSV, never a password; every entry also a webhook event.
     let all = log(&server, "limit=1000").await;

@@ -608,6 +608,7 @@ pub async fn sign_in(
             let started = attempt.failed(now)?;
             let mut failure = entry(SignInResult::Failure, ReasonCode::BadCredentials);
             if let Some(s) = &started {
+                portal.services.events.sign_ins().lockout_started(s.scope);
                 failure = failure.with_detail(format!(
                     "{} locked until {} (lockout {})",
                     s.scope.as_str(),
@@ -731,8 +732,17 @@ pub async fn sign_in(
             )?;
         } else {
             stay_prompt::delete(&mut extra, &device)?;
-            sign_in_log::append_to_batch(&mut extra, &success)?;
         }
+        // Logged when it happens: the sign-in, or (with the prompt) that it was prompted; the
+        // answer or the timeout adds its own entry.
+        let logged = if prompt {
+            entry(SignInResult::Prompted, ReasonCode::StaySignedInPrompt)
+                .with_risk(&risk)
+                .with_kmsi(true, None)
+        } else {
+            success
+        };
+        sign_in_log::append_to_batch(&mut extra, &logged)?;
         let signed = crate::session_policy::sign_in::sign_in_with(
             store, reconciler, rules, &device, &username, "portal", false, now, extra,
         )?;
@@ -740,9 +750,7 @@ pub async fn sign_in(
         if let Some(e) = &abandoned {
             sign_in_log::publish(events, e);
         }
-        if !prompt {
-            sign_in_log::publish(events, &success);
-        }
+        sign_in_log::publish(events, &logged);
         tracing::info!(enrollment_id = %device, username = %username, result = "signed_in",
             commands = signed.outcome.enqueued.len(), risk = ?risk.level, prompt, "portal sign-in");
         // The portal cookie of this web app is the session's secret (the "Sign out" clip's URL

@@ -1679,9 +1679,9 @@ impl Reconciler {
         if let Err(error) = result {
             tracing::warn!(enrollment_id = %channel, %error, "asking for the app list failed");
         }
-        if let Err(error) = self.retry_hand_off(channel, now) {
-            tracing::warn!(enrollment_id = %channel, %error, "checking the hand-off again failed");
-        }
+        // A due hand-off round is not started here: that read would cost every Idle of every
+        // device (0.6 % of a check-in's instructions, docs/benchmarks.md); the timed pass
+        // (`poll_hand_offs`, every app-install poll interval) starts it and pushes.
     }
 
     /// The timed poll: for every device whose pending installs were not listed for a poll

@@ -11,6 +11,8 @@ use super::entry::{ReasonCode, SignInEntry, SignInResult};
 #[derive(Debug)]
 pub struct SignInCounters {
     counts: Vec<AtomicU64>,
+    /// Lockouts started, by scope: `[user, device]`.
+    lockouts: [AtomicU64; 2],
 }
 
 impl Default for SignInCounters {
@@ -19,6 +21,7 @@ impl Default for SignInCounters {
             counts: (0..SignInResult::ALL.len() * ReasonCode::ALL.len())
                 .map(|_| AtomicU64::new(0))
                 .collect(),
+            lockouts: [AtomicU64::new(0), AtomicU64::new(0)],
         }
     }
 }
@@ -37,13 +40,32 @@ impl SignInCounters {
         }
     }
 
+    /// Counts a lockout that started (a failed attempt crossed the threshold).
+    pub fn lockout_started(&self, scope: crate::lockout::LockoutScope) {
+        let i = match scope {
+            crate::lockout::LockoutScope::Device => 1,
+            _ => 0,
+        };
+        self.lockouts[i].fetch_add(1, Ordering::Relaxed);
+    }
+
     /// The count for (result, reason).
     pub fn get(&self, result: SignInResult, reason: ReasonCode) -> u64 {
         Self::slot(result, reason).map_or(0, |i| self.counts[i].load(Ordering::Relaxed))
     }
 
-    /// Appends `baton_sign_ins_total` (non-zero rows only) to `out`.
+    /// Appends `baton_sign_ins_total` (non-zero rows only) and `baton_lockouts_total` to `out`.
     pub fn render(&self, out: &mut String) {
+        out.push_str(
+            "# HELP baton_lockouts_total Lockouts started since start, by scope (a username or \
+             a device).\n# TYPE baton_lockouts_total counter\n",
+        );
+        for (scope, n) in ["user", "device"].iter().zip(&self.lockouts) {
+            out.push_str(&format!(
+                "baton_lockouts_total{{scope=\"{scope}\"}} {}\n",
+                n.load(Ordering::Relaxed)
+            ));
+        }
         out.push_str(
             "# HELP baton_sign_ins_total Sign-in log entries since start, by result and reason \
              (sign-ins, refusals incl. lockouts, interrupted prompts, sign-outs).\n",

@@ -218,6 +218,9 @@ code_enum!(
         Success => "success",
         /// The attempt was refused.
         Failure => "failure",
+        /// The password was right and the person is signed in; "Stay signed in?" is being
+        /// asked (logged when shown; the answer follows as `success`, or `interrupted`).
+        Prompted => "prompted",
         /// The "Stay signed in?" prompt was shown and not answered in time.
         Interrupted => "interrupted",
         /// An automatic sign-out (lease or shift end, disabled user, re-enrollment).
@@ -239,6 +242,8 @@ code_enum!(
         DisabledUser => "disabled_user",
         /// Refused by a rule, e.g. the device is in use by someone else.
         Policy => "policy",
+        /// Signed in; "Stay signed in?" shown.
+        StaySignedInPrompt => "stay_signed_in_prompt",
         /// The prompt was not answered within the prompt timeout.
         Interrupted => "interrupted",
         /// An automatic sign-out at the end of a lease or shift.
