@@ -242,9 +242,11 @@ async fn a_person_signs_in_and_out_through_the_portal() {
     pushes = apns.wait_for(&token_hex, pushes + 1).await;
     let done = device.connect_until_idle().await.unwrap();
     let kinds: Vec<&str> = done.iter().map(|c| c.request_type.as_str()).collect();
+    // The person's items and the "Sign out" clip first; the "Sign in" clip (whose web app
+    // they are watching) leaves last.
     assert_eq!(
         kinds,
-        ["RemoveProfile", "InstallProfile", "InstallProfile"],
+        ["InstallProfile", "InstallProfile", "RemoveProfile"],
         "{done:?}"
     );
     assert!(
@@ -313,7 +315,8 @@ async fn a_person_signs_in_and_out_through_the_portal() {
     assert_eq!(r.status, 200);
     assert!(r.text().contains("Signing out"), "{}", r.text());
 
-    // The device removes exactly alice's items and reports its inventory.
+    // The device removes exactly alice's items and reports its inventory; the "Sign in" clip
+    // returns before the "Sign out" clip (full-screen) leaves.
     apns.wait_for(&token_hex, pushes + 1).await;
     let done = device.connect_until_idle().await.unwrap();
     let kinds: Vec<&str> = done.iter().map(|c| c.request_type.as_str()).collect();
@@ -321,8 +324,8 @@ async fn a_person_signs_in_and_out_through_the_portal() {
         kinds,
         [
             "RemoveProfile",
-            "RemoveProfile",
             "InstallProfile",
+            "RemoveProfile",
             "ProfileList",
             "ManagedApplicationList"
         ],

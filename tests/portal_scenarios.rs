@@ -248,9 +248,10 @@ async fn an_offline_device_converges_after_sign_out_when_it_returns() {
     assert_eq!(
         kinds,
         [
-            "RemoveProfile",
+            // alice's mail, the sign-in clip back, then the sign-out clip (full-screen: last).
             "RemoveProfile",
             "InstallProfile",
+            "RemoveProfile",
             "ProfileList",
             "ManagedApplicationList"
         ],
@@ -337,17 +338,17 @@ async fn a_second_person_signs_in_before_the_device_processed_the_sign_out() {
     assert_eq!(
         kinds,
         [
-            // alice's hand-off: her mail and the sign-out clip leave, the sign-in clip returns,
-            // the inventory is verified ...
-            "RemoveProfile",
+            // alice's hand-off: her mail leaves, the sign-in clip returns, the sign-out clip
+            // leaves (full-screen clips last), the inventory is verified ...
             "RemoveProfile",
             "InstallProfile",
+            "RemoveProfile",
             "ProfileList",
             "ManagedApplicationList",
-            // ... then bob's sign-in: the clip leaves, his mail and the sign-out clip arrive.
-            "RemoveProfile",
+            // ... then bob's sign-in: his mail and the sign-out clip arrive, the clip leaves.
             "InstallProfile",
-            "InstallProfile"
+            "InstallProfile",
+            "RemoveProfile"
         ],
         "{done:?}"
     );

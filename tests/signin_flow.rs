@@ -196,19 +196,20 @@ async fn sign_in_and_out_converge_the_device() {
     assert_eq!(r.status, 200, "{}", r.text());
     let got = drain(&server, &device).await;
     let kinds: Vec<&str> = got.iter().map(Command::request_type).collect();
+    // The full-screen sign-in clip leaves last, after the installs.
     assert_eq!(
         kinds,
-        ["RemoveProfile", "InstallProfile", "InstallProfile"],
+        ["InstallProfile", "InstallProfile", "RemoveProfile"],
         "{got:?}"
     );
     assert_eq!(
-        got[0].request,
+        got[2].request,
         CommandRequest::RemoveProfile {
             identifier: "com.baton.item.sign-in".into()
         }
     );
     // Her rendered profile and the sign-out clip (distributed to everyone signed in).
-    let installs: Vec<Profile> = got[1..].iter().map(installed_profile).collect();
+    let installs: Vec<Profile> = got[..2].iter().map(installed_profile).collect();
     let mail_profile = installs
         .iter()
         .find(|p| p.identifier == format!("com.baton.item.{mail}"))

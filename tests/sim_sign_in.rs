@@ -201,8 +201,7 @@ async fn shift_change_scenario_hands_every_device_over_cleanly() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn shift_change_scenario_runs_with_slow_devices() {
     // Per-command delays (docs/testing.md "Lock, NotNow, lost replies, delays and drops"), with
-    // a re-push every 500 ms. Drops are left out here: with them the progress page can say ready
-    // before the "Sign out" clip arrived, which the flow does not expect yet.
+    // a re-push every 500 ms; drops are the next test's.
     let mut s = setup_with(3, Duration::from_millis(500)).await;
     for device in s.fleet.devices_mut() {
         device.set_pacing(baton_sim::Pacing {
@@ -229,5 +228,40 @@ async fn shift_change_scenario_runs_with_slow_devices() {
         assert_eq!(sessions[0]["clean_hand_off"], true, "{sessions:?}");
         assert!(sessions[1]["ready_at"].is_u64(), "{sessions:?}");
         assert_eq!(device.apps().len(), 1);
+    }
+}
+
+/// Dropped connections (one result reply in ten lost) during a shift change: every device is
+/// handed over cleanly. Before the full-screen web clips' removals went last, a drop between
+/// the "Sign in" clip's removal and the "Sign out" clip's install left the device with no
+/// portal clip ("device has no web clip Sign out"), and a baseline connection that dropped
+/// left a stale "Sign in" clip after the setup's forced sign-out (404).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shift_change_scenario_survives_dropped_connections() {
+    for seed in [1, 4] {
+        let mut s = setup_with(6, Duration::from_millis(500)).await;
+        for device in s.fleet.devices_mut() {
+            device.set_pacing(baton_sim::Pacing {
+                drop_per_mille: 100,
+                seed,
+                ..baton_sim::Pacing::default()
+            });
+        }
+        let (admin, mut settings) = bench(&s, 3, 1);
+        settings.flow.push_wait = Duration::from_millis(300);
+        let report = baton_sim::bench::shift_change::run(&mut s.fleet, &admin, &settings)
+            .await
+            .unwrap_or_else(|e| panic!("seed {seed}: {e}"));
+        assert_eq!(
+            (report.devices, report.errors),
+            (6, 0),
+            "seed {seed}: {}",
+            report.table()
+        );
+        for device in s.fleet.devices() {
+            let sessions = admin.sessions(device.udid()).await.unwrap();
+            assert_eq!(sessions[0]["clean_hand_off"], true, "{sessions:?}");
+            assert!(sessions[1]["ready_at"].is_u64(), "{sessions:?}");
+        }
     }
 }

@@ -5,7 +5,8 @@
 //! offline converges in one go. Then, for each channel the desired state covers:
 //! removals come first (apps, then profiles and web clips, then certificates), then installs
 //! (certificates, then profiles and web clips that may use them, then apps), then one Settings
-//! intent. A profile is reinstalled only when its content-derived PayloadUUID differs from the
+//! intent, and last the removals of full-screen web clips (a person may be watching the portal
+//! in one: removing it closes that web app, so the clip that replaces it comes first). A profile is reinstalled only when its content-derived PayloadUUID differs from the
 //! one the device reports. Only profiles under `<prefix>.item.` and apps Baton installed are
 //! ever removed. A wanted item with a [`Problem`](crate::Problem) counts as not wanted: it is
 //! reported and, if a rendition of it is on the device (someone else's), removed.
@@ -79,6 +80,10 @@ const INSTALL_CERT: usize = 3;
 const INSTALL_PROFILE: usize = 4;
 const INSTALL_APP: usize = 5;
 const SETTINGS: usize = 6;
+/// Removals of full-screen web clips go last: removing one closes the web app a person may be
+/// watching (the portal's "Sign in" and "Sign out" clips), so its replacement and everything
+/// else is on the device first, and the device is never left without a portal clip.
+const REMOVE_WEB_APP: usize = 7;
 
 struct Gate<'a> {
     failures: &'a BTreeMap<ItemId, ItemFailures>,
@@ -205,7 +210,7 @@ fn plan_scoped(
         gave_up: Vec::new(),
         deferred: Vec::new(),
     };
-    let mut buckets: [Vec<Intent>; 7] = Default::default();
+    let mut buckets: [Vec<Intent>; 8] = Default::default();
     let empty = ChannelInventory::default();
 
     for ch in &desired.channels {
@@ -304,11 +309,27 @@ fn plan_scoped(
                                 identifier,
                             });
                         }
-                        (known, item) => buckets[REMOVE_PROFILE].push(Intent::RemoveProfile {
-                            channel: ch.clone(),
-                            item: known.and(item),
-                            identifier,
-                        }),
+                        (known, item) => {
+                            let web_app = known.is_some_and(|it| {
+                                matches!(
+                                    it.item.content,
+                                    crate::catalog::ItemContent::WebClip {
+                                        full_screen: true,
+                                        ..
+                                    }
+                                )
+                            });
+                            let bucket = if web_app {
+                                REMOVE_WEB_APP
+                            } else {
+                                REMOVE_PROFILE
+                            };
+                            buckets[bucket].push(Intent::RemoveProfile {
+                                channel: ch.clone(),
+                                item: known.and(item),
+                                identifier,
+                            });
+                        }
                     }
                 }
             }

@@ -201,6 +201,8 @@ pub struct SimDevice {
     /// Results still to send before the one whose reply is lost (a test's dropped
     /// connection): `Some(0)` loses the reply to the next result.
     lose_reply_in: Option<usize>,
+    /// The last connection ended in a drop (the reply to a result was lost).
+    last_dropped: bool,
     /// The web app of each installed web clip (its cookie jar), by [`web_app_key`].
     web_apps: BTreeMap<String, crate::browser::Browser>,
     /// Work after the current command's report.
@@ -265,6 +267,7 @@ impl SimDevice {
             transport,
             limits: Limits::default(),
             lose_reply_in: None,
+            last_dropped: false,
             web_apps: BTreeMap::new(),
             after_report: None,
         })
@@ -772,6 +775,29 @@ impl SimDevice {
         done
     }
 
+    /// Like [`Self::connect_until_idle`], but a connection that drops is followed by the next
+    /// one at once (up to `attempts` connections), as the device's own retry would follow it
+    /// later: returns once a connection ended normally, with every command processed.
+    pub async fn connect_until_settled(
+        &mut self,
+        attempts: usize,
+    ) -> Result<Vec<ProcessedCommand>, SimError> {
+        let mut all = Vec::new();
+        for _ in 0..attempts.max(1) {
+            all.extend(self.connect_until_idle().await?);
+            if !self.last_dropped {
+                break;
+            }
+        }
+        Ok(all)
+    }
+
+    /// True when the last connection ended in a drop (the reply to a result was lost); the
+    /// device comes back with that result on its next connection.
+    pub fn last_connection_dropped(&self) -> bool {
+        self.last_dropped
+    }
+
     /// The same on a Shared iPad user's channel.
     pub async fn user_connect_until_idle(
         &mut self,
@@ -784,6 +810,7 @@ impl SimDevice {
     }
 
     async fn session(&mut self, user: Option<&str>) -> Result<Vec<ProcessedCommand>, SimError> {
+        self.last_dropped = false;
         if self.record.unenrolled {
             return Ok(Vec::new());
         }
@@ -843,6 +870,7 @@ impl SimDevice {
             }
             let lost = is_result && (dropped || matches!(sent, Err(SimError::Transport { .. })));
             if lost {
+                self.last_dropped = true;
                 // The reply is lost: keep the result for the next connection.
                 if self.record.options.resend_lost_result {
                     self.record.pending_result = Some(PendingResult {
@@ -1128,6 +1156,7 @@ impl SimDevice {
             transport,
             limits: Limits::default(),
             lose_reply_in: None,
+            last_dropped: false,
             web_apps: BTreeMap::new(),
             after_report: None,
         })

@@ -1404,6 +1404,17 @@ impl Reconciler {
             &encode(&h)?,
         );
         tracing::info!(enrollment_id = %id, "hand-off installs answered; lists asked again");
+        self.ask_hand_off_lists(id, now, batch)
+    }
+
+    /// Applies `batch` with a reconcile for nobody that queues the hand-off round's lists
+    /// (ProfileList, ManagedApplicationList) after whatever the plan sends.
+    fn ask_hand_off_lists(
+        &self,
+        id: &EnrollmentId,
+        now: SystemTime,
+        batch: KeyspaceBatch,
+    ) -> Result<(), ReconcileError> {
         self.reconcile_with(
             id,
             now,
@@ -1493,17 +1504,7 @@ impl Reconciler {
             &encode(&h)?,
         );
         tracing::info!(enrollment_id = %id, round = h.rounds_not_clean + 1, "hand-off checked again");
-        self.reconcile_with(
-            &id,
-            now,
-            batch,
-            Some(NOBODY_USERNAME),
-            &[],
-            &[
-                CommandRequest::ProfileList,
-                CommandRequest::ManagedApplicationList { identifiers: None },
-            ],
-        )?;
+        self.ask_hand_off_lists(&id, now, batch)?;
         Ok(true)
     }
 

@@ -375,6 +375,9 @@ pub async fn wait_clean_hand_off(
     }
 }
 
+/// Connections a device makes in a row while they drop, before the baseline gives up.
+const SETTLE_ATTEMPTS: usize = 50;
+
 /// Brings every device of `devices` to the signed-out baseline with the sign-in clip
 /// installed: each connects; one still signed in (e.g. by an earlier run) is signed out
 /// through the admin API and connects again. Returns how many needed that.
@@ -391,11 +394,13 @@ pub async fn prepare_signed_out(
         .map(|device| {
             let bar = bar.clone();
             async move {
-                device.connect_until_idle().await?;
+                // A dropped connection is followed by the next (the device would retry by
+                // itself): the baseline is what the server queued, not half of it.
+                device.connect_until_settled(SETTLE_ATTEMPTS).await?;
                 let mut forced = false;
                 if device.tap_web_clip(Some(&settings.sign_in_label)).is_none() {
                     admin.sign_out(device.udid()).await?;
-                    device.connect_until_idle().await?;
+                    device.connect_until_settled(SETTLE_ATTEMPTS).await?;
                     forced = true;
                 }
                 bar.inc(1);
