@@ -145,7 +145,7 @@ async fn server(
                 Method::POST,
                 "/api/v1/items",
                 Some(
-                    json!({"id": id, "name": id, "kind": "app", "bundle_id": bundle,
+                    json!({"id": id, "name": format!("{id} app"), "kind": "app", "bundle_id": bundle,
                     "itunes_store_id": store, "licensing": "vpp"}),
                 ),
             )
@@ -331,6 +331,7 @@ async fn alice_bob_bob_a_hand_off_is_clean_only_once_the_device_proves_it() {
     assert_eq!(remaining_ids(&p), vec![NOTES.to_owned()], "{p}");
     let reason = p["hand_off"]["remaining"][0]["reason"].as_str().unwrap();
     assert!(reason.contains("12087"), "{p}");
+    assert_eq!(p["hand_off"]["remaining"][0]["name"], "notes app", "{p}");
     let alice = last_session(&server).await;
     assert_eq!(alice["username"], "alice");
     assert_eq!(alice["clean_hand_off"], false, "{alice}");
@@ -341,7 +342,7 @@ async fn alice_bob_bob_a_hand_off_is_clean_only_once_the_device_proves_it() {
     let (front, out) = portal_pages(&server, &device).await;
     for html in [&front, &out] {
         assert!(html.contains("Not finished"), "{html}");
-        assert!(html.contains("notes"), "{html}");
+        assert!(html.contains("notes app"), "{html}");
         assert!(!html.contains("were removed"), "{html}");
         assert!(!html.contains("name=\"password\""), "{html}");
     }

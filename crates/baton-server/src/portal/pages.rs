@@ -35,7 +35,7 @@ pub const NOT_FINISHED_HEADING: &str = "Sign-out not finished";
 
 /// One remaining thing for people, in the page's language: `Remove Notes (reason)`.
 fn describe_remaining(r: &Remaining) -> String {
-    let name = r.item.as_deref().unwrap_or(&r.identifier);
+    let name = r.label();
     let mut text = match r.kind {
         RemainingKind::Missing => fill(tr("Install {name}"), &[("name", name)]),
         RemainingKind::Unanswered => fill(tr("No answer to {name}"), &[("name", name)]),
@@ -504,12 +504,14 @@ mod tests {
                     kind: RemainingKind::App,
                     identifier: "com.example.notes".into(),
                     item: None,
+                    name: None,
                     reason: Some("MCMDMErrorDomain 12036".into()),
                 },
                 Remaining {
                     kind: RemainingKind::Missing,
                     identifier: "x".into(),
                     item: Some("sign-in".into()),
+                    name: Some("Sign in".into()),
                     reason: None,
                 },
             ],
@@ -527,7 +529,7 @@ mod tests {
         let html = signed_out(&p, "/portal/tok2").render(&b);
         assert!(html.contains(NOT_FINISHED_HEADING), "{html}");
         assert!(html.contains("Remove com.example.notes (MCMDMErrorDomain 12036)"));
-        assert!(html.contains("Install sign-in"));
+        assert!(html.contains("Install Sign in"), "the catalog name: {html}");
         assert!(html.contains("trying again"));
         assert!(html.contains("live.js"), "updates until clean");
         assert!(!html.contains("were removed"));
@@ -619,6 +621,7 @@ mod tests {
                 kind: RemainingKind::Unanswered,
                 identifier: "ProfileList".into(),
                 item: None,
+                name: None,
                 reason: None,
             }],
             &crate::reconciler::hand_off::HandOffPolicy::default(),

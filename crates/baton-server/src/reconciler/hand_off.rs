@@ -79,12 +79,23 @@ pub struct Remaining {
     /// The catalog item, when known.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub item: Option<String>,
+    /// The catalog item's name, for people (set when the round ends).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
     /// Why it is still there, when the device said (the last refusal).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reason: Option<String>,
 }
 
 impl Remaining {
+    /// What people call it: the catalog name, else the catalog id, else the identifier.
+    pub fn label(&self) -> &str {
+        self.name
+            .as_deref()
+            .or(self.item.as_deref())
+            .unwrap_or(&self.identifier)
+    }
+
     /// A short text for people: `app com.example.notes (RemoveApplication refused ...)`.
     pub fn describe(&self) -> String {
         let what = match self.kind {
@@ -94,10 +105,7 @@ impl Remaining {
             RemainingKind::Missing => "not installed yet:",
             RemainingKind::Unanswered => "no answer to",
         };
-        let mut text = format!(
-            "{what} {}",
-            self.item.as_deref().unwrap_or(&self.identifier)
-        );
+        let mut text = format!("{what} {}", self.label());
         if let Some(r) = &self.reason {
             text.push_str(" (");
             text.push_str(r);
@@ -315,6 +323,7 @@ pub fn remaining(
             identifier,
             reason: reason_of(item.as_deref()),
             item,
+            name: None,
         });
     }
     let inventory = observed.channel(&Channel::Device);
@@ -334,6 +343,7 @@ pub fn remaining(
                         kind: RemainingKind::Missing,
                         identifier: bundle.clone(),
                         item: Some(item.to_string()),
+                        name: None,
                         reason: reason_of(Some(item.as_str())),
                     });
                 }
@@ -343,6 +353,7 @@ pub fn remaining(
                 kind: RemainingKind::App,
                 identifier: bundle.clone(),
                 item: None,
+                name: None,
                 reason: Some("managed app the nobody state does not have".to_owned()),
             }),
             None => {}
@@ -379,6 +390,7 @@ mod tests {
             kind: RemainingKind::App,
             identifier: "com.example.notes".into(),
             item: Some("notes".into()),
+            name: None,
             reason: Some("RemoveApplication refused".into()),
         }];
         h.conclude(left.clone(), &policy, 10);
@@ -401,6 +413,7 @@ mod tests {
             kind: RemainingKind::Missing,
             identifier: format!("id.{item}"),
             item: Some(item.into()),
+            name: None,
             reason: None,
         };
         let pending: std::collections::BTreeSet<String> = ["sign-in-clip".to_owned()].into();
@@ -416,6 +429,7 @@ mod tests {
             kind: RemainingKind::App,
             identifier: "com.example.notes".into(),
             item: None,
+            name: None,
             reason: None,
         };
         assert!(!h.await_installs(&[missing("sign-in-clip"), stray], &pending));

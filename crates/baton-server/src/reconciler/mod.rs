@@ -1272,6 +1272,7 @@ impl Reconciler {
                     kind: hand_off::RemainingKind::Unanswered,
                     identifier: request_type.to_owned(),
                     item: None,
+                    name: None,
                     reason: Some(reason),
                 }]
             } else if h.profile_list && h.app_list {
@@ -1282,12 +1283,20 @@ impl Reconciler {
                 engine.assignee = NOBODY_USERNAME.to_owned();
                 let nobody = compiled.desired(&engine)?;
                 let mut observed = device_state::observed(store, id)?;
-                let remaining = hand_off::remaining(
+                let mut remaining = hand_off::remaining(
                     &nobody,
                     &observed,
                     &device_state::failure_records(store, id)?,
                     unix_time(now),
                 );
+                let catalog = &compiled.config().catalog;
+                for r in &mut remaining {
+                    r.name = r
+                        .item
+                        .as_deref()
+                        .and_then(|i| baton_assign::ItemId::new(i).ok())
+                        .and_then(|i| catalog.item(&i).map(|it| it.name.clone()));
+                }
                 if h.await_installs(&remaining, &self.pending_install_items(id)?) {
                     tracing::info!(enrollment_id = %id, awaiting = ?h.awaiting,
                         "hand-off waits for installs the device has not answered");
