@@ -11,11 +11,8 @@
 use baton_assign::RetryPolicy;
 use baton_e2e::portal::{Apns, Browser, clip_path};
 use baton_e2e::{Pki, Reply, ServerOptions, TestServer};
-use baton_server::identity::testing::DeviceCertificateSpec;
 use baton_server::reconciler::AssignmentSettings;
-use baton_sim::{
-    AppInstallOutcome, AppStatus, ServerEndpoints, ServerTrust, SimDevice, SimOptions, Transport,
-};
+use baton_sim::{AppInstallOutcome, AppStatus, SimDevice, SimOptions};
 use http::Method;
 use serde_json::{Value, json};
 
@@ -73,19 +70,7 @@ async fn device(pki: &Pki, server: &TestServer, options: SimOptions) -> SimDevic
     options
         .app_store
         .insert(STORE_ID.to_string(), BUNDLE.to_owned());
-    let identity = pki
-        .trusted
-        .issue_device(UDID, &DeviceCertificateSpec::default())
-        .unwrap();
-    let mut device = SimDevice::with_udid(
-        UDID,
-        ServerEndpoints::baton(&server.running().local_url()),
-        identity.into(),
-        options,
-        Transport::new(&ServerTrust::AcceptAny).unwrap(),
-    )
-    .unwrap();
-    device.enroll_checkins().await.unwrap();
+    let mut device = baton_e2e::portal::enrolled_sim(server, pki, UDID, options).await;
     device.connect_until_idle().await.unwrap();
     device
 }

@@ -7,9 +7,8 @@
 use base64::Engine as _;
 use baton_e2e::portal::{Apns, profile_xml};
 use baton_e2e::{Pki, ServerOptions, TestServer};
-use baton_server::identity::testing::DeviceCertificateSpec;
 use baton_server::reconciler::AssignmentSettings;
-use baton_sim::{ServerEndpoints, ServerTrust, SimDevice, SimOptions, Transport};
+use baton_sim::{SimDevice, SimOptions};
 use http::Method;
 use serde_json::json;
 
@@ -70,19 +69,8 @@ async fn replaced_items_and_groups_reach_the_devices() {
             .await;
         assert_eq!(r.status, 201, "{}", r.text());
     }
-    let identity = pki
-        .trusted
-        .issue_device(UDID, &DeviceCertificateSpec::default())
-        .unwrap();
-    let mut device = SimDevice::with_udid(
-        UDID,
-        ServerEndpoints::baton(&server.running().local_url()),
-        identity.into(),
-        SimOptions::default(),
-        Transport::new(&ServerTrust::AcceptAny).unwrap(),
-    )
-    .unwrap();
-    device.enroll_checkins().await.unwrap();
+    let mut device =
+        baton_e2e::portal::enrolled_sim(&server, &pki, UDID, SimOptions::default()).await;
     device.connect_until_idle().await.unwrap();
     let first = installed(&device, "com.baton.item.wifi").expect("wifi installed");
     assert!(installed(&device, "com.baton.item.vpn").is_none());

@@ -19,10 +19,9 @@ use baton_server::enrollment::ca::{CA_CERT_FILE, CA_KEY_FILE};
 use baton_server::enrollment::{
     CertificateAuthority, CertificateKind, CertificateRegistry, StoreCertificateRegistry,
 };
-use baton_server::identity::testing::DeviceCertificateSpec;
 use baton_server::reconciler::AssignmentSettings;
 use baton_server::server::CA_DIR;
-use baton_sim::{ServerEndpoints, ServerTrust, SimDevice, SimOptions, Transport};
+use baton_sim::{SimDevice, SimOptions};
 use http::Method;
 use openssl::x509::{X509, X509Crl};
 use serde_json::json;
@@ -80,20 +79,7 @@ async fn server(apns: &Apns, pki: &Pki, subject: &str) -> TestServer {
 
 /// An enrolled sim device (not yet connected).
 async fn enroll(server: &TestServer, pki: &Pki) -> SimDevice {
-    let identity = pki
-        .trusted
-        .issue_device(UDID, &DeviceCertificateSpec::default())
-        .unwrap();
-    let mut device = SimDevice::with_udid(
-        UDID,
-        ServerEndpoints::baton(&server.running().local_url()),
-        identity.into(),
-        SimOptions::default(),
-        Transport::new(&ServerTrust::AcceptAny).unwrap(),
-    )
-    .unwrap();
-    device.enroll_checkins().await.unwrap();
-    device
+    baton_e2e::portal::enrolled_sim(server, pki, UDID, SimOptions::default()).await
 }
 
 async fn sign_in(server: &TestServer, device: &SimDevice, user: &str) -> Browser {

@@ -9,29 +9,15 @@ use base64::Engine as _;
 use baton_e2e::portal::profile_xml;
 use baton_e2e::{Pki, ServerOptions, TestServer};
 use baton_proto::Status;
-use baton_server::identity::testing::DeviceCertificateSpec;
 use baton_server::reconciler::AssignmentSettings;
-use baton_sim::{ServerEndpoints, ServerTrust, SimDevice, SimOptions, Transport};
+use baton_sim::{SimDevice, SimOptions};
 use http::Method;
 use serde_json::json;
 
 const UDID: &str = "00008120-000DEF1C0FAC7500";
 
 async fn enroll(server: &TestServer, pki: &Pki, options: SimOptions) -> SimDevice {
-    let identity = pki
-        .trusted
-        .issue_device(UDID, &DeviceCertificateSpec::default())
-        .unwrap();
-    let mut device = SimDevice::with_udid(
-        UDID,
-        ServerEndpoints::baton(&server.running().local_url()),
-        identity.into(),
-        options,
-        Transport::new(&ServerTrust::AcceptAny).unwrap(),
-    )
-    .unwrap();
-    device.enroll_checkins().await.unwrap();
-    device
+    baton_e2e::portal::enrolled_sim(server, pki, UDID, options).await
 }
 
 async fn post(server: &TestServer, path: &str, body: serde_json::Value) -> serde_json::Value {

@@ -10,10 +10,9 @@
 use baton_assign::RetryPolicy;
 use baton_e2e::portal::{Apns, Browser, clip_path};
 use baton_e2e::{Pki, ServerOptions, TestServer};
-use baton_server::identity::testing::DeviceCertificateSpec;
 use baton_server::reconciler::AssignmentSettings;
 use baton_server::reconciler::hand_off::HandOffPolicy;
-use baton_sim::{ServerEndpoints, ServerTrust, SimDevice, SimOptions, Transport, VppLicences};
+use baton_sim::{SimDevice, SimOptions, VppLicences};
 use http::Method;
 use serde_json::{Value, json};
 use std::sync::{Arc, Mutex};
@@ -171,19 +170,7 @@ async fn device(pki: &Pki, server: &TestServer) -> SimDevice {
     options
         .app_store
         .insert(NOTES_STORE_ID.to_string(), NOTES.to_owned());
-    let identity = pki
-        .trusted
-        .issue_device(UDID, &DeviceCertificateSpec::default())
-        .unwrap();
-    let mut device = SimDevice::with_udid(
-        UDID,
-        ServerEndpoints::baton(&server.running().local_url()),
-        identity.into(),
-        options,
-        Transport::new(&ServerTrust::AcceptAny).unwrap(),
-    )
-    .unwrap();
-    device.enroll_checkins().await.unwrap();
+    let mut device = baton_e2e::portal::enrolled_sim(server, pki, UDID, options).await;
     device.connect_until_idle().await.unwrap();
     device
 }

@@ -14,13 +14,12 @@ use base64::Engine as _;
 use baton_e2e::chromium::{self, Chromium};
 use baton_e2e::portal::{Apns, Browser, FORM, attr_after, clip_path, encode_form, profile_xml};
 use baton_e2e::{Pki, Reply, ServerOptions, TestServer};
-use baton_server::identity::testing::DeviceCertificateSpec;
 use baton_server::portal::pages::{
     ALREADY_SIGNED_IN_HEADING, IN_USE_HEADING, NOT_FINISHED_HEADING, READY_FOR_NEXT,
     WRONG_CREDENTIALS,
 };
 use baton_server::reconciler::AssignmentSettings;
-use baton_sim::{ServerEndpoints, ServerTrust, SimDevice, SimOptions, Transport};
+use baton_sim::{ServerTrust, SimDevice, SimOptions, Transport};
 use http::Method;
 use serde_json::json;
 
@@ -83,19 +82,7 @@ async fn setup_with(apns: &Apns, tls: bool, options: SimOptions) -> (TestServer,
             .await;
         assert_eq!(r.status, 201, "{}", r.text());
     }
-    let identity = pki
-        .trusted
-        .issue_device(UDID, &DeviceCertificateSpec::default())
-        .unwrap();
-    let mut device = SimDevice::with_udid(
-        UDID,
-        ServerEndpoints::baton(&server.running().local_url()),
-        identity.into(),
-        options,
-        Transport::new(&ServerTrust::AcceptAny).unwrap(),
-    )
-    .unwrap();
-    device.enroll_checkins().await.unwrap();
+    let mut device = baton_e2e::portal::enrolled_sim(&server, &pki, UDID, options).await;
     assert!(
         apns.wait_for(device.push_token_hex(), 1).await >= 1,
         "no push after enrollment"
@@ -1025,19 +1012,8 @@ async fn measure_sign_in_with_50_profiles_and_30_apps() {
             .await;
         assert_eq!(r.status, 201, "{}", r.text());
     }
-    let identity = pki
-        .trusted
-        .issue_device(UDID, &DeviceCertificateSpec::default())
-        .unwrap();
-    let mut device = SimDevice::with_udid(
-        UDID,
-        ServerEndpoints::baton(&server.running().local_url()),
-        identity.into(),
-        SimOptions::default(),
-        Transport::new(&ServerTrust::AcceptAny).unwrap(),
-    )
-    .unwrap();
-    device.enroll_checkins().await.unwrap();
+    let mut device =
+        baton_e2e::portal::enrolled_sim(&server, &pki, UDID, SimOptions::default()).await;
     device.connect_until_idle().await.unwrap();
     let portal = clip_path(&device, "Sign in");
     let services = server.running().services().clone();

@@ -11,10 +11,9 @@ use base64::Engine as _;
 use baton_e2e::portal::{Apns, Browser, clip_path, profile_xml, sign_in_path};
 use baton_e2e::{Pki, ServerOptions, TestServer};
 use baton_proto::Status;
-use baton_server::identity::testing::DeviceCertificateSpec;
 use baton_server::portal::pages::READY_FOR_NEXT;
 use baton_server::reconciler::AssignmentSettings;
-use baton_sim::{ServerEndpoints, ServerTrust, SimDevice, SimOptions, Transport};
+use baton_sim::{SimDevice, SimOptions};
 use http::Method;
 use serde_json::json;
 
@@ -85,20 +84,7 @@ async fn server(apns: &Apns, pki: &Pki, mail_scope: Option<&str>) -> TestServer 
 
 /// An enrolled sim device (not yet connected).
 async fn enroll(server: &TestServer, pki: &Pki, options: SimOptions) -> SimDevice {
-    let identity = pki
-        .trusted
-        .issue_device(UDID, &DeviceCertificateSpec::default())
-        .unwrap();
-    let mut device = SimDevice::with_udid(
-        UDID,
-        ServerEndpoints::baton(&server.running().local_url()),
-        identity.into(),
-        options,
-        Transport::new(&ServerTrust::AcceptAny).unwrap(),
-    )
-    .unwrap();
-    device.enroll_checkins().await.unwrap();
-    device
+    baton_e2e::portal::enrolled_sim(server, pki, UDID, options).await
 }
 
 /// Signs `user` in through the portal; asserts the redirect to the progress page.

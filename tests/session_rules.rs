@@ -16,12 +16,11 @@ use base64::Engine as _;
 use baton_e2e::portal::{Apns, Browser, attr_after, clip_path, profile_xml, sign_in_path};
 use baton_e2e::{Pki, Reply, ServerOptions, TestServer};
 use baton_server::config::WebhookConfig;
-use baton_server::identity::testing::DeviceCertificateSpec;
 use baton_server::lockout::LockoutSettings;
 use baton_server::portal::pages::{DISABLED_USER, WRONG_CREDENTIALS};
 use baton_server::reconciler::AssignmentSettings;
 use baton_server::session_policy::SessionSettings;
-use baton_sim::{ServerEndpoints, ServerTrust, SimDevice, SimOptions, Transport};
+use baton_sim::{SimDevice, SimOptions};
 use http::Method;
 use serde_json::{Value, json};
 
@@ -102,19 +101,8 @@ async fn server_with(apns: &Apns, pki: &Pki, options: ServerOptions) -> TestServ
 
 /// An enrolled sim device that has processed its first commands (the sign-in web clip).
 async fn enroll(server: &TestServer, pki: &Pki, udid: &str) -> SimDevice {
-    let identity = pki
-        .trusted
-        .issue_device(udid, &DeviceCertificateSpec::default())
-        .unwrap();
-    let mut device = SimDevice::with_udid(
-        udid,
-        ServerEndpoints::baton(&server.running().local_url()),
-        identity.into(),
-        SimOptions::default(),
-        Transport::new(&ServerTrust::AcceptAny).unwrap(),
-    )
-    .unwrap();
-    device.enroll_checkins().await.unwrap();
+    let mut device =
+        baton_e2e::portal::enrolled_sim(server, pki, udid, SimOptions::default()).await;
     device.connect_until_idle().await.unwrap();
     device
 }

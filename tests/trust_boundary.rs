@@ -11,10 +11,9 @@ use baton_e2e::portal::{Apns, Browser, FORM, attr_after, clip_path, encode_form,
 use baton_e2e::{Pki, Reply, ServerOptions, TestServer};
 use baton_server::client_origin::TrustedProxies;
 use baton_server::config::MetricsAuth;
-use baton_server::identity::testing::DeviceCertificateSpec;
 use baton_server::lockout::LockoutSettings;
 use baton_server::reconciler::AssignmentSettings;
-use baton_sim::{ServerEndpoints, ServerTrust, SimDevice, SimOptions, Transport};
+use baton_sim::{SimDevice, SimOptions};
 use http::Method;
 use serde_json::{Value, json};
 
@@ -52,19 +51,8 @@ fn plain() -> ServerOptions {
 
 /// An enrolled sim device that has processed its first commands (the sign-in web clip).
 async fn enroll(server: &TestServer, pki: &Pki, udid: &str) -> SimDevice {
-    let identity = pki
-        .trusted
-        .issue_device(udid, &DeviceCertificateSpec::default())
-        .unwrap();
-    let mut device = SimDevice::with_udid(
-        udid,
-        ServerEndpoints::baton(&server.running().local_url()),
-        identity.into(),
-        SimOptions::default(),
-        Transport::new(&ServerTrust::AcceptAny).unwrap(),
-    )
-    .unwrap();
-    device.enroll_checkins().await.unwrap();
+    let mut device =
+        baton_e2e::portal::enrolled_sim(server, pki, udid, SimOptions::default()).await;
     device.connect_until_idle().await.unwrap();
     device
 }

@@ -8,13 +8,14 @@ use std::time::{Duration, Instant};
 use baton_apns::mock::MockApns;
 use baton_apns::testing::TestPki;
 use baton_proto::Profile;
+use baton_server::identity::testing::DeviceCertificateSpec;
 use baton_server::push::PushConfig;
-use baton_sim::SimDevice;
+use baton_sim::{ServerEndpoints, ServerTrust, SimDevice, SimOptions, Transport};
 use http::Method;
 use tempfile::TempDir;
 
 use crate::device::TOPIC;
-use crate::{Reply, TestServer};
+use crate::{Pki, Reply, TestServer};
 
 /// The content type of portal form posts.
 pub const FORM: &str = "application/x-www-form-urlencoded";
@@ -206,4 +207,29 @@ pub fn sign_in_path(server: &TestServer, udid: &str) -> String {
         .unwrap()
         .expect("the device has a portal token");
     format!("/portal/{token}")
+}
+
+/// A baton-sim device `udid` whose identity `pki`'s trusted CA issued, pointed at `server` (any
+/// server certificate accepted), after its Authenticate and TokenUpdate: enrolled, nothing
+/// fetched yet.
+pub async fn enrolled_sim(
+    server: &TestServer,
+    pki: &Pki,
+    udid: &str,
+    options: SimOptions,
+) -> SimDevice {
+    let identity = pki
+        .trusted
+        .issue_device(udid, &DeviceCertificateSpec::default())
+        .unwrap();
+    let mut device = SimDevice::with_udid(
+        udid,
+        ServerEndpoints::baton(&server.running().local_url()),
+        identity.into(),
+        options,
+        Transport::new(&ServerTrust::AcceptAny).unwrap(),
+    )
+    .unwrap();
+    device.enroll_checkins().await.unwrap();
+    device
 }
