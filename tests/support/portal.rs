@@ -1,6 +1,6 @@
 //! Helpers for the portal tests: a mock APNs with a push certificate for the test topic, a
-//! minimal browser that keeps the portal cookie and submits forms with their CSRF token, and
-//! small HTML/profile helpers.
+//! minimal browser that keeps the portal cookie and submits forms with their CSRF token, small
+//! HTML/profile helpers, and an enrolled baton-sim device ([`enrolled_sim`]).
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use std::time::{Duration, Instant};
