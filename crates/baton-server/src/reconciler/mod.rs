@@ -1402,9 +1402,6 @@ impl Reconciler {
         if h.awaiting.iter().any(|i| pending.contains(i)) {
             return Ok(());
         }
-        if self.assignee(id)? != NOBODY_USERNAME {
-            return Ok(());
-        }
         h.awaiting.clear();
         let mut batch = KeyspaceBatch::new();
         batch.put(
@@ -1412,19 +1409,34 @@ impl Reconciler {
             id.as_str().as_bytes(),
             &encode(&h)?,
         );
-        tracing::info!(enrollment_id = %id, "hand-off installs answered; lists asked again");
-        self.ask_hand_off_lists(id, now, batch)
+        if self.ask_hand_off_lists(id, now, batch)? {
+            tracing::info!(enrollment_id = %id, "hand-off installs answered; lists asked again");
+        }
+        Ok(())
     }
 
     /// Applies `batch` with a reconcile for nobody that queues the hand-off round's lists
-    /// (ProfileList, ManagedApplicationList) after whatever the plan sends.
+    /// (ProfileList, ManagedApplicationList) after whatever the plan sends, only while nobody
+    /// is signed in on the device. The batch expects the assignee record as read here, so a
+    /// sign-in between this check and the write makes the whole batch a conflict: nothing of
+    /// nobody's plan is queued on the new person's device and no stale hand-off record comes
+    /// back. Returns false when someone is (or just got) signed in.
     fn ask_hand_off_lists(
         &self,
         id: &EnrollmentId,
         now: SystemTime,
-        batch: KeyspaceBatch,
-    ) -> Result<(), ReconcileError> {
-        self.reconcile_with(
+        mut batch: KeyspaceBatch,
+    ) -> Result<bool, ReconcileError> {
+        let assignees = Collection::new(ASSIGNEE_COLLECTION)?;
+        let current = self.store.get(&assignees, id.as_str().as_bytes())?;
+        if current
+            .as_deref()
+            .is_some_and(|a| a != NOBODY_USERNAME.as_bytes())
+        {
+            return Ok(false);
+        }
+        batch.expect(&assignees, id.as_str().as_bytes(), current.as_deref());
+        match self.reconcile_with(
             id,
             now,
             batch,
@@ -1434,8 +1446,11 @@ impl Reconciler {
                 CommandRequest::ProfileList,
                 CommandRequest::ManagedApplicationList { identifiers: None },
             ],
-        )?;
-        Ok(())
+        ) {
+            Ok(_) => Ok(true),
+            Err(ReconcileError::Conflict) => Ok(false),
+            Err(e) => Err(e),
+        }
     }
 
     /// Logs, counts and publishes the end of a round.
@@ -1512,9 +1527,11 @@ impl Reconciler {
             id.as_str().as_bytes(),
             &encode(&h)?,
         );
-        tracing::info!(enrollment_id = %id, round = h.rounds_not_clean + 1, "hand-off checked again");
-        self.ask_hand_off_lists(&id, now, batch)?;
-        Ok(true)
+        let started = self.ask_hand_off_lists(&id, now, batch)?;
+        if started {
+            tracing::info!(enrollment_id = %id, round = h.rounds_not_clean + 1, "hand-off checked again");
+        }
+        Ok(started)
     }
 
     /// An operator's new start for a not-clean (or given-up) hand-off: the rounds count from
